@@ -1,0 +1,84 @@
+"""Catalog admin: agent classes, categories, and blueprints whose spec is edited as checked JSON."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+
+from catalog.forms import GuildSpecField
+from catalog.models import AgentEntry, Blueprint, Category
+from guilds.runtime.registry import AgentClassError, resolve_agent_class
+
+
+class AgentEntryForm(forms.ModelForm):
+    class Meta:
+        model = AgentEntry
+        fields = ["qualified_class_name", "agent_name", "description", "properties_schema", "dependencies",
+                  "message_handlers"]
+
+    def clean_qualified_class_name(self) -> str:
+        name = self.cleaned_data["qualified_class_name"].strip()
+        try:
+            resolve_agent_class(name)
+        except AgentClassError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return name
+
+
+@admin.register(AgentEntry)
+class AgentEntryAdmin(admin.ModelAdmin):
+    form = AgentEntryForm
+    list_display = ["qualified_class_name", "agent_name", "updated_at"]
+    search_fields = ["qualified_class_name", "agent_name", "description"]
+    readonly_fields = ["created_at", "updated_at"]
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ["name", "description", "blueprint_count", "id"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["id", "created_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Category]:
+        return super().get_queryset(request).annotate(blueprint_total=Count("blueprints"))
+
+    @admin.display(description="blueprints", ordering="blueprint_total")
+    def blueprint_count(self, category: Category) -> int:
+        return category.blueprint_total
+
+
+class BlueprintForm(forms.ModelForm):
+    spec = GuildSpecField()
+
+    class Meta:
+        model = Blueprint
+        fields = ["name", "description", "version", "category", "exposure", "author_id", "organization_id", "spec",
+                  "tags", "intro_msg", "icon"]
+
+    def clean_tags(self) -> list:
+        # A cleared textarea means "no tags", not a NULL the column does not allow.
+        tags = self.cleaned_data.get("tags")
+        if tags in (None, ""):
+            return []
+        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+            raise forms.ValidationError('Tags are a JSON list of strings, e.g. ["demo", "echo"].')
+        return tags
+
+
+@admin.register(Blueprint)
+class BlueprintAdmin(admin.ModelAdmin):
+    form = BlueprintForm
+    list_display = ["name", "version", "category", "author_id", "organization_id", "exposure", "updated_at"]
+    list_filter = ["exposure", "category"]
+    list_select_related = ["category"]
+    search_fields = ["name", "description", "author_id", "organization_id", "id"]
+    readonly_fields = ["id", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["id", "name", "description", "version", "category", "exposure"]}),
+        ("Ownership", {"fields": ["author_id", "organization_id"]}),
+        ("Guild spec", {"fields": ["spec"]}),
+        ("Presentation", {"fields": ["tags", "intro_msg", "icon"], "classes": ["collapse"]}),
+        ("Timestamps", {"fields": ["created_at", "updated_at"]}),
+    ]

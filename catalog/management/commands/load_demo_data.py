@@ -1,0 +1,92 @@
+"""`manage.py load_demo_data`: what a newcomer needs to try the seed's flow, safe to run every time.
+
+Registers the EchoAgent under the seed's name, the "Testing" category and the seed's
+EchoTestBlueprint (on the site's default messaging and engine), makes sure an `admin`
+superuser exists whose password is kept in var/admin_password, and prints the URLs.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from catalog.models import AgentEntry, Blueprint, Category
+from catalog.seed import SEED_CATEGORY, SEED_ECHO_AGENT, demo_blueprint_spec
+from catalog.services import agent_entry_register, blueprint_create, category_create
+
+ADMIN_USERNAME = "admin"
+DEMO_BLUEPRINT = {"name": "EchoTestBlueprint", "version": "v1", "author_id": "test_author"}
+
+
+class Command(BaseCommand):
+    help = "Load the demo catalog (EchoAgent, Testing, EchoTestBlueprint) and the admin login; idempotent."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="Host the site is served on (for the printed URLs).")
+        parser.add_argument("--port", type=int, default=settings.PORT, help="Port the site is served on.")
+
+    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+        with transaction.atomic():
+            blueprint = self._catalog()
+            password_note = self._admin_login()
+        base = f"http://{host}:{port}"
+        self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS("guildsite is ready:"))
+        self.stdout.write(f"  chat page   {base}/")
+        self.stdout.write(f"  API docs    {base}/api/docs/   (schema: {base}/api/schema/)")
+        self.stdout.write(f"  admin       {base}/admin/   user: {ADMIN_USERNAME}  {password_note}")
+        self.stdout.write(f"  demo blueprint {blueprint.name} id={blueprint.id}; launch a guild from it with")
+        self.stdout.write(
+            f"    curl -X POST {base}/catalog/blueprints/{blueprint.id}/guilds -H 'Content-Type: application/json' "
+            """-d '{"guild_name": "EchoTestGuild", "user_id": "testuser123", "org_id": "testorg456"}'"""
+        )
+        self.stdout.write("")
+
+    def _catalog(self) -> Blueprint:
+        if not AgentEntry.objects.filter(qualified_class_name=SEED_ECHO_AGENT).exists():
+            # Description, handlers and schema come from the class itself.
+            agent_entry_register(qualified_class_name=SEED_ECHO_AGENT)
+            self.stdout.write(f"registered agent class {SEED_ECHO_AGENT}")
+        category = Category.objects.filter(name__iexact=SEED_CATEGORY["name"]).first()
+        if category is None:
+            category, _ = category_create(**SEED_CATEGORY)
+            self.stdout.write(f"created category {category.name}")
+        blueprint = Blueprint.objects.filter(**DEMO_BLUEPRINT).order_by("created_at").first()
+        if blueprint is None:
+            blueprint = blueprint_create(
+                **DEMO_BLUEPRINT,
+                description="Echo agent for integration testing",
+                organization_id="testorg456",
+                exposure="private",
+                category=category,
+                spec=demo_blueprint_spec(),
+            )
+            self.stdout.write(f"created blueprint {blueprint.name}")
+        return blueprint
+
+    def _admin_login(self) -> str:
+        """Make sure `admin` can log in; never change a password that already exists."""
+        password_file = Path(settings.VAR_DIR) / "admin_password"
+        stored = password_file.read_text().strip() if password_file.exists() else ""
+        users = get_user_model()
+        if users.objects.filter(username=ADMIN_USERNAME).exists():
+            if stored:
+                return f"password: {stored}   (kept in {password_file})"
+            return "password: the one set earlier (not in var/admin_password; `manage.py changepassword admin`)"
+        # A kept password is reused, so a fresh database still matches the file a newcomer has seen.
+        password = stored or secrets.token_urlsafe(12)
+        users.objects.create_superuser(ADMIN_USERNAME, email="", password=password)
+        if not stored:
+            password_file.parent.mkdir(parents=True, exist_ok=True)
+            # Readable by the owner only, from the moment it exists.
+            with os.fdopen(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+                out.write(password + "\n")
+        self.stdout.write(f"created superuser {ADMIN_USERNAME}")
+        return f"password: {password}   (kept in {password_file})"

@@ -1,0 +1,193 @@
+"""Catalog writes: register agent classes, keep categories and blueprints, launch a guild from a blueprint.
+
+The REST views, the admin and `load_demo_data` all come through here, so a rule (a spec must
+validate, a class name must be an agent class) is enforced once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from catalog.models import AgentEntry, Blueprint, Category, Exposure
+from guilds.models import Guild
+from guilds.runtime.registry import resolve_agent_class
+from guilds.services import guild_create
+from guilds.spec import SpecError, validate_guild_spec
+
+logger = logging.getLogger(__name__)
+
+
+class AgentEntryExists(Exception):
+    """The qualified class name is registered already."""
+
+
+class CategoryNameTaken(Exception):
+    """Another category has this name (names are unique, ignoring case)."""
+
+    def __init__(self, message: str, *, existing: Category):
+        super().__init__(message)
+        self.existing = existing
+
+
+class BlueprintNotLaunchable(Exception):
+    """The stored spec no longer validates (e.g. an agent class was removed since it was saved)."""
+
+
+def agent_entry_register(
+    *,
+    qualified_class_name: str,
+    description: str | None = None,
+    properties_schema: dict[str, Any] | None = None,
+    dependencies: list[Any] | None = None,
+    agent_name: str | None = None,
+    message_handlers: dict[str, Any] | None = None,
+) -> AgentEntry:
+    """Add an agent class to the catalog. Fields left out are taken from the class itself.
+
+    Raises AgentClassError (not an agent class) or AgentEntryExists.
+    """
+    qualified_class_name = qualified_class_name.strip()
+    described = resolve_agent_class(qualified_class_name).describe()
+    entry = AgentEntry(
+        qualified_class_name=qualified_class_name,
+        agent_name=agent_name if agent_name is not None else described["agent_name"],
+        description=description if description is not None else described["description"],
+        properties_schema=properties_schema if properties_schema is not None else described["properties_schema"],
+        dependencies=dependencies if dependencies is not None else [],
+        message_handlers=message_handlers if message_handlers is not None else described["message_handlers"],
+    )
+    if AgentEntry.objects.filter(qualified_class_name=qualified_class_name).exists():
+        raise AgentEntryExists(f"'{qualified_class_name}' already exists")
+    try:
+        # The savepoint keeps an outer transaction usable when a concurrent insert wins the race.
+        with transaction.atomic():
+            entry.save(force_insert=True)
+    except IntegrityError:
+        raise AgentEntryExists(f"'{qualified_class_name}' already exists") from None
+    logger.info("agent class registered", extra={"qualified_class_name": qualified_class_name})
+    return entry
+
+
+def category_create(*, name: str, description: str = "") -> tuple[Category, bool]:
+    """Create a category, or return the existing one when the same name and description are sent again.
+
+    Returns (category, created). A name taken with a different description raises CategoryNameTaken,
+    so a retried request is harmless but two different meanings of one name are refused.
+    """
+    name = name.strip()
+    existing = Category.objects.filter(name__iexact=name).first()
+    if existing is None:
+        category = Category(name=name, description=description)
+        try:
+            with transaction.atomic():
+                category.save(force_insert=True)
+            return category, True
+        except IntegrityError:
+            existing = Category.objects.filter(name__iexact=name).first()
+            if existing is None:
+                raise
+    if existing.description == description:
+        return existing, False
+    raise CategoryNameTaken(
+        f"a category named '{existing.name}' already exists (id {existing.id}) with another description",
+        existing=existing,
+    )
+
+
+def _checked_spec(spec: Any) -> dict[str, Any]:
+    # Validation only: the blueprint keeps the spec exactly as it was sent (no generated agent ids).
+    validate_guild_spec(spec)
+    return spec
+
+
+def blueprint_create(
+    *,
+    name: str,
+    author_id: str,
+    spec: dict[str, Any],
+    description: str = "",
+    version: str = "",
+    organization_id: str | None = "",
+    exposure: str = Exposure.PRIVATE,
+    category: Category | None = None,
+    tags: list[str] | None = None,
+    intro_msg: str = "",
+    icon: str = "",
+) -> Blueprint:
+    """Store a blueprint. Raises SpecError when the spec does not validate."""
+    blueprint = Blueprint(
+        name=name,
+        description=description,
+        version=version,
+        author_id=author_id,
+        organization_id=organization_id or "",
+        exposure=exposure,
+        category=category,
+        spec=_checked_spec(spec),
+        tags=list(tags or []),
+        intro_msg=intro_msg or "",
+        icon=icon or "",
+    )
+    blueprint.save(force_insert=True)
+    logger.info("blueprint created", extra={"blueprint_id": blueprint.id, "blueprint_name": name})
+    return blueprint
+
+
+_UPDATABLE = frozenset(
+    {"name", "description", "version", "author_id", "organization_id", "exposure", "category", "spec", "tags",
+     "intro_msg", "icon"}
+)
+
+
+def blueprint_update(*, blueprint: Blueprint, **changes: Any) -> Blueprint:
+    """Change the given fields. Raises SpecError when a new spec does not validate."""
+    unknown = set(changes) - _UPDATABLE
+    if unknown:
+        raise TypeError(f"blueprint_update got unknown fields: {', '.join(sorted(unknown))}")
+    if "spec" in changes:
+        changes["spec"] = _checked_spec(changes["spec"])
+    if "organization_id" in changes:
+        changes["organization_id"] = changes["organization_id"] or ""
+    for field, value in changes.items():
+        setattr(blueprint, field, value)
+    blueprint.save()
+    logger.info("blueprint updated", extra={"blueprint_id": blueprint.id, "fields": sorted(changes)})
+    return blueprint
+
+
+def blueprint_delete(*, blueprint: Blueprint) -> None:
+    """Delete a blueprint. Guilds launched from it keep running and keep their own copy of the spec."""
+    blueprint_id = blueprint.id
+    blueprint.delete()
+    logger.info("blueprint deleted", extra={"blueprint_id": blueprint_id})
+
+
+def blueprint_launch(
+    *,
+    blueprint: Blueprint,
+    guild_name: str,
+    user_id: str,
+    org_id: str = "",
+    description: str | None = None,
+) -> Guild:
+    """Create a guild from the blueprint's spec; it is stored REQUESTED and launched once committed."""
+    try:
+        spec = validate_guild_spec(blueprint.spec)
+    except SpecError as exc:
+        raise BlueprintNotLaunchable(f"blueprint '{blueprint.id}' has a spec that no longer validates: {exc}") from None
+    guild = guild_create(
+        spec=spec,
+        name=guild_name,
+        user_id=user_id,
+        organization_id=org_id,
+        description=description or None,
+        blueprint_id=blueprint.id,
+    )
+    logger.info(
+        "guild requested from blueprint",
+        extra={"guild_id": guild.id, "blueprint_id": blueprint.id, "user_id": user_id},
+    )
+    return guild

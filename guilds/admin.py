@@ -1,0 +1,135 @@
+"""Guild admin: guilds (status is the runtime's, so read-only) and the agents they run (view only)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from catalog.forms import GuildSpecField
+from guilds.models import Guild, GuildAgent
+from guilds.services import guild_create
+from guilds.spec import validate_guild_spec
+
+
+def _pretty(value: Any) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
+
+
+_AGENT_FIELDS = ["agent_id", "name", "kind", "class_name", "status", "status_detail", "updated_at"]
+
+
+class GuildAgentInline(admin.TabularInline):
+    model = GuildAgent
+    fields = _AGENT_FIELDS
+    readonly_fields = _AGENT_FIELDS
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    # The runtime creates and retires a guild's agents; the admin only shows them.
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class GuildAddForm(forms.ModelForm):
+    spec = GuildSpecField(required=False)
+
+    class Meta:
+        model = Guild
+        fields = ["name", "description", "blueprint", "organization_id", "user_id", "spec"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # Left empty, the spec comes from the chosen blueprint, as with POST /catalog/blueprints/{id}/guilds.
+        if not cleaned.get("spec") and "spec" not in self.errors:
+            blueprint = cleaned.get("blueprint")
+            if blueprint is None:
+                self.add_error("spec", "Give a spec, or choose a blueprint to take it from.")
+            else:
+                try:
+                    cleaned["spec"] = GuildSpecField().clean(blueprint.spec)
+                except forms.ValidationError as exc:
+                    self.add_error("blueprint", exc)
+        return cleaned
+
+
+@admin.register(Guild)
+class GuildAdmin(admin.ModelAdmin):
+    list_display = ["name", "id", "status", "organization_id", "user_id", "blueprint", "created_at"]
+    list_filter = ["status", "organization_id"]
+    list_select_related = ["blueprint"]
+    search_fields = ["name", "id"]
+    date_hierarchy = "created_at"
+    inlines = [GuildAgentInline]
+    _always_read_only = ["id", "status", "status_detail", "state_json", "created_at", "updated_at", "started_at",
+                         "stopped_at"]
+
+    def get_form(self, request: HttpRequest, obj: Guild | None = None, change: bool = False, **kwargs: Any):
+        if obj is None:
+            kwargs["form"] = GuildAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Guild | None = None) -> list[str]:
+        if obj is None:
+            return list(GuildAddForm.Meta.fields)
+        return ["name", "description", "blueprint", "organization_id", "user_id", "spec_json",
+                *self._always_read_only]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Guild | None = None) -> list[str]:
+        if obj is None:
+            return []
+        # A running guild's spec is what it was launched with; changing the row would not change the agents.
+        return ["blueprint", "spec_json", *self._always_read_only]
+
+    @admin.display(description="spec")
+    def spec_json(self, guild: Guild) -> str:
+        return _pretty(guild.spec)
+
+    @admin.display(description="state")
+    def state_json(self, guild: Guild) -> str:
+        return _pretty(guild.state)
+
+    def get_inlines(self, request: HttpRequest, obj: Guild | None) -> list:
+        return self.inlines if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: Guild, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        # New guilds go through the service, so they are launched like any other.
+        data = form.cleaned_data
+        blueprint = data.get("blueprint")
+        guild = guild_create(
+            spec=validate_guild_spec(data["spec"]),
+            name=data["name"],
+            user_id=data.get("user_id") or "",
+            organization_id=data.get("organization_id") or "",
+            description=data.get("description") or None,
+            blueprint_id=blueprint.pk if blueprint else None,
+        )
+        obj.pk = guild.pk
+        obj.refresh_from_db()
+        obj._state.adding = False
+
+
+@admin.register(GuildAgent)
+class GuildAgentAdmin(admin.ModelAdmin):
+    list_display = ["name", "agent_id", "guild", "kind", "class_name", "status", "updated_at"]
+    list_filter = ["kind", "status"]
+    list_select_related = ["guild"]
+    search_fields = ["name", "agent_id", "guild__name", "guild__id"]
+
+    # View only: agents are the runtime's to create, change and retire.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,57 @@
+"""ProbeAgent: a diagnostic agent for trying a guild's machinery (and for its tests).
+
+- `probe.sleep` `{"seconds": s}`: busy for s seconds (its heartbeats wait too, so the guild shows WARNING);
+- `probe.raise` `{"message": m}`: the handler raises, so the sender gets an ErrorMessage;
+- `probe.state` `{"patch": {...}}`: merges the patch into the agent's state and replies with the state;
+- `probe.guild_state` `{"patch": {...}}`: the same for the guild's shared state;
+- `probe.blocking` `{"seconds": s}`: a plain (sync) handler that blocks a worker thread, then replies.
+
+With the property `fail_on_start: true` it refuses to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from pydantic import BaseModel, ConfigDict
+
+from guilds.runtime.agent import Agent, handles
+from guilds.runtime.context import HandlerContext, SyncHandlerContext
+
+
+class ProbeAgent(Agent):
+    """Diagnostics: sleeps, raises, keeps state on request."""
+
+    class Properties(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        # Refuse to start, to see what a guild whose agent cannot start looks like.
+        fail_on_start: bool = False
+
+    async def on_start(self, ctx: HandlerContext) -> None:
+        if self.properties.fail_on_start:
+            raise RuntimeError("ProbeAgent was told to fail on start (fail_on_start)")
+
+    @handles("probe.sleep")
+    async def sleep(self, ctx: HandlerContext) -> None:
+        await asyncio.sleep(float(ctx.payload.get("seconds", 1)))
+        await ctx.reply({"slept": ctx.payload.get("seconds", 1)}, format="probe.slept")
+
+    @handles("probe.raise")
+    async def fail(self, ctx: HandlerContext) -> None:
+        raise RuntimeError(ctx.payload.get("message", "probe failure"))
+
+    @handles("probe.state")
+    async def agent_state(self, ctx: HandlerContext) -> None:
+        state = await ctx.update_agent_state(ctx.payload.get("patch") or {})
+        await ctx.reply({"state": state}, format="probe.state")
+
+    @handles("probe.guild_state")
+    async def guild_state(self, ctx: HandlerContext) -> None:
+        state = await ctx.update_guild_state(ctx.payload.get("patch") or {})
+        await ctx.reply({"state": state}, format="probe.guild_state")
+
+    @handles("probe.blocking")
+    def blocking(self, ctx: SyncHandlerContext) -> None:
+        time.sleep(float(ctx.payload.get("seconds", 0.1)))
+        ctx.reply({"blocked": ctx.payload.get("seconds", 0.1)}, format="probe.blocked")

@@ -1,0 +1,236 @@
+"""The guild sockets (seed 000 phases 3–5): thin edges between a browser and the guild's bus.
+
+Both sockets subscribe a client on the guild's bus (on the runtime loop) and relay what it
+receives; what the browser sends is parsed by guilds.sockets.frames and published. Close
+codes (README "Protocol"): 4400 bad user id, 4404 unknown guild, 4410 guild stopped —
+sent after an ErrorMessage frame, so a browser sees the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from guilds.models import GuildStatus
+from guilds.runtime import formats
+from guilds.runtime import loop as runtime_loop
+from guilds.runtime.guild import bus_of
+from guilds.runtime.manager import user_proxy_id
+from guilds.runtime.requests import system_request
+from guilds.selectors import aguild_get
+from guilds.sockets import frames
+from guilds.sockets.throttle import TokenBucket
+from messaging import topics as topic_names
+from messaging.clients import RecentIds, SimpleClient
+from messaging.errors import MessagingError
+from messaging.ids import parse_id
+from messaging.message import Message
+
+logger = logging.getLogger(__name__)
+
+CLOSE_BAD_USER = 4400
+CLOSE_UNKNOWN_GUILD = 4404
+CLOSE_GUILD_STOPPED = 4410
+
+
+class GuildSocket(AsyncWebsocketConsumer):
+    """What both sockets share: guild lookup, the bus client, the relay, throttling, error frames."""
+
+    kind = "socket"
+
+    async def connect(self) -> None:
+        self.client: SimpleClient | None = None
+        self.pump: asyncio.Task | None = None
+        self.user = self.scope["user"]
+        self.guild_id = self.scope["url_route"]["kwargs"]["guild_id"]
+        self.error_topic = topic_names.user_notifications(self.user.id)
+        guild = await aguild_get(self.guild_id)
+        if guild is None:
+            return await self._refuse(CLOSE_UNKNOWN_GUILD, f"guild '{self.guild_id}' does not exist")
+        if guild.status == GuildStatus.STOPPED:
+            return await self._refuse(CLOSE_GUILD_STOPPED, f"guild '{self.guild_id}' is stopped")
+        if ":" in self.user.id or not self.user.id.strip():
+            return await self._refuse(CLOSE_BAD_USER, "a user id must be non-empty and contain no ':'")
+        self.guild = guild
+        self.stopped = False
+        self.loop = asyncio.get_running_loop()
+        self.outbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.delivered = RecentIds(10_000)
+        self.bucket = TokenBucket(settings.GUILDSITE_WS_RATE_PER_SECOND, settings.GUILDSITE_WS_RATE_BURST)
+        self.client = SimpleClient(id=f"{self.kind}:{self.user.id}:{uuid.uuid4().hex[:12]}", name=self.user.name,
+                                   handler=self._from_bus)
+        try:
+            self.bus = await runtime_loop.arun(self._subscribe())
+        except MessagingError as exc:
+            logger.error("socket cannot reach the guild's bus: %s", exc, extra={"guild_id": self.guild_id})
+            self.client = None
+            return await self._refuse(1011, f"the guild's messaging backend is unavailable: {exc}")
+        await self.accept()
+        await self.opened()
+        self.pump = asyncio.ensure_future(self._pump())
+
+    def topics(self) -> list[str]:
+        """The topics this socket listens to (each socket kind names its own)."""
+        return []
+
+    async def _subscribe(self):
+        bus = bus_of(self.guild.id, self.guild.spec)
+        await bus.register_client(self.client)
+        for topic in self.topics():
+            await bus.subscribe(topic, self.client)
+        return bus
+
+    async def _refuse(self, code: int, reason: str) -> None:
+        await self.accept()
+        await self.send(text_data=frames.error_frame(frames.UNAVAILABLE, reason, topic=self.error_topic).decode())
+        await self.close(code=code)
+
+    async def disconnect(self, code: int) -> None:
+        if self.pump is not None:
+            self.pump.cancel()
+        if self.client is not None:
+            try:
+                await runtime_loop.arun(self.bus.unregister_client(self.client))
+            except Exception:
+                logger.exception("socket clean-up failed", extra={"guild_id": self.guild_id})
+
+    # --- bus → socket --------------------------------------------------------------------
+    def _from_bus(self, message: Message) -> None:
+        # Called on the runtime loop; the socket belongs to the server's loop.
+        self.loop.call_soon_threadsafe(self.outbox.put_nowait, message)
+
+    async def _pump(self) -> None:
+        while True:
+            message = await self.outbox.get()
+            if message.format == formats.GUILD_STATUS and message.payload.get("status") == GuildStatus.STOPPED:
+                self.stopped = True
+            try:
+                await self.deliver(message)
+            except Exception:
+                logger.exception("relay to socket failed", extra={"guild_id": self.guild_id, "message_id": message.id})
+
+    async def deliver(self, message: Message) -> None:
+        if self.delivered.add(message.id):
+            await self.send(text_data=message.to_json().decode())
+
+    async def opened(self) -> None:
+        """After accept: what the socket sends first."""
+
+    # --- socket → bus --------------------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        client_id = None
+        try:
+            if not self.bucket.take():
+                raise frames.FrameError(
+                    frames.RATE_LIMITED,
+                    f"too many frames: at most {settings.GUILDSITE_WS_RATE_PER_SECOND:g}/s "
+                    f"(bursts of {settings.GUILDSITE_WS_RATE_BURST}); this frame was not accepted",
+                )
+            frame = frames.decode(text_data, bytes_data, max_bytes=settings.GUILDSITE_WS_FRAME_MAX_BYTES)
+            client_id = None if frame.get("id") is None else str(frame.get("id"))
+            if self.stopped:
+                raise frames.FrameError(frames.GUILD_STOPPED, "the guild is stopped; launch a new one from its blueprint",
+                                        client_message_id=client_id)
+            await self.handle_frame(frame)
+        except frames.FrameError as exc:
+            await self._error(exc.error_type, str(exc), exc.client_message_id or client_id)
+        except MessagingError as exc:
+            await self._error(type(exc).__name__, str(exc), client_id)
+
+    async def _error(self, error_type: str, message: str, client_id: str | None) -> None:
+        await self.send(text_data=frames.error_frame(error_type, message, topic=self.error_topic,
+                                                     client_message_id=client_id).decode())
+
+    async def handle_frame(self, frame: dict[str, Any]) -> None:
+        """Publish what a valid frame asks for (each socket kind has its own)."""
+        await self._error(frames.UNKNOWN_FORMAT, "this socket accepts no frames", None)
+
+
+class UserCommsConsumer(GuildSocket):
+    """`/ws/guilds/{guild_id}/usercomms/{user_id}/{user_name}`: chat with the guild."""
+
+    kind = "usercomms"
+
+    def topics(self) -> list[str]:
+        # The status topic only tells this socket when the guild stops; it is not relayed.
+        return [topic_names.user_notifications(self.user.id), topic_names.GUILD_STATUS_TOPIC]
+
+    async def opened(self) -> None:
+        await runtime_loop.arun(
+            system_request(self.guild, format_name=formats.USER_AGENT_CREATION_REQUEST,
+                           payload={"user_id": self.user.id, "user_name": self.user.name}, user_id=self.user.id)
+        )
+        for message in await runtime_loop.arun(self._missed()):
+            await self.deliver(message)
+
+    async def _missed(self) -> list[Message]:
+        """What the user missed: everything after the message they name, or recent history."""
+        notifications = topic_names.user_notifications(self.user.id)
+        query = dict(part.split("=", 1) for part in self.scope.get("query_string", b"").decode().split("&") if "=" in part)
+        last_seen = query.get("last_seen_id") or query.get("since_id")
+        if last_seen:
+            try:
+                return await self.bus.get_messages_for_topic_since(notifications, parse_id(last_seen))
+            except ValueError:
+                pass
+        limit = settings.GUILDSITE_WS_HISTORY_ON_CONNECT
+        return await self.bus.get_messages(notifications, limit=limit) if limit else []
+
+    async def deliver(self, message: Message) -> None:
+        if message.topic_published_to == topic_names.GUILD_STATUS_TOPIC:
+            return
+        await super().deliver(message)
+
+    async def handle_frame(self, frame: dict[str, Any]) -> None:
+        message = frames.user_message(frame, user_id=self.user.id, user_name=self.user.name)
+        await runtime_loop.arun(self.bus.publish(message))
+
+
+class SysCommsConsumer(GuildSocket):
+    """`/ws/guilds/{guild_id}/syscomms/{user_id}`: the guild's health, participants, stop."""
+
+    kind = "syscomms"
+
+    def topics(self) -> list[str]:
+        return [topic_names.GUILD_STATUS_TOPIC, topic_names.user_system_notifications(self.user.id)]
+
+    async def opened(self) -> None:
+        # The seed's client opens its user socket on the first report: send one at once.
+        latest = await runtime_loop.arun(self._latest_report())
+        if latest is None:
+            latest = Message.create(
+                sender=frames.SERVER_TAG, topics=topic_names.GUILD_STATUS_TOPIC, format=formats.AGENTS_HEALTH_REPORT,
+                payload={"agents": {}, "guild_health": "starting", "guild_status": self.guild.status},
+            )
+        await self.deliver(latest)
+
+    async def _latest_report(self) -> Message | None:
+        recent = await self.bus.get_messages(topic_names.GUILD_STATUS_TOPIC, limit=50)
+        reports = [m for m in recent if m.format == formats.AGENTS_HEALTH_REPORT]
+        return reports[-1] if reports else None
+
+    async def deliver(self, message: Message) -> None:
+        if message.format == formats.AGENTS_HEALTH_REPORT:
+            message = self._for_this_user(message)
+        await super().deliver(message)
+
+    def _for_this_user(self, report: Message) -> Message:
+        """`ok` on a user's system socket means the guild runs *and* this user's proxy is up."""
+        payload = report.payload
+        if payload.get("guild_health") != "ok":
+            return report
+        proxy = (payload.get("agents") or {}).get(user_proxy_id(self.user.id))
+        if proxy is not None and proxy.get("checkstatus") == "ok":
+            return report
+        return report.model_copy(update={"payload": {**payload, "guild_health": "starting"}})
+
+    async def handle_frame(self, frame: dict[str, Any]) -> None:
+        name, payload = frames.system_request(frame)
+        payload = {**payload, "guild_id": self.guild_id, "user_id": self.user.id}
+        await runtime_loop.arun(system_request(self.guild, format_name=name, payload=payload, user_id=self.user.id))
+

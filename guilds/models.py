@@ -1,0 +1,77 @@
+"""Guild state in the database: the guild, its status, and the agents it runs."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from guildsite.public_ids import new_public_id
+
+
+class GuildStatus(models.TextChoices):
+    REQUESTED = "REQUESTED", "Requested"
+    PENDING_LAUNCH = "PENDING_LAUNCH", "Pending launch"
+    STARTING = "STARTING", "Starting"
+    RUNNING = "RUNNING", "Running"
+    WARNING = "WARNING", "Warning"
+    ERROR = "ERROR", "Error"
+    STOPPED = "STOPPED", "Stopped"
+
+
+class Guild(models.Model):
+    id = models.CharField(primary_key=True, max_length=64, default=new_public_id, editable=False)
+    name = models.CharField(max_length=128)
+    description = models.TextField(blank=True, default="")
+    blueprint = models.ForeignKey(
+        "catalog.Blueprint", null=True, blank=True, on_delete=models.SET_NULL, related_name="guilds"
+    )
+    organization_id = models.CharField(max_length=128, blank=True, default="", db_index=True)
+    user_id = models.CharField(max_length=128, blank=True, default="", db_index=True, help_text="Who launched it.")
+    spec = models.JSONField(help_text="The guild spec as launched.")
+    status = models.CharField(max_length=20, choices=GuildStatus.choices, default=GuildStatus.REQUESTED, db_index=True)
+    status_detail = models.TextField(blank=True, default="", help_text="Why the guild is in ERROR or WARNING.")
+    state = models.JSONField(default=dict, blank=True, help_text="Guild-level state shared by its agents.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id}, {self.status})"
+
+
+class AgentKind(models.TextChoices):
+    BOT = "bot", "Agent"
+    HUMAN = "human", "User proxy"
+    SYSTEM = "system", "System"
+
+
+class AgentStatus(models.TextChoices):
+    STARTING = "starting", "Starting"
+    RUNNING = "running", "Running"
+    UNRESPONSIVE = "unresponsive", "Unresponsive"
+    ERROR = "error", "Error"
+    STOPPED = "stopped", "Stopped"
+
+
+class GuildAgent(models.Model):
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="agents")
+    agent_id = models.CharField(max_length=128)
+    name = models.CharField(max_length=128)
+    kind = models.CharField(max_length=10, choices=AgentKind.choices, default=AgentKind.BOT)
+    class_name = models.CharField(max_length=512)
+    spec = models.JSONField(help_text="The agent spec it runs with.")
+    state = models.JSONField(default=dict, blank=True, help_text="The agent's own state, kept across relaunches.")
+    status = models.CharField(max_length=20, choices=AgentStatus.choices, default=AgentStatus.STARTING)
+    status_detail = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["guild", "created_at"]
+        constraints = [models.UniqueConstraint(fields=["guild", "agent_id"], name="unique_agent_per_guild")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.agent_id})"

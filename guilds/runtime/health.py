@@ -1,0 +1,141 @@
+"""Agent health: heartbeats, the guild's health report, and what it means for the guild status.
+
+The manager asks every agent for a heartbeat on a schedule (GUILDSITE_HEARTBEAT_INTERVAL).
+An agent answers from its own message queue, so one stuck in a handler does not answer;
+silent for longer than GUILDSITE_HEARTBEAT_TIMEOUT, it is `unresponsive` and the guild
+turns WARNING, back to RUNNING when it answers again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from guilds.models import GuildStatus
+
+OK = "ok"
+STARTING = "starting"
+WARNING = "warning"
+ERROR = "error"
+UNRESPONSIVE = "unresponsive"
+STOPPED = "stopped"
+
+
+def iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_from_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def heartbeat_payload(*, checktime: str, observed_latency_ms: float, qos_latency: int | None, status: str = OK) -> dict:
+    return {
+        "checktime": checktime,
+        "checkstatus": status,
+        "responsetime": iso_now(),
+        "checkmeta": {"qos_latency": qos_latency, "observed_latency": round(observed_latency_ms, 3)},
+    }
+
+
+@dataclass
+class AgentHealth:
+    agent_id: str
+    name: str
+    kind: str
+    status: str = STARTING
+    heartbeat: dict[str, Any] | None = None
+    last_seen: float = field(default_factory=time.monotonic)
+    detail: str = ""
+
+
+class HealthTable:
+    """What the manager knows of its agents' health; the report and the guild status follow from it."""
+
+    def __init__(self) -> None:
+        self.agents: dict[str, AgentHealth] = {}
+
+    def expect(self, agent_id: str, name: str, kind: str) -> None:
+        entry = self.agents.get(agent_id)
+        if entry is None:
+            self.agents[agent_id] = AgentHealth(agent_id=agent_id, name=name, kind=kind)
+        else:
+            entry.status, entry.last_seen = STARTING, time.monotonic()
+
+    def forget(self, agent_id: str) -> None:
+        self.agents.pop(agent_id, None)
+
+    def beat(self, agent_id: str, heartbeat: dict[str, Any]) -> bool:
+        """Record a heartbeat; True if the agent's status changed."""
+        entry = self.agents.get(agent_id)
+        if entry is None:
+            return False
+        previous = entry.status
+        entry.heartbeat = heartbeat
+        entry.status = heartbeat.get("checkstatus", OK) if heartbeat.get("checkstatus") in (OK, WARNING) else OK
+        entry.last_seen = time.monotonic()
+        entry.detail = ""
+        return previous != entry.status
+
+    def failed(self, agent_id: str, detail: str) -> None:
+        entry = self.agents.get(agent_id)
+        if entry is not None:
+            entry.status, entry.detail = ERROR, detail
+
+    def sweep(self, timeout: float) -> list[str]:
+        """Mark agents silent for longer than `timeout` unresponsive; return the newly marked."""
+        now = time.monotonic()
+        marked: list[str] = []
+        for entry in self.agents.values():
+            if entry.status in (OK, WARNING, STARTING) and now - entry.last_seen > timeout:
+                entry.status = UNRESPONSIVE
+                entry.detail = f"no heartbeat for {now - entry.last_seen:.1f}s"
+                marked.append(entry.agent_id)
+        return marked
+
+    def guild_health(self) -> str:
+        statuses = [e.status for e in self.agents.values()]
+        if not statuses:
+            return STARTING
+        if all(status == STOPPED for status in statuses):
+            return STOPPED
+        if ERROR in statuses:
+            return ERROR
+        if UNRESPONSIVE in statuses or WARNING in statuses:
+            return WARNING
+        if STARTING in statuses:
+            return STARTING
+        return OK
+
+    def guild_status(self, current: str) -> str:
+        """The persisted guild status the table implies, given the current one."""
+        health = self.guild_health()
+        if health == ERROR:
+            return GuildStatus.ERROR if current in (GuildStatus.STARTING, GuildStatus.PENDING_LAUNCH) else GuildStatus.WARNING
+        if health == WARNING:
+            return GuildStatus.WARNING
+        if health == OK:
+            return GuildStatus.RUNNING
+        if health == STOPPED:
+            return GuildStatus.STOPPED
+        # Someone is starting: a new joiner does not take a running guild out of RUNNING.
+        return current
+
+    def problems(self) -> str:
+        return "; ".join(
+            f"{e.name} ({e.agent_id}) {e.status}{': ' + e.detail if e.detail else ''}"
+            for e in self.agents.values()
+            if e.status not in (OK, STARTING)
+        )
+
+    def report(self, *, guild_status: str) -> dict[str, Any]:
+        agents: dict[str, Any] = {}
+        for entry in self.agents.values():
+            beat = dict(entry.heartbeat or {"checktime": None, "responsetime": None, "checkmeta": {}})
+            beat["checkstatus"] = entry.status
+            beat["name"] = entry.name
+            beat["kind"] = entry.kind
+            agents[entry.agent_id] = beat
+        return {"agents": agents, "guild_health": self.guild_health(), "guild_status": guild_status}

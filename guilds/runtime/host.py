@@ -1,0 +1,171 @@
+"""AgentHost: one running agent — its subscriptions, its queue, and how a message reaches a handler.
+
+Engine-neutral: the in-process engine keeps hosts on the runtime loop; other engines
+create them where the agent runs. Per agent, messages are handled one at a time, by
+priority then id (the tracking client's order), never twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from guilds.runtime import formats, health, store
+from guilds.runtime.context import HandlerContext, SyncHandlerContext
+from guilds.runtime.registry import canonical_class_name, resolve_agent_class
+from messaging import topics as topic_names
+from messaging.clients import MessageTrackingClient
+from messaging.ids import Priority, encode_id
+from messaging.message import AgentTag, Message, RoutingSlip
+
+if TYPE_CHECKING:
+    from guilds.runtime.agent import Agent
+    from guilds.runtime.guild import GuildControl
+    from guilds.spec import AgentSpec
+
+logger = logging.getLogger(__name__)
+
+MANAGER_ID = "guild_manager"
+# Ordinary handlers never see these topics: they carry the guild's own bookkeeping.
+ESSENTIAL_TOPICS = frozenset({topic_names.GUILD_STATUS_TOPIC, topic_names.HEARTBEAT_TOPIC, topic_names.STATE_TOPIC})
+
+
+def since_id(timestamp_ms: int) -> int:
+    """An id no message has, just before `timestamp_ms`: 'since' queries fall back to time for it,
+    and so include messages stamped in that same millisecond."""
+    return encode_id(timestamp_ms - 1, 0, 0, 0)
+
+
+class AgentHost:
+    def __init__(self, *, guild: GuildControl, spec: AgentSpec, kind: str, state: dict[str, Any] | None = None) -> None:
+        self.guild = guild
+        self.spec = spec
+        self.kind = kind
+        self.agent_id = spec.id
+        self.class_name = canonical_class_name(spec.class_name)
+        self.tag = AgentTag(id=spec.id, name=spec.name)
+        self.state: dict[str, Any] = dict(state or {})
+        self.agent: Agent | None = None
+        self.client: MessageTrackingClient | None = None
+        self.started = False
+
+    # --- life cycle ----------------------------------------------------------------------
+    def topics(self) -> list[str]:
+        wanted = list(self.spec.additional_topics)
+        if self.spec.listen_to_default_topic:
+            wanted.append(topic_names.DEFAULT_TOPIC)
+        wanted += [
+            topic_names.agent_inbox(self.agent_id),
+            topic_names.agent_self_inbox(self.agent_id),
+            topic_names.HEARTBEAT_TOPIC,
+        ]
+        if self.agent is not None:
+            wanted += self.agent.extra_topics()
+        return list(dict.fromkeys(wanted))
+
+    async def start(self, *, catch_up_since_ms: int | None = None) -> None:
+        agent_class = resolve_agent_class(self.spec.class_name)
+        properties = agent_class.validate_properties(self.spec.properties)
+        self.agent = agent_class(agent_id=self.agent_id, name=self.spec.name, guild_id=self.guild.guild_id,
+                                 properties=properties, spec=self.spec)
+        self.agent.host = self
+        self.client = MessageTrackingClient(id=self.agent_id, name=self.spec.name, handler=self._on_message)
+        bus = self.guild.bus
+        await bus.register_client(self.client)
+        for topic in self.topics():
+            await bus.subscribe(topic, self.client)
+        await self.agent.on_start(HandlerContext(self, None, "on_start"))
+        if catch_up_since_ms is not None:
+            await self._catch_up(catch_up_since_ms)
+        self.started = True
+        await self.heartbeat(None)
+
+    async def _catch_up(self, since_ms: int) -> None:
+        """Queue what arrived on the agent's catch-up topics before it subscribed (it waited for us)."""
+        for topic in self.agent.catch_up_topics():
+            for message in await self.guild.bus.get_messages_for_topic_since(topic, since_id(since_ms)):
+                self.client.notify_new_message(message)
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.guild.bus.unregister_client(self.client)
+            await self.client.close()
+        if self.agent is not None:
+            try:
+                await self.agent.on_stop()
+            except Exception:
+                logger.exception("agent on_stop failed", extra={"guild_id": self.guild.guild_id, "agent_id": self.agent_id})
+        self.started = False
+
+    async def idle(self) -> None:
+        if self.client is not None:
+            await self.client.idle()
+
+    # --- messages ------------------------------------------------------------------------
+    def default_slip(self) -> RoutingSlip | None:
+        """Messages that start a flow (from proxies and system agents) carry the guild's routes."""
+        if self.kind in ("human", "system"):
+            return self.guild.spec.routes
+        return None
+
+    async def publish(self, message: Message) -> Message:
+        return await self.guild.bus.publish(message)
+
+    async def heartbeat(self, request: Message | None) -> None:
+        now_ms = time.time() * 1000
+        checktime_ms = request.timestamp if request is not None else now_ms
+        payload = health.heartbeat_payload(
+            checktime=health.iso_from_ms(int(checktime_ms)),
+            observed_latency_ms=max(0.0, now_ms - checktime_ms),
+            qos_latency=self.spec.qos.get("latency"),
+        )
+        if self.agent_id == MANAGER_ID:
+            return
+        ctx = HandlerContext(self, request, "heartbeat")
+        # The status topic too, so system sockets see heartbeats as they happen.
+        await ctx.send(payload, format=formats.HEARTBEAT,
+                       topics=[topic_names.agent_inbox(MANAGER_ID), topic_names.GUILD_STATUS_TOPIC],
+                       priority=Priority.HIGH, routed=False)
+
+    async def _on_message(self, message: Message) -> None:
+        message_format = formats.canonical_format(message.format)
+        if message_format == formats.HEALTH_CHECK_REQUEST:
+            await self.heartbeat(message)
+            return
+        if self.spec.act_only_when_tagged and not message.is_tagged(self.tag):
+            return
+        essential = message.topic_published_to in ESSENTIAL_TOPICS
+        for method_name in type(self.agent).handlers_for(message_format, essential_topic=essential):
+            await self._invoke(method_name, message)
+
+    async def _invoke(self, method_name: str, message: Message) -> None:
+        ctx = HandlerContext(self, message, method_name)
+        method = getattr(self.agent, method_name)
+        try:
+            if inspect.iscoroutinefunction(method):
+                await method(ctx)
+            else:
+                # A plain function may block: it runs in a thread so other agents go on.
+                await asyncio.to_thread(method, SyncHandlerContext(ctx, asyncio.get_running_loop()))
+        except Exception as exc:
+            logger.exception(
+                "handler raised",
+                extra={"guild_id": self.guild.guild_id, "agent_id": self.agent_id, "message_id": message.id,
+                       "handler": method_name},
+            )
+            await ctx.send_error("UNHANDLED_EXCEPTION", f"{type(exc).__name__}: {exc}")
+
+    # --- state ---------------------------------------------------------------------------
+    async def state_update(self, patch: dict[str, Any]) -> dict[str, Any]:
+        self.state = store.merge_patch(self.state, patch)
+        await store.agent_state_save(self.guild.guild_id, self.agent_id, self.state)
+        return self.state
+
+    async def guild_state_get(self) -> dict[str, Any]:
+        return await store.guild_state_load(self.guild.guild_id)
+
+    async def guild_state_update(self, patch: dict[str, Any]) -> dict[str, Any]:
+        return await store.guild_state_merge(self.guild.guild_id, patch)

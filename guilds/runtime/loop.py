@@ -1,0 +1,82 @@
+"""The process's runtime event loop: where buses and in-process agents live.
+
+Agents must outlive the request or socket that started them, so they run on one
+long-lived loop per process, in a daemon thread. Sync code (views, the admin,
+management commands) and other loops (socket consumers) reach it through `run`,
+`arun` and `submit`. Under daphne the server's own loop can be installed instead
+(`install`), which saves a thread hop per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_pid: int | None = None
+
+
+def _start_thread() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    threading.Thread(target=serve, name="guildsite-runtime", daemon=True).start()
+    ready.wait()
+    return loop
+
+
+def runtime_loop() -> asyncio.AbstractEventLoop:
+    global _loop, _pid
+    with _lock:
+        # A forked child (a Celery worker process) must not reuse its parent's loop.
+        if _loop is None or _pid != os.getpid() or _loop.is_closed():
+            _loop = _start_thread()
+            _pid = os.getpid()
+        return _loop
+
+
+def install(loop: asyncio.AbstractEventLoop) -> None:
+    """Use `loop` (a server's own, long-lived loop) as the runtime loop of this process."""
+    global _loop, _pid
+    with _lock:
+        if _loop is not None and _loop is not loop and _pid == os.getpid():
+            raise RuntimeError("a runtime loop is already running in this process")
+        _loop, _pid = loop, os.getpid()
+
+
+def in_runtime_loop() -> bool:
+    try:
+        return asyncio.get_running_loop() is runtime_loop()
+    except RuntimeError:
+        return False
+
+
+def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+    return asyncio.run_coroutine_threadsafe(coro, runtime_loop())
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float | None = 30) -> T:
+    """Run `coro` on the runtime loop and wait for it (from sync code in any other thread)."""
+    if in_runtime_loop():
+        coro.close()
+        raise RuntimeError("run() would deadlock: already on the runtime loop, await instead")
+    return submit(coro).result(timeout)
+
+
+async def arun(coro: Coroutine[Any, Any, T]) -> T:
+    """Await `coro` on the runtime loop from any event loop."""
+    if in_runtime_loop():
+        return await coro
+    return await asyncio.wrap_future(submit(coro))

@@ -1,0 +1,200 @@
+"""GuildManagerAgent: brings the guild up, keeps its health, adds users, answers who is here, stops it.
+
+It runs as an agent like any other (one message at a time), so launch, heartbeats,
+joins and stop never race each other. Launch follows seed 000 §2.2: PENDING_LAUNCH,
+a SelfReady to itself, STARTING while the spec's agents start, RUNNING once every agent
+has answered, with an AgentsHealthReport on the guild's status topic at each step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from guilds.models import AgentKind, GuildStatus
+from guilds.runtime import formats, store
+from guilds.runtime.agent import Agent, handles
+from guilds.runtime.context import HandlerContext
+from guilds.runtime import health
+from guilds.runtime.health import HealthTable, iso_now
+from guilds.runtime.host import MANAGER_ID
+from messaging import topics as topic_names
+from messaging.ids import Priority
+
+logger = logging.getLogger(__name__)
+
+USER_PROXY_CLASS = "guilds.runtime.user_proxy.UserProxyAgent"
+HEALTH_TICK = "guildsite.HealthTick"
+
+
+def user_proxy_id(user_id: str) -> str:
+    return f"upa-{user_id}"
+
+
+class GuildManagerAgent(Agent):
+    """Launches the guild's agents, keeps their health, creates user proxies, stops the guild."""
+
+    kind = "system"
+
+    class Properties(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        launched_at_ms: int | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.health = HealthTable()
+        self.status: str = GuildStatus.REQUESTED
+        self.stopping = False
+
+    def extra_topics(self) -> list[str]:
+        return [topic_names.SYSTEM_TOPIC]
+
+    @property
+    def guild(self):
+        return self.host.guild
+
+    async def on_start(self, ctx: HandlerContext) -> None:
+        self.status = await store.guild_status(self.guild_id) or GuildStatus.REQUESTED
+        await self._move(ctx, GuildStatus.PENDING_LAUNCH)
+        await ctx.send({"agent_id": self.id}, format=formats.SELF_READY,
+                       topics=topic_names.agent_self_inbox(self.id), routed=False)
+
+    # --- launch --------------------------------------------------------------------------
+    @handles(formats.SELF_READY)
+    async def launch_agents(self, ctx: HandlerContext) -> None:
+        await self._move(ctx, GuildStatus.STARTING)
+        launched_at_ms = self.properties.launched_at_ms or int(time.time() * 1000)
+        for spec in self.guild.spec.agents:
+            self.health.expect(spec.id, spec.name, AgentKind.BOT)
+        proxies = await store.agent_records(self.guild_id, kind=AgentKind.HUMAN)
+        for record in proxies:
+            self.health.expect(record.agent_id, record.name, AgentKind.HUMAN)
+        await self._report(ctx)
+        from guilds.spec import AgentSpec
+
+        for spec in self.guild.spec.agents:
+            await self._start(spec, AgentKind.BOT, launched_at_ms)
+        for record in proxies:
+            await self._start(AgentSpec.model_validate(record.spec), AgentKind.HUMAN, launched_at_ms)
+        await self._settle(ctx)
+
+    async def _start(self, spec, kind: str, catch_up_since_ms: int) -> None:
+        try:
+            await self.guild.start_agent(spec, kind=kind, catch_up_since_ms=catch_up_since_ms)
+        except Exception as exc:
+            logger.exception("agent failed to start", extra={"guild_id": self.guild_id, "agent_id": spec.id})
+            self.health.failed(spec.id, f"could not start: {type(exc).__name__}: {exc}")
+            await store.agent_status_set(self.guild_id, spec.id, "error", str(exc))
+
+    # --- health --------------------------------------------------------------------------
+    @handles(formats.HEARTBEAT)
+    async def on_heartbeat(self, ctx: HandlerContext) -> None:
+        sender = ctx.message.sender.id or ""
+        changed = self.health.beat(sender, ctx.message.payload)
+        if changed:
+            await store.agent_status_set(self.guild_id, sender, "running")
+            await self._settle(ctx)
+
+    @handles(HEALTH_TICK)
+    async def health_round(self, ctx: HandlerContext) -> None:
+        """Every heartbeat interval: who went silent, ask everyone again, tell the guild."""
+        if self.stopping:
+            return
+        from django.conf import settings
+
+        for agent_id in self.health.sweep(settings.GUILDSITE_HEARTBEAT_TIMEOUT):
+            await store.agent_status_set(self.guild_id, agent_id, "unresponsive", self.health.agents[agent_id].detail)
+        await ctx.send({"checktime": iso_now()}, format=formats.HEALTH_CHECK_REQUEST,
+                       topics=topic_names.HEARTBEAT_TOPIC, priority=Priority.HIGH, routed=False)
+        await self._settle(ctx)
+
+    async def _settle(self, ctx: HandlerContext) -> None:
+        """Bring the persisted status in line with the health table and publish the report."""
+        target = self.health.guild_status(self.status)
+        if target != self.status:
+            await self._move(ctx, target, self.health.problems())
+        await self._report(ctx)
+
+    async def _move(self, ctx: HandlerContext, status: str, detail: str = "") -> bool:
+        if status == self.status:
+            return False
+        moved = await store.guild_status_set(self.guild_id, status, detail)
+        if moved:
+            logger.info("guild status %s -> %s", self.status, status, extra={"guild_id": self.guild_id})
+            self.status = status
+            await ctx.send({"guild_id": self.guild_id, "status": status, "detail": detail},
+                           format=formats.GUILD_STATUS, topics=topic_names.GUILD_STATUS_TOPIC, routed=False)
+        else:
+            # Someone else (a stop) moved the guild; follow the database.
+            self.status = await store.guild_status(self.guild_id) or self.status
+        return moved
+
+    async def _report(self, ctx: HandlerContext) -> None:
+        await ctx.send(self.health.report(guild_status=self.status), format=formats.AGENTS_HEALTH_REPORT,
+                       topics=topic_names.GUILD_STATUS_TOPIC, routed=False)
+
+    # --- users ---------------------------------------------------------------------------
+    @handles(formats.USER_AGENT_CREATION_REQUEST)
+    async def create_user_proxy(self, ctx: HandlerContext) -> None:
+        from guilds.spec import AgentSpec
+
+        user_id = str(ctx.payload.get("user_id") or "")
+        user_name = str(ctx.payload.get("user_name") or user_id)
+        notify = topic_names.user_system_notifications(user_id)
+        if not user_id or ":" in user_id or self.stopping:
+            await ctx.send({"status_code": 400, "status": "Bad Request", "error_field": "user_id",
+                            "message": "a user id without ':' is required"},
+                           format=formats.USER_AGENT_CREATION_RESPONSE, topics=notify, routed=False)
+            return
+        agent_id = user_proxy_id(user_id)
+        if agent_id in self.guild.running_agent_ids():
+            await ctx.send({"user_id": user_id, "agent_id": agent_id, "status_code": 200,
+                            "status": "Agent already running", "topic": topic_names.user_inbox(user_id)},
+                           format=formats.USER_AGENT_CREATION_RESPONSE, topics=notify, routed=False)
+            return
+        spec = AgentSpec(id=agent_id, name=user_name, description=f"Agent for user {user_id}",
+                         class_name=USER_PROXY_CLASS, listen_to_default_topic=False,
+                         properties={"user_id": user_id, "user_name": user_name})
+        self.health.expect(agent_id, user_name, AgentKind.HUMAN)
+        # What the user sent before the proxy was up waits in the inbox since this request.
+        await self._start(spec, AgentKind.HUMAN, ctx.message.timestamp)
+        await ctx.send({"user_id": user_id, "agent_id": agent_id, "status_code": 201,
+                        "status": "Agent created successfully", "topic": topic_names.user_inbox(user_id)},
+                       format=formats.USER_AGENT_CREATION_RESPONSE, topics=notify, routed=False)
+        await self._report(ctx)
+
+    @handles(formats.PARTICIPANTS_REQUEST)
+    async def list_participants(self, ctx: HandlerContext) -> None:
+        participants = sorted(
+            (
+                {"id": entry.agent_id, "name": entry.name, "type": "human" if entry.kind == AgentKind.HUMAN else "bot"}
+                for entry in self.health.agents.values()
+            ),
+            key=lambda p: (p["name"].lower(), p["id"]),
+        )
+        user_id = ctx.payload.get("user_id")
+        topics = topic_names.user_system_notifications(user_id) if user_id else None
+        await ctx.send({"participants": participants}, format=formats.PARTICIPANTS, topics=topics, routed=False)
+
+    # --- stop ----------------------------------------------------------------------------
+    @handles(formats.STOP_GUILD_REQUEST)
+    async def stop_guild(self, ctx: HandlerContext) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        user_id = ctx.payload.get("user_id") or ctx.message.sender.id
+        await ctx.send({"guild_id": self.guild_id, "user_id": user_id}, format=formats.STOP_GUILD_RESPONSE,
+                       topics=topic_names.GUILD_STATUS_TOPIC, routed=False)
+        await self.guild.stop_all_agents()
+        await store.agents_stopped(self.guild_id)
+        for agent_id in list(self.health.agents):
+            self.health.agents[agent_id].status = health.STOPPED
+        await self._move(ctx, GuildStatus.STOPPED, f"stopped by {user_id}")
+        await self._report(ctx)
+        self.guild.schedule_shutdown()
+
+
+__all__ = ["MANAGER_ID", "GuildManagerAgent", "user_proxy_id"]

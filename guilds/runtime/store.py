@@ -1,0 +1,126 @@
+"""The runtime's reads and writes of guild state in the database (async, off the loop's thread).
+
+Status changes are conditional updates: a transition not allowed from the current status
+(see guilds.lifecycle) changes nothing, so racing writers cannot move a STOPPED guild.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from guilds.lifecycle import predecessors
+from guilds.models import AgentStatus, Guild, GuildAgent, GuildStatus
+
+logger = logging.getLogger(__name__)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: null deletes, objects merge, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _db(fn):
+    """Run an ORM function off the event loop, with a fresh-enough connection."""
+
+    def wrapped(*args, **kwargs):
+        close_old_connections()
+        return fn(*args, **kwargs)
+
+    return sync_to_async(wrapped, thread_sensitive=True)
+
+
+@_db
+def guild_load(guild_id: str) -> Guild | None:
+    return Guild.objects.filter(pk=guild_id).first()
+
+
+@_db
+def guild_status_set(guild_id: str, status: str, detail: str = "") -> bool:
+    """Move the guild to `status` if the lifecycle allows it from where it is; True if it moved."""
+    now = timezone.now()
+    fields: dict[str, Any] = {"status": status, "status_detail": detail, "updated_at": now}
+    if status == GuildStatus.RUNNING:
+        fields["started_at"] = now
+    if status == GuildStatus.STOPPED:
+        fields["stopped_at"] = now
+    moved = Guild.objects.filter(pk=guild_id, status__in=predecessors(status)).update(**fields)
+    if not moved:
+        # Same status again only refreshes the reason (e.g. WARNING for another agent).
+        Guild.objects.filter(pk=guild_id, status=status).exclude(status_detail=detail).update(
+            status_detail=detail, updated_at=now
+        )
+    return bool(moved)
+
+
+@_db
+def guild_status(guild_id: str) -> str | None:
+    return Guild.objects.filter(pk=guild_id).values_list("status", flat=True).first()
+
+
+@_db
+def agent_record_ensure(
+    guild_id: str, *, agent_id: str, name: str, kind: str, class_name: str, spec: dict
+) -> dict:
+    """The agent's row (created on first launch); returns its kept state."""
+    record, _ = GuildAgent.objects.get_or_create(
+        guild_id=guild_id,
+        agent_id=agent_id,
+        defaults={"name": name, "kind": kind, "class_name": class_name, "spec": spec},
+    )
+    if record.status != AgentStatus.STARTING:
+        GuildAgent.objects.filter(pk=record.pk).update(status=AgentStatus.STARTING, status_detail="")
+    return dict(record.state or {})
+
+
+@_db
+def agent_records(guild_id: str, kind: str | None = None) -> list[GuildAgent]:
+    query = GuildAgent.objects.filter(guild_id=guild_id).exclude(status=AgentStatus.STOPPED)
+    if kind:
+        query = query.filter(kind=kind)
+    return list(query)
+
+
+@_db
+def agent_status_set(guild_id: str, agent_id: str, status: str, detail: str = "") -> None:
+    GuildAgent.objects.filter(guild_id=guild_id, agent_id=agent_id).exclude(
+        status=status, status_detail=detail
+    ).update(status=status, status_detail=detail, updated_at=timezone.now())
+
+
+@_db
+def agents_stopped(guild_id: str) -> None:
+    GuildAgent.objects.filter(guild_id=guild_id).update(status=AgentStatus.STOPPED, updated_at=timezone.now())
+
+
+@_db
+def agent_state_save(guild_id: str, agent_id: str, state: dict) -> None:
+    GuildAgent.objects.filter(guild_id=guild_id, agent_id=agent_id).update(state=state, updated_at=timezone.now())
+
+
+@_db
+def guild_state_load(guild_id: str) -> dict:
+    return dict(Guild.objects.filter(pk=guild_id).values_list("state", flat=True).first() or {})
+
+
+@_db
+def guild_state_merge(guild_id: str, patch: dict) -> dict:
+    with transaction.atomic():
+        guild = Guild.objects.select_for_update().only("state").get(pk=guild_id)
+        guild.state = merge_patch(guild.state or {}, patch)
+        Guild.objects.filter(pk=guild_id).update(state=guild.state, updated_at=timezone.now())
+        return dict(guild.state)
+
+

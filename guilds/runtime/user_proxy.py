@@ -1,0 +1,81 @@
+"""UserProxyAgent: a user's presence in the guild (seed 000 §4.3).
+
+What the user sends lands on `user:{user_id}:inbox`; the proxy confirms it to the user
+(on `user:{user_id}:notifications`) and carries it into the guild by the guild's routes,
+or, with none, to every agent (see guilds.runtime.routing). What is addressed to the user
+(replies to the proxy's inbox, the user broadcast topic) goes to the notifications topic,
+from where the user's sockets deliver it. The user's message keeps its id end to end, so
+replies name it in `in_response_to` and `thread`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from guilds.runtime import routing
+from guilds.runtime.agent import ANY_FORMAT, Agent, handles
+from guilds.runtime.context import HandlerContext
+from messaging import topics as topic_names
+from messaging.ids import derive_id
+
+
+class UserProxyAgent(Agent):
+    """Represents one user in a guild: forwards what they send, delivers what is meant for them."""
+
+    kind = "human"
+
+    class Properties(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        user_id: str
+        user_name: str = ""
+
+    @property
+    def user_id(self) -> str:
+        return self.properties.user_id
+
+    def extra_topics(self) -> list[str]:
+        return [topic_names.user_inbox(self.user_id), topic_names.USER_MESSAGE_BROADCAST]
+
+    def catch_up_topics(self) -> list[str]:
+        return [topic_names.user_inbox(self.user_id)]
+
+    @handles(ANY_FORMAT)
+    async def unwrap_and_forward_message(self, ctx: HandlerContext) -> None:
+        # The method name is the one the original system's routes name for this step.
+        if ctx.message.topic_published_to == topic_names.user_inbox(self.user_id):
+            await self._from_user(ctx)
+        else:
+            await self._to_user(ctx)
+
+    async def _from_user(self, ctx: HandlerContext) -> None:
+        message = ctx.message
+        guild = self.host.guild
+        destinations = routing.route(
+            sender=routing.Sender(tag=self.host.tag, class_name=self.host.class_name,
+                                  method_name="unwrap_and_forward_message"),
+            origin=message,
+            slip=guild.spec.routes,
+            message_format=message.format,
+            explicit_topics=None,
+            default_topics=routing.user_message_fanout(guild.spec.agents),
+        )
+        notifications = topic_names.user_notifications(self.user_id)
+        for index, dest in enumerate(destinations):
+            first = index == 0
+            outgoing = message.model_copy(
+                update={
+                    # The first copy keeps the user's id; a fan-out rule's extra copies get derived ones.
+                    "id": message.id if first else derive_id(message.id, self.id, index, message.priority),
+                    "sender": self.host.tag,
+                    "topics": [*dest.topics, notifications] if first else list(dest.topics),
+                    "routing_slip": dest.routing_slip,
+                    "recipient_list": [*message.recipient_list, *dest.recipient_list],
+                }
+            )
+            await self.host.publish(outgoing)
+
+    async def _to_user(self, ctx: HandlerContext) -> None:
+        message = ctx.message
+        if message.sender.id == self.id:
+            return
+        await self.host.publish(message.model_copy(update={"topics": [topic_names.user_notifications(self.user_id)]}))

@@ -1,0 +1,106 @@
+"""Guild services: create, launch, stop, relaunch. Views, consumers and the admin call these."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from guilds.models import Guild, GuildStatus
+from guilds.spec import GuildSpec
+
+logger = logging.getLogger(__name__)
+
+
+def guild_create(
+    *,
+    spec: GuildSpec,
+    name: str,
+    user_id: str,
+    organization_id: str = "",
+    description: str | None = None,
+    blueprint_id: str | None = None,
+    launch: bool = True,
+) -> Guild:
+    """Store a guild with its spec (status REQUESTED) and, once committed, launch it."""
+    spec = spec.model_copy(update={"name": name, **({"description": description} if description else {})})
+    guild = Guild(
+        name=name,
+        description=spec.description,
+        blueprint_id=blueprint_id,
+        organization_id=organization_id or "",
+        user_id=user_id,
+        status=GuildStatus.REQUESTED,
+    )
+    spec = spec.model_copy(update={"id": guild.id})
+    guild.spec = spec.model_dump(mode="json")
+    guild.save(force_insert=True)
+    logger.info("guild created", extra={"guild_id": guild.id, "guild_name": name})
+    if launch:
+        guild_id = guild.id
+        transaction.on_commit(lambda: guild_launch(guild_id=guild_id))
+    return guild
+
+
+def guild_launch(*, guild_id: str) -> None:
+    """Start the guild's manager agent on the site's engine (see guilds.engines)."""
+    from guilds.engines import engine_for_guild
+
+    engine_for_guild(guild_id).launch_guild(guild_id)
+
+
+class GuildStopped(Exception):
+    """The guild is STOPPED: final, launch a new one from the blueprint instead."""
+
+
+def guild_relaunch(*, guild_id: str) -> bool:
+    """Start a guild whose agents are gone (server restart, ERROR). True if a launch began."""
+    from guilds.engines import engine_for_guild
+    from guilds.runtime import loop as runtime_loop
+
+    guild = Guild.objects.get(pk=guild_id)
+    if guild.status == GuildStatus.STOPPED:
+        raise GuildStopped(f"guild {guild_id} is stopped; launch a new guild from its blueprint instead")
+    engine = engine_for_guild(guild_id)
+    if engine.is_guild_running(guild_id):
+        return False
+    return runtime_loop.run(engine.launch(guild_id))
+
+
+def guild_stop(*, guild_id: str, user_id: str, timeout: float = 10.0) -> Guild:
+    """Stop the guild as the system socket's stopGuildRequest does; waits for STOPPED."""
+    from guilds.engines import engine_for_guild
+    from guilds.runtime import loop as runtime_loop
+    from guilds.runtime import store
+    from guilds.runtime.requests import system_request
+
+    guild = Guild.objects.get(pk=guild_id)
+    if guild.status == GuildStatus.STOPPED:
+        raise GuildStopped(f"guild {guild_id} is already stopped")
+    engine = engine_for_guild(guild_id)
+    if engine.is_guild_running(guild_id):
+        runtime_loop.run(
+            system_request(guild, format_name="stopGuildRequest", payload={"guild_id": guild_id, "user_id": user_id},
+                           user_id=user_id, await_status=GuildStatus.STOPPED, timeout=timeout),
+            timeout=timeout + 5,
+        )
+    else:
+        # Nothing runs it here (it never started, or its process is gone): record the stop.
+        runtime_loop.run(store.guild_status_set(guild_id, GuildStatus.STOPPED, f"stopped by {user_id}"))
+        runtime_loop.run(store.agents_stopped(guild_id))
+    guild.refresh_from_db()
+    return guild
+
+
+def guilds_relaunch_live() -> list[str]:
+    """On server start: relaunch every guild that should be running. Returns their ids."""
+    from guilds.lifecycle import LIVE
+
+    relaunched = []
+    for guild_id in Guild.objects.filter(status__in=LIVE).values_list("pk", flat=True):
+        try:
+            if guild_relaunch(guild_id=guild_id):
+                relaunched.append(guild_id)
+        except Exception:
+            logger.exception("relaunch on start failed", extra={"guild_id": guild_id})
+    return relaunched

@@ -1,0 +1,134 @@
+"""GuildSpec and AgentSpec: what a blueprint holds and a guild runs.
+
+Validation is the same everywhere a spec enters (REST, admin, launch): `validate_guild_spec`
+returns a GuildSpec or raises SpecError whose `errors` map dotted field paths to messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from guilds.engines.names import UnknownEngine, resolve_engine_name
+from guilds.runtime.registry import AgentClassError, resolve_agent_class
+from guildsite.public_ids import new_public_id
+from messaging.config import MessagingConfig, resolve_backend_class
+from messaging.errors import UnknownBackend
+from messaging.message import RoutingSlip
+
+
+class SpecError(ValueError):
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        first_field, messages = next(iter(errors.items()))
+        super().__init__(f"{first_field}: {messages[0]}")
+
+
+class AgentSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: str = Field(default_factory=lambda: new_public_id(12), min_length=1, max_length=128, pattern=r"^[^:\s]+$")
+    name: str = Field(min_length=1, max_length=64)
+    description: str = ""
+    class_name: str = Field(min_length=1, max_length=512)
+    additional_topics: list[str] = Field(default_factory=list)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    listen_to_default_topic: bool = True
+    act_only_when_tagged: bool = False
+    # Accepted for compatibility with the original system's specs; stored as given.
+    predicates: dict[str, Any] = Field(default_factory=dict)
+    dependency_map: dict[str, Any] = Field(default_factory=dict)
+    additional_dependencies: list[str] = Field(default_factory=list)
+    resources: dict[str, Any] = Field(default_factory=dict)
+    qos: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("additional_topics")
+    @classmethod
+    def _topics_non_empty(cls, topics: list[str]) -> list[str]:
+        for topic in topics:
+            if not topic or not topic.strip():
+                raise ValueError("topics must be non-empty strings")
+        return [t.strip() for t in topics]
+
+    @model_validator(mode="after")
+    def _class_is_an_agent(self) -> AgentSpec:
+        try:
+            agent_class = resolve_agent_class(self.class_name)
+        except AgentClassError as exc:
+            raise ValueError(str(exc)) from None
+        agent_class.validate_properties(self.properties)
+        return self
+
+
+class GuildProperties(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    messaging: MessagingConfig | None = None
+    execution_engine: str | None = None
+
+    @field_validator("messaging")
+    @classmethod
+    def _known_backend(cls, config: MessagingConfig | None) -> MessagingConfig | None:
+        if config is not None:
+            try:
+                resolve_backend_class(config)
+            except UnknownBackend as exc:
+                raise ValueError(str(exc)) from None
+        return config
+
+    @field_validator("execution_engine")
+    @classmethod
+    def _known_engine(cls, name: str | None) -> str | None:
+        try:
+            resolve_engine_name(name)
+        except UnknownEngine as exc:
+            raise ValueError(str(exc)) from None
+        return name
+
+
+class GuildSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: str | None = None
+    name: str = Field(min_length=1, max_length=64)
+    description: str = ""
+    properties: GuildProperties = Field(default_factory=GuildProperties)
+    agents: list[AgentSpec] = Field(default_factory=list)
+    dependency_map: dict[str, Any] = Field(default_factory=dict)
+    routes: RoutingSlip = Field(default_factory=RoutingSlip)
+    gateway: dict[str, Any] | None = None
+    # Blueprint-only keys of the original system, kept with the spec.
+    configuration_schema: dict[str, Any] | None = None
+    configuration: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _unique_agents(self) -> GuildSpec:
+        seen_ids: set[str] = set()
+        seen_names: set[str] = set()
+        for agent in self.agents:
+            if agent.id in seen_ids:
+                raise ValueError(f"two agents share the id '{agent.id}'")
+            if agent.name in seen_names:
+                raise ValueError(f"two agents share the name '{agent.name}'")
+            seen_ids.add(agent.id)
+            seen_names.add(agent.name)
+        return self
+
+
+def _path(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "spec"
+
+
+def validate_guild_spec(data: Any, *, prefix: str = "spec") -> GuildSpec:
+    if not isinstance(data, dict):
+        raise SpecError({prefix: ["must be a JSON object with name, description and agents"]})
+    try:
+        return GuildSpec.model_validate(data)
+    except ValidationError as exc:
+        errors: dict[str, list[str]] = {}
+        for error in exc.errors(include_url=False):
+            field = f"{prefix}.{_path(error['loc'])}" if error["loc"] else prefix
+            message = error["msg"].removeprefix("Value error, ")
+            errors.setdefault(field, []).append(message)
+        raise SpecError(errors) from None

@@ -1,0 +1,23 @@
+"""ASGI entry point: HTTP (DRF, admin, chat page, static files) and the guild WebSockets."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "guildsite.settings")
+django_http = get_asgi_application()
+
+# Imported after Django is set up: consumers touch models.
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+from guilds.routing import websocket_urlpatterns  # noqa: E402
+from guilds.sockets.identity import SeedIdentityMiddleware  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        # daphne serves no static files; the admin and the chat page need theirs.
+        "http": ASGIStaticFilesHandler(django_http),
+        "websocket": SeedIdentityMiddleware(URLRouter(websocket_urlpatterns)),
+    }
+)

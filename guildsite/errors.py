@@ -1,0 +1,77 @@
+"""The one error body of the HTTP API.
+
+Every error answer is `{"status": <int>, "code": <str>, "detail": <str>, "errors": {<field>: [<str>]}}`
+(`errors` only for input errors). `detail` keeps clients of the original system working.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The resource is in a state that does not allow this."
+    default_code = "conflict"
+
+
+def problem(status_code: int, code: str, detail: str, errors: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": status_code, "code": code, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def _flatten(detail: Any) -> dict[str, Any]:
+    """DRF nests errors as lists/dicts of ErrorDetail; make them plain JSON."""
+    if isinstance(detail, dict):
+        return {str(key): _plain(value) for key, value in detail.items()}
+    return {"non_field_errors": _plain(detail)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or "Not found.")
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        first = next(iter(errors.items()), None)
+        summary = "Invalid input."
+        if first:
+            field, messages = first
+            message = messages[0] if isinstance(messages, list) and messages and isinstance(messages[0], str) else messages
+            summary = f"Invalid input: {field}: {message}" if field != "non_field_errors" else f"Invalid input: {message}"
+        response.data = problem(response.status_code, "invalid", summary, errors)
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        response.data = problem(response.status_code, code if isinstance(code, str) else "error", str(detail))
+    return response
+
+
+def json_error_view(status_code: int, code: str, detail: str):
+    def view(request, exception=None):  # noqa: ARG001 - Django's handler signature
+        return JsonResponse(problem(status_code, code, detail), status=status_code)
+
+    return view

@@ -1,0 +1,218 @@
+"""guildsite settings: the one place that reads the environment.
+
+Unset variables give the embedded default (SQLite under var/, in-memory channel
+layer and messaging, agents in-process); see README "Configuration".
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from guildsite.env import (
+    ConfigurationError,
+    database_from_url,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    redis_url_checked,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("GUILDSITE_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DEBUG", True)
+
+
+def _secret_key() -> str:
+    key = env_str("SECRET_KEY")
+    if key:
+        return key
+    if not DEBUG:
+        raise ConfigurationError("SECRET_KEY must be set when DEBUG is off")
+    # Development: one random key per checkout, kept so sessions survive restarts.
+    key_file = VAR_DIR / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    key_file.write_text(key)
+    return key
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else [])
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ConfigurationError("ALLOWED_HOSTS must be set when DEBUG is off (comma-separated host names)")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+PORT = env_int("PORT", 8880, minimum=1, maximum=65535)
+
+REDIS_URL = redis_url_checked(env_str("REDIS_URL"))
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "messaging",
+    "catalog",
+    "guilds",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "guildsite.urls"
+ASGI_APPLICATION = "guildsite.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_database_url = env_str("DATABASE_URL")
+if _database_url:
+    DATABASES = {"default": database_from_url(_database_url)}
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "guildsite.sqlite3",
+            # WAL lets the agents' writes and the API's reads overlap.
+            "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
+            # A file, not shared-cache memory: agents write from the runtime thread while tests read.
+            "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+
+# Uploaded guild files (FilesWithTextFormat attachments).
+MEDIA_ROOT = Path(env_str("GUILDSITE_FILES_DIR", str(VAR_DIR / "files")))
+GUILDSITE_FILE_MAX_BYTES = env_int("GUILDSITE_FILE_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # redis-py 8 defaults socket_timeout to 5 s, which kills idle layer sockets.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- messaging -------------------------------------------------------------
+# The site's default messaging backend for guilds whose spec names none.
+GUILDSITE_MESSAGING_BACKEND = "redis" if REDIS_URL else "memory"
+GUILDSITE_MESSAGE_MAX_BYTES = env_int("GUILDSITE_MESSAGE_MAX_BYTES", 1024 * 1024, minimum=1024)
+GUILDSITE_MESSAGE_TTL_SECONDS = env_int("GUILDSITE_MESSAGE_TTL_SECONDS", 7 * 24 * 3600, minimum=1)
+GUILDSITE_TOPIC_HISTORY_LIMIT = env_int("GUILDSITE_TOPIC_HISTORY_LIMIT", 10_000, minimum=10)
+
+# --- guild runtime ---------------------------------------------------------
+# "inprocess" (agents in this process) or "celery" (agents in Celery workers).
+GUILDSITE_EXECUTION_ENGINE = env_str("GUILDSITE_EXECUTION_ENGINE", "inprocess")
+if GUILDSITE_EXECUTION_ENGINE not in {"inprocess", "celery"}:
+    raise ConfigurationError(
+        f"GUILDSITE_EXECUTION_ENGINE={GUILDSITE_EXECUTION_ENGINE!r}: use 'inprocess' or 'celery'"
+    )
+if GUILDSITE_EXECUTION_ENGINE == "celery" and not REDIS_URL:
+    raise ConfigurationError("GUILDSITE_EXECUTION_ENGINE=celery needs REDIS_URL (the broker and message store)")
+GUILDSITE_HEARTBEAT_INTERVAL = env_float("GUILDSITE_HEARTBEAT_INTERVAL", 5.0, minimum=0.05)
+# An agent silent for this long makes its guild WARNING.
+GUILDSITE_HEARTBEAT_TIMEOUT = env_float("GUILDSITE_HEARTBEAT_TIMEOUT", 15.0, minimum=0.1)
+# Launch guilds that should be running when the server starts.
+GUILDSITE_RELAUNCH_ON_START = env_bool("GUILDSITE_RELAUNCH_ON_START", True)
+
+# --- sockets ---------------------------------------------------------------
+GUILDSITE_WS_FRAME_MAX_BYTES = env_int("GUILDSITE_WS_FRAME_MAX_BYTES", 256 * 1024, minimum=1024)
+GUILDSITE_WS_RATE_PER_SECOND = env_float("GUILDSITE_WS_RATE_PER_SECOND", 50.0, minimum=0.1)
+GUILDSITE_WS_RATE_BURST = env_int("GUILDSITE_WS_RATE_BURST", 100, minimum=1)
+GUILDSITE_WS_HISTORY_ON_CONNECT = env_int("GUILDSITE_WS_HISTORY_ON_CONNECT", 50, minimum=0)
+
+# --- Celery ----------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("GUILDSITE_CELERY_VISIBILITY_TIMEOUT", 60, minimum=5)}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- REST ------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.MultiPartParser", "rest_framework.parsers.FormParser"],
+    # Identity comes from the seed's user_id for now; auth arrives as middleware.
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "guildsite.errors.problem_exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "guildsite API",
+    "DESCRIPTION": "Catalog of agents and blueprints, guild launch and control.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ConfigurationError(f"LOG_LEVEL={LOG_LEVEL!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+}
+
+# Packages whose classes may be named as agents in specs (comma-separated to extend).
+GUILDSITE_AGENT_PACKAGES = env_list("GUILDSITE_AGENT_PACKAGES", ["guilds.agents", "guilds.runtime"])

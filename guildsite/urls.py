@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from guildsite.errors import json_error_view
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("catalog/", include("catalog.api.urls")),
+    path("api/", include("guilds.api.urls")),
+    path("", include("guilds.web_urls")),
+    # Keep last: unknown API routes answer in the error shape even with DEBUG on, where Django
+    # would otherwise show its HTML debug page instead of handler404.
+    re_path(r"^(?:api|catalog)/", json_error_view(404, "not_found", "Not found.")),
+]
+
+handler404 = json_error_view(404, "not_found", "Not found.")
+handler500 = json_error_view(500, "server_error", "Internal server error.")

@@ -1,0 +1,1 @@
+"""Messaging backends: `memory` (embedded default, one process) and `redis` (shared, persistent)."""

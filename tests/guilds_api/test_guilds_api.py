@@ -1,0 +1,114 @@
+"""GET /api/guilds and GET /api/guilds/{id}."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from guilds.models import Guild, GuildStatus
+from guilds.services import guild_create
+from guilds.spec import validate_guild_spec
+
+pytestmark = pytest.mark.django_db
+
+SPEC = {
+    "name": "EchoTestBlueprint",
+    "description": "Echo agent for integration testing",
+    "agents": [{"name": "EchoAgent", "class_name": "rustic_ai.core.agents.testutils.echo_agent.EchoAgent"}],
+}
+
+
+def make_guild(name: str = "G", *, org: str = "org1", user: str = "user1", status: str = GuildStatus.REQUESTED
+               ) -> Guild:
+    guild = guild_create(spec=validate_guild_spec(SPEC), name=name, user_id=user, organization_id=org, launch=False)
+    if status != GuildStatus.REQUESTED:
+        Guild.objects.filter(pk=guild.pk).update(status=status)
+    return guild
+
+
+def ids(api, query: str = "") -> set[str]:
+    response = api.get(f"/api/guilds{query}")
+    assert response.status_code == 200, response.content
+    return {g["id"] for g in response.json()}
+
+
+def test_detail(api):
+    guild = make_guild("EchoTestGuild")
+
+    response = api.get(f"/api/guilds/{guild.id}")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == guild.id
+    assert body["name"] == "EchoTestGuild"
+    assert body["status"] == "REQUESTED"
+    assert body["organization_id"] == "org1"
+    assert body["user_id"] == "user1"
+    assert body["blueprint_id"] is None
+    assert body["spec"]["agents"][0]["name"] == "EchoAgent"
+    assert body["created_at"]
+    assert body["updated_at"]
+    assert body["started_at"] is None
+    assert body["stopped_at"] is None
+    assert "status_detail" in body
+
+
+def test_detail_with_trailing_slash(api):
+    assert api.get(f"/api/guilds/{make_guild().id}/").status_code == 200
+
+
+def test_unknown_guild_is_a_404(api, problem):
+    assert "nope" in problem(api.get("/api/guilds/nope"), 404, "not_found")["detail"]
+
+
+def test_list_newest_first_without_specs(api):
+    older, newer = make_guild("A"), make_guild("B")
+    Guild.objects.filter(pk=older.pk).update(created_at=older.created_at - timedelta(seconds=1))
+
+    listed = api.get("/api/guilds").json()
+
+    assert [g["id"] for g in listed] == [newer.id, older.id]
+    assert all("spec" not in g for g in listed)
+
+
+def test_filters(api):
+    a = make_guild(org="org1", user="u1")
+    b = make_guild(org="org2", user="u1", status=GuildStatus.RUNNING)
+    c = make_guild(org="org2", user="u2", status=GuildStatus.ERROR)
+
+    assert ids(api) == {a.id, b.id, c.id}
+    assert ids(api, "?organization_id=org2") == {b.id, c.id}
+    assert ids(api, "?org_id=org1") == {a.id}
+    assert ids(api, "?user_id=u1") == {a.id, b.id}
+    assert ids(api, "?status=RUNNING") == {b.id}
+    assert ids(api, "?status=running&status=ERROR") == {b.id, c.id}
+    assert ids(api, "?status=RUNNING,REQUESTED") == {a.id, b.id}
+    assert ids(api, "?org_id=org2&user_id=u2&status=ERROR") == {c.id}
+
+
+def test_an_invalid_status_is_a_400_listing_the_valid_ones(api, problem):
+    body = problem(api.get("/api/guilds?status=RUNNING,bogus"), 400, "invalid")
+
+    message = body["errors"]["status"][0]
+    assert "BOGUS" in message
+    assert all(status in message for status in GuildStatus.values)
+
+
+def test_list_is_one_query(api, django_assert_num_queries):
+    for n in range(5):
+        make_guild(f"G{n}")
+
+    with django_assert_num_queries(1):
+        assert len(api.get("/api/guilds").json()) == 5
+
+
+def test_list_limit(api, problem):
+    for n in range(3):
+        make_guild(f"G{n}")
+
+    response = api.get("/api/guilds?limit=2")
+
+    assert len(response.json()) == 2
+    assert 'rel="next"' in response["Link"]
+    assert "limit" in problem(api.get("/api/guilds?limit=abc"), 400)["errors"]

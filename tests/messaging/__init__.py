@@ -1,0 +1,1 @@
+"""Tests of the messaging app (ids, messages, bus, backends, clients)."""

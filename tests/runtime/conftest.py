@@ -1,0 +1,152 @@
+"""Runtime fixtures: real guilds on the real engine and bus, observed from the bus itself."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from guilds.engines import engine_named
+from guilds.models import Guild
+from guilds.runtime import formats
+from guilds.runtime import loop as runtime_loop
+from guilds.runtime.guild import bus_of
+from guilds.runtime.requests import system_request
+from guilds.services import guild_create
+from guilds.spec import validate_guild_spec
+from messaging import topics as topic_names
+from messaging.clients import SimpleClient
+from messaging.message import AgentTag, Message
+
+ECHO = "rustic_ai.core.agents.testutils.echo_agent.EchoAgent"
+PROBE = "guilds.agents.probe.ProbeAgent"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Observer:
+    """A client on a guild's bus that records what arrives on the topics it watches."""
+
+    def __init__(self, guild: Guild, topics: list[str]) -> None:
+        self.guild = guild
+        self.messages: list[Message] = []
+        self.client = SimpleClient(id=f"observer-{id(self)}", name="observer", handler=self.messages.append)
+        self.bus = bus_of(guild.id, guild.spec)
+        runtime_loop.run(self._subscribe(topics))
+
+    async def _subscribe(self, topics: list[str]) -> None:
+        await self.bus.register_client(self.client)
+        for topic in topics:
+            await self.bus.subscribe(topic, self.client)
+
+    def close(self) -> None:
+        runtime_loop.run(self.bus.unregister_client(self.client))
+
+    def of_format(self, name: str) -> list[Message]:
+        return [m for m in list(self.messages) if m.format == name]
+
+    def wait(self, predicate: Callable[[Message], bool], timeout: float = 10.0, what: str = "a message") -> Message:
+        return wait_for(lambda: next((m for m in list(self.messages) if predicate(m)), None), timeout, what)
+
+    def statuses(self) -> list[str]:
+        return [m.payload["status"] for m in self.of_format(formats.GUILD_STATUS)]
+
+    def publish(self, topic: str, payload: dict, format: str = "text", sender: AgentTag | None = None) -> Message:
+        message = Message.create(sender=sender or AgentTag(id="tester", name="Tester"), topics=topic,
+                                 payload=payload, format=format)
+        return runtime_loop.run(self.bus.publish(message))
+
+
+class GuildRig:
+    """Launch guilds for a test, and stop whatever is still running afterwards."""
+
+    def __init__(self, engine_name: str) -> None:
+        self.engine = engine_named(engine_name)
+        self.guilds: list[Guild] = []
+        self.observers: list[Observer] = []
+
+    def create(self, spec: dict, *, user_id: str = "testuser123", launch: bool = True) -> Guild:
+        guild = guild_create(spec=validate_guild_spec(spec), name=spec["name"], user_id=user_id,
+                             organization_id="testorg456", launch=False)
+        self.guilds.append(guild)
+        if launch:
+            self.launch(guild)
+        return guild
+
+    def launch(self, guild: Guild) -> None:
+        runtime_loop.run(self.engine.launch(guild.id))
+
+    def observe(self, guild: Guild, *topics: str) -> Observer:
+        observer = Observer(guild, list(topics) or [topic_names.GUILD_STATUS_TOPIC])
+        self.observers.append(observer)
+        return observer
+
+    def status(self, guild: Guild) -> str:
+        guild.refresh_from_db()
+        return guild.status
+
+    def wait_status(self, guild: Guild, status: str, timeout: float = 10.0) -> None:
+        wait_for(lambda: self.status(guild) == status, timeout, f"guild status {status} (is {guild.status})")
+
+    def join(self, guild: Guild, user_id: str, user_name: str) -> None:
+        runtime_loop.run(system_request(guild, format_name=formats.USER_AGENT_CREATION_REQUEST,
+                                        payload={"user_id": user_id, "user_name": user_name}, user_id=user_id))
+
+    def cleanup(self) -> None:
+        for observer in self.observers:
+            observer.close()
+        for guild in self.guilds:
+            runtime_loop.run(self.engine.forget(guild.id))
+
+
+@pytest.fixture(params=["inprocess"])
+def rig(request, transactional_db, settings):
+    settings.GUILDSITE_HEARTBEAT_INTERVAL = 0.2
+    settings.GUILDSITE_HEARTBEAT_TIMEOUT = 1.0
+    rig = GuildRig(request.param)
+    yield rig
+    rig.cleanup()
+
+
+def echo_spec(**overrides: Any) -> dict:
+    """Seed 000's blueprint spec, with its messaging and engine left to the site (overridable)."""
+    spec = {
+        "name": "EchoTestBlueprint",
+        "description": "Echo agent for integration testing",
+        "agents": [
+            {
+                "name": "EchoAgent",
+                "description": "Agent that echoes messages",
+                "class_name": ECHO,
+                "additional_topics": ["echo_topic"],
+                "listen_to_default_topic": False,
+            }
+        ],
+    }
+    spec.update(overrides)
+    return spec
+
+
+def seed_spec() -> dict:
+    """Seed 000's blueprint spec verbatim (Redis on localhost:6379, SyncExecutionEngine)."""
+    return echo_spec(
+        properties={
+            "messaging": {
+                "backend_module": "rustic_ai.redis.messaging.backend",
+                "backend_class": "RedisMessagingBackend",
+                "backend_config": {"redis_client": {"host": "localhost", "port": 6379}},
+            },
+            "execution_engine": "rustic_ai.core.guild.execution.sync.sync_exec_engine.SyncExecutionEngine",
+        }
+    )
+

@@ -1,0 +1,207 @@
+"""A guild's life through the bus: launch, health, users, errors, stop, relaunch."""
+
+from __future__ import annotations
+
+import pytest
+
+from guilds.models import AgentKind, GuildAgent, GuildStatus
+from guilds.runtime import formats
+from guilds.runtime import loop as runtime_loop
+from guilds.runtime.requests import system_request
+from guilds.services import GuildStopped, guild_relaunch, guild_stop, guilds_relaunch_live
+from messaging import topics as t
+from tests.runtime.conftest import PROBE, echo_spec, seed_spec
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def with_probe(**probe_properties) -> dict:
+    spec = echo_spec()
+    spec["agents"].append({"name": "Probe", "class_name": PROBE, "additional_topics": ["probe_topic"],
+                           "listen_to_default_topic": False, "properties": probe_properties})
+    return spec
+
+
+def test_launch_goes_through_the_seed_statuses_to_running_with_a_health_report(rig):
+    guild = rig.create(echo_spec(), launch=False)
+    status_topic = rig.observe(guild)
+    assert rig.status(guild) == GuildStatus.REQUESTED
+    rig.launch(guild)
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    status_topic.wait(lambda m: m.format == formats.GUILD_STATUS and m.payload["status"] == "RUNNING")
+    assert status_topic.statuses() == ["PENDING_LAUNCH", "STARTING", "RUNNING"]
+    report = status_topic.wait(lambda m: m.format == formats.AGENTS_HEALTH_REPORT
+                               and m.payload["guild_health"] == "ok")
+    (echo_id, echo_health), = report.payload["agents"].items()
+    assert echo_health["checkstatus"] == "ok"
+    assert echo_health["name"] == "EchoAgent"
+    assert set(echo_health) >= {"checktime", "checkstatus", "responsetime", "checkmeta"}
+    assert set(echo_health["checkmeta"]) == {"qos_latency", "observed_latency"}
+    assert report.sender.name == "GuildManagerAgent"
+    assert GuildAgent.objects.get(guild=guild, agent_id=echo_id).status == "running"
+
+
+def test_a_user_message_reaches_the_echo_agent_without_routes_and_the_echo_reaches_the_user(rig):
+    guild = rig.create(echo_spec())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    user = rig.observe(guild, t.user_notifications("testuser123"))
+    rig.join(guild, "testuser123", "Test User")
+    sent = user_sends(rig, guild, "testuser123", "Hello Echo!")
+    echo = user.wait(lambda m: m.payload.get("text") == "Echo: Hello Echo!", what="the echo")
+    assert echo.format == "text"
+    assert echo.sender.name == "EchoAgent"
+    assert echo.in_response_to == sent.id
+    assert echo.thread == [sent.id, echo.id]
+    assert echo.topics == [t.user_notifications("testuser123")]
+    own = user.wait(lambda m: m.id == sent.id, what="the user's own message, confirmed")
+    assert own.payload == {"text": "Hello Echo!"}
+
+
+def user_sends(rig, guild, user_id: str, text: str, format: str = "text"):
+    from messaging.message import AgentTag
+
+    observer = rig.observers[0]
+    return observer.publish(t.user_inbox(user_id), {"text": text}, format=format,
+                            sender=AgentTag(id=user_id, name=user_id))
+
+
+@pytest.mark.services
+def test_the_seed_blueprint_verbatim_runs_with_its_redis_messaging(rig):
+    guild = rig.create(seed_spec())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    user = rig.observe(guild, t.user_notifications("testuser123"))
+    rig.join(guild, "testuser123", "Test User")
+    user_sends(rig, guild, "testuser123", "Hello Echo!")
+    user.wait(lambda m: m.payload.get("text") == "Echo: Hello Echo!", what="the echo over Redis")
+
+
+def test_a_message_sent_before_the_proxy_is_up_waits_for_it(rig):
+    guild = rig.create(echo_spec())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    user = rig.observe(guild, t.user_notifications("early"))
+
+    async def join_and_talk_at_once():
+        from messaging.message import AgentTag, Message
+
+        await system_request(guild, format_name=formats.USER_AGENT_CREATION_REQUEST,
+                             payload={"user_id": "early", "user_name": "Early"}, user_id="early")
+        message = Message.create(sender=AgentTag(id="early"), topics=t.user_inbox("early"),
+                                 payload={"text": "first!"}, format="text")
+        await user.bus.publish(message)
+
+    runtime_loop.run(join_and_talk_at_once())
+    user.wait(lambda m: m.payload.get("text") == "Echo: first!", what="the echo of the early message")
+    assert len([m for m in user.messages if m.payload.get("text") == "Echo: first!"]) == 1
+
+
+def test_a_joining_user_gets_a_proxy_that_the_next_report_and_participants_include(rig):
+    guild = rig.create(echo_spec())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    status = rig.observe(guild, t.GUILD_STATUS_TOPIC, t.user_system_notifications("testuser123"))
+    rig.join(guild, "testuser123", "Test User")
+    report = status.wait(lambda m: m.format == formats.AGENTS_HEALTH_REPORT
+                         and m.payload["agents"].get("upa-testuser123", {}).get("checkstatus") == "ok")
+    assert report.payload["agents"]["upa-testuser123"]["name"] == "Test User"
+    assert GuildAgent.objects.get(guild=guild, agent_id="upa-testuser123").kind == AgentKind.HUMAN
+    runtime_loop.run(system_request(guild, format_name="participantsRequest",
+                                    payload={"guild_id": guild.id, "user_id": "testuser123"}, user_id="testuser123"))
+    participants = status.wait(lambda m: m.format == "Participants").payload["participants"]
+    assert {"name": "EchoAgent", "type": "bot"}.items() <= next(p for p in participants if p["name"] == "EchoAgent").items()
+    assert {"id": "upa-testuser123", "name": "Test User", "type": "human"} in participants
+    rig.join(guild, "testuser123", "Test User")  # a second tab: still one proxy
+    assert GuildAgent.objects.filter(guild=guild, kind=AgentKind.HUMAN).count() == 1
+
+
+def test_an_agent_that_stops_answering_turns_the_guild_warning_until_it_recovers(rig):
+    guild = rig.create(with_probe())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    status = rig.observe(guild)
+    status.publish("probe_topic", {"seconds": 2.0}, format="probe.sleep")
+    rig.wait_status(guild, GuildStatus.WARNING, timeout=5)
+    guild.refresh_from_db()
+    assert "Probe" in guild.status_detail and "unresponsive" in guild.status_detail
+    rig.wait_status(guild, GuildStatus.RUNNING, timeout=5)
+    assert status.statuses()[-2:] == ["WARNING", "RUNNING"]
+
+
+def test_a_handler_that_raises_sends_an_error_message_and_the_agent_keeps_running(rig):
+    guild = rig.create(with_probe())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    watcher = rig.observe(guild, t.ERROR_TOPIC, t.agent_inbox("tester"))
+    watcher.publish("probe_topic", {"message": "boom"}, format="probe.raise")
+    error = watcher.wait(lambda m: m.format == formats.ERROR_MESSAGE, what="the error message")
+    payload = error.payload
+    assert payload["error_type"] == "UNHANDLED_EXCEPTION"
+    assert "boom" in payload["error_message"]
+    assert payload["agent_type"] == PROBE
+    assert set(error.topics) == {t.ERROR_TOPIC, t.agent_inbox("tester")}  # the sender and the error topic
+    assert len(watcher.of_format(formats.ERROR_MESSAGE)) == 1  # once, though the observer watches both
+    watcher.publish("probe_topic", {"patch": {"alive": True}}, format="probe.state")
+    watcher.wait(lambda m: m.format == "probe.state", what="the probe still answering")
+    assert rig.status(guild) == GuildStatus.RUNNING
+
+
+def test_a_blocking_sync_handler_does_not_stall_other_agents(rig):
+    guild = rig.create(with_probe())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    watcher = rig.observe(guild, t.agent_inbox("tester"))
+    watcher.publish("probe_topic", {"seconds": 1.0}, format="probe.blocking")
+    watcher.publish("echo_topic", {"text": "still here"})
+    echo = watcher.wait(lambda m: m.payload.get("text") == "Echo: still here", timeout=0.8, what="a prompt echo")
+    blocked = watcher.wait(lambda m: m.format == "probe.blocked", timeout=3)
+    assert watcher.messages.index(echo) < watcher.messages.index(blocked)
+
+
+def test_an_agent_that_cannot_start_puts_the_guild_in_error_with_the_reason(rig):
+    guild = rig.create(with_probe(fail_on_start=True))
+    rig.wait_status(guild, GuildStatus.ERROR)
+    guild.refresh_from_db()
+    assert "Probe" in guild.status_detail and "fail_on_start" in guild.status_detail
+
+
+def test_an_unreachable_messaging_backend_puts_the_guild_in_error_and_the_server_stays_up(rig):
+    spec = echo_spec(properties={"messaging": {
+        "backend_module": "rustic_ai.redis.messaging.backend", "backend_class": "RedisMessagingBackend",
+        "backend_config": {"redis_client": {"host": "127.0.0.1", "port": 1}}}})
+    broken = rig.create(spec)
+    rig.wait_status(broken, GuildStatus.ERROR)
+    broken.refresh_from_db()
+    assert "127.0.0.1:1" in broken.status_detail
+    healthy = rig.create(echo_spec())
+    rig.wait_status(healthy, GuildStatus.RUNNING)
+
+
+def test_stop_shuts_the_agents_down_and_is_final(rig):
+    guild = rig.create(echo_spec())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    status = rig.observe(guild)
+    stopped = guild_stop(guild_id=guild.id, user_id="testuser123")
+    assert stopped.status == GuildStatus.STOPPED
+    assert status.wait(lambda m: m.format == formats.STOP_GUILD_RESPONSE).payload["user_id"] == "testuser123"
+    assert not rig.engine.is_guild_running(guild.id)
+    assert set(GuildAgent.objects.filter(guild=guild).values_list("status", flat=True)) == {"stopped"}
+    with pytest.raises(GuildStopped):
+        guild_stop(guild_id=guild.id, user_id="testuser123")
+    with pytest.raises(GuildStopped):
+        guild_relaunch(guild_id=guild.id)
+
+
+def test_after_a_restart_live_guilds_relaunch_with_their_state(rig):
+    guild = rig.create(with_probe())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    watcher = rig.observe(guild, t.agent_inbox("tester"))
+    watcher.publish("probe_topic", {"patch": {"count": 1}}, format="probe.state")
+    watcher.wait(lambda m: m.format == "probe.state")
+    watcher.publish("probe_topic", {"patch": {"shared": "yes"}}, format="probe.guild_state")
+    watcher.wait(lambda m: m.format == "probe.guild_state")
+    runtime_loop.run(rig.engine.forget(guild.id))  # the process that ran it is gone
+    assert not rig.engine.is_guild_running(guild.id)
+    assert guild.id in guilds_relaunch_live()
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    watcher.messages.clear()
+    watcher.publish("probe_topic", {"patch": {"again": True}}, format="probe.state")
+    state = watcher.wait(lambda m: m.format == "probe.state").payload["state"]
+    assert state == {"count": 1, "again": True}
+    watcher.publish("probe_topic", {"patch": {}}, format="probe.guild_state")
+    assert watcher.wait(lambda m: m.format == "probe.guild_state").payload["state"] == {"shared": "yes"}
+    assert guild_relaunch(guild_id=guild.id) is False  # already running: nothing to do

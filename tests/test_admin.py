@@ -1,0 +1,165 @@
+"""The Django admin: every page renders for a superuser, and specs are checked like the API checks them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from catalog.models import AgentEntry, Blueprint, Category
+from guilds.models import Guild, GuildAgent, GuildStatus
+
+pytestmark = pytest.mark.django_db
+
+ECHO = "rustic_ai.core.agents.testutils.echo_agent.EchoAgent"
+SPEC = {"name": "EchoTestBlueprint", "agents": [{"name": "EchoAgent", "class_name": ECHO,
+                                                  "additional_topics": ["echo_topic"]}]}
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # admin_client makes a superuser per test; the real hasher would dominate the run time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def admin_url(model, view: str, *args) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+@pytest.fixture
+def objects() -> dict:
+    category = Category.objects.create(name="Testing")
+    blueprint = Blueprint.objects.create(name="EchoTestBlueprint", author_id="a", category=category, spec=SPEC)
+    guild = Guild.objects.create(name="G", spec=SPEC, blueprint=blueprint, organization_id="org1",
+                                 status=GuildStatus.RUNNING)
+    agent = GuildAgent.objects.create(guild=guild, agent_id="echo1", name="EchoAgent", class_name=ECHO, spec={})
+    entry = AgentEntry.objects.create(qualified_class_name=ECHO)
+    return {AgentEntry: entry, Category: category, Blueprint: blueprint, Guild: guild, GuildAgent: agent}
+
+
+def blueprint_form(spec, **fields) -> dict:
+    return {"name": "B", "description": "", "version": "v1", "author_id": "me", "organization_id": "",
+            "exposure": "private", "category": "", "spec": json.dumps(spec), "tags": "[]", "intro_msg": "",
+            "icon": "", **fields}
+
+
+@pytest.mark.parametrize("model", list(admin.site._registry), ids=lambda m: m._meta.label)
+def test_every_changelist_renders(admin_client, objects, model):
+    assert admin_client.get(admin_url(model, "changelist")).status_code == 200
+
+
+@pytest.mark.parametrize("model", list(admin.site._registry), ids=lambda m: m._meta.label)
+def test_every_add_page_renders_or_is_refused_by_design(admin_client, model):
+    expected = 403 if model is GuildAgent else 200  # agents are the runtime's to create
+    assert admin_client.get(admin_url(model, "add")).status_code == expected
+
+
+@pytest.mark.parametrize("model", [AgentEntry, Category, Blueprint, Guild, GuildAgent], ids=lambda m: m.__name__)
+def test_change_pages_render(admin_client, objects, model):
+    response = admin_client.get(admin_url(model, "change", objects[model].pk))
+
+    assert response.status_code == 200
+
+
+def test_guild_page_shows_status_read_only_and_its_agents(admin_client, objects):
+    guild = objects[Guild]
+
+    page = admin_client.get(admin_url(Guild, "change", guild.pk)).content.decode()
+
+    assert 'name="status"' not in page
+    assert "Running" in page
+    assert "echo1" in page
+
+
+def test_guild_list_filters_and_search(admin_client, objects):
+    url = admin_url(Guild, "changelist")
+
+    assert "G" in admin_client.get(url, {"status__exact": "RUNNING"}).content.decode()
+    assert admin_client.get(url, {"organization_id": "org1"}).status_code == 200
+    assert admin_client.get(url, {"q": "G"}).context["cl"].result_count == 1
+    assert admin_client.get(url, {"q": "zzz"}).context["cl"].result_count == 0
+
+
+def test_an_invalid_spec_is_refused_with_the_message_shown(admin_client):
+    response = admin_client.post(admin_url(Blueprint, "add"), blueprint_form({"name": "B", "agents": [{}]}))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "spec.agents.0.name: Field required" in page
+    assert not Blueprint.objects.exists()
+
+
+def test_an_unknown_agent_class_in_the_spec_is_refused(admin_client):
+    spec = {"name": "B", "agents": [{"name": "X", "class_name": "os.system"}]}
+
+    response = admin_client.post(admin_url(Blueprint, "add"), blueprint_form(spec))
+
+    assert response.status_code == 200
+    assert "os.system" in response.content.decode()
+    assert not Blueprint.objects.exists()
+
+
+def test_json_that_does_not_parse_is_refused(admin_client):
+    form = blueprint_form({})
+    form["spec"] = "{not json"
+
+    response = admin_client.post(admin_url(Blueprint, "add"), form)
+
+    assert response.status_code == 200
+    assert "Enter a valid JSON" in response.content.decode()
+
+
+def test_a_valid_spec_is_stored_as_typed(admin_client):
+    response = admin_client.post(admin_url(Blueprint, "add"), blueprint_form(SPEC, tags=""))
+
+    assert response.status_code == 302
+    blueprint = Blueprint.objects.get()
+    assert blueprint.spec == SPEC
+    assert blueprint.tags == []
+
+
+def test_an_agent_entry_must_name_an_agent_class(admin_client):
+    form = {"qualified_class_name": "os.system", "agent_name": "", "description": "", "properties_schema": "{}",
+            "dependencies": "[]", "message_handlers": "{}"}
+
+    response = admin_client.post(admin_url(AgentEntry, "add"), form)
+
+    assert response.status_code == 200
+    assert "not an agent class" in response.content.decode()
+    assert not AgentEntry.objects.exists()
+
+
+def test_a_duplicate_category_name_is_refused(admin_client):
+    Category.objects.create(name="Testing")
+
+    response = admin_client.post(admin_url(Category, "add"), {"name": "testing", "description": ""})
+
+    assert response.status_code == 200
+    assert "already exists" in response.content.decode()
+
+
+def test_adding_a_guild_from_a_blueprint_goes_through_the_service(admin_client, objects):
+    blueprint = objects[Blueprint]
+    form = {"name": "FromAdmin", "description": "", "blueprint": blueprint.pk, "organization_id": "org9",
+            "user_id": "u9", "spec": ""}
+
+    response = admin_client.post(admin_url(Guild, "add"), form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    guild = Guild.objects.get(name="FromAdmin")
+    assert guild.status == GuildStatus.REQUESTED
+    assert guild.spec["name"] == "FromAdmin"
+    assert guild.spec["agents"][0]["name"] == "EchoAgent"
+    assert guild.blueprint_id == blueprint.pk
+
+
+def test_adding_a_guild_needs_a_spec_or_a_blueprint(admin_client):
+    form = {"name": "X", "description": "", "blueprint": "", "organization_id": "", "user_id": "u", "spec": ""}
+
+    response = admin_client.post(admin_url(Guild, "add"), form)
+
+    assert response.status_code == 200
+    assert "choose a blueprint" in response.content.decode()
+    assert not Guild.objects.exists()
