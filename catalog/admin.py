@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin
 from django.db.models import Count, QuerySet
@@ -10,6 +12,14 @@ from django.http import HttpRequest
 from catalog.forms import GuildSpecField
 from catalog.models import AgentEntry, Blueprint, Category
 from guilds.runtime.registry import AgentClassError, resolve_agent_class
+
+
+def _json_or(value: Any, empty: Any, kind: type, described: str) -> Any:
+    if value is None or value == "":
+        return empty
+    if not isinstance(value, kind):
+        raise forms.ValidationError(f"Must be {described}.")
+    return value
 
 
 class AgentEntryForm(forms.ModelForm):
@@ -25,6 +35,16 @@ class AgentEntryForm(forms.ModelForm):
         except AgentClassError as exc:
             raise forms.ValidationError(str(exc)) from None
         return name
+
+    # A cleared JSON textarea means "empty", not a NULL the columns do not allow.
+    def clean_properties_schema(self) -> dict:
+        return _json_or(self.cleaned_data.get("properties_schema"), {}, dict, "a JSON object")
+
+    def clean_dependencies(self) -> list:
+        return _json_or(self.cleaned_data.get("dependencies"), [], list, "a JSON list")
+
+    def clean_message_handlers(self) -> dict:
+        return _json_or(self.cleaned_data.get("message_handlers"), {}, dict, "a JSON object")
 
 
 @admin.register(AgentEntry)
@@ -58,12 +78,9 @@ class BlueprintForm(forms.ModelForm):
                   "tags", "intro_msg", "icon"]
 
     def clean_tags(self) -> list:
-        # A cleared textarea means "no tags", not a NULL the column does not allow.
-        tags = self.cleaned_data.get("tags")
-        if tags in (None, ""):
-            return []
-        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-            raise forms.ValidationError('Tags are a JSON list of strings, e.g. ["demo", "echo"].')
+        tags = _json_or(self.cleaned_data.get("tags"), [], list, 'a JSON list of strings, e.g. ["demo", "echo"]')
+        if not all(isinstance(tag, str) for tag in tags):
+            raise forms.ValidationError('Must be a JSON list of strings, e.g. ["demo", "echo"].')
         return tags
 
 

@@ -1,7 +1,8 @@
 """Catalog writes: register agent classes, keep categories and blueprints, launch a guild from a blueprint.
 
-The REST views, the admin and `load_demo_data` all come through here, so a rule (a spec must
-validate, a class name must be an agent class) is enforced once.
+The REST views and `load_demo_data` come through here. The rules themselves (a spec must
+validate, a class name must be an agent class) live in guilds.spec and guilds.runtime.registry,
+which the admin's forms (catalog.forms, catalog.admin) call too.
 """
 
 from __future__ import annotations

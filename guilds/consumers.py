@@ -225,7 +225,7 @@ class SysCommsConsumer(GuildSocket):
         if payload.get("guild_health") != "ok":
             return report
         proxy = (payload.get("agents") or {}).get(user_proxy_id(self.user.id))
-        if proxy is not None and proxy.get("checkstatus") == "ok":
+        if proxy is not None and proxy.get("checkstatus") == "ok" and payload.get("guild_status") == GuildStatus.RUNNING:
             return report
         return report.model_copy(update={"payload": {**payload, "guild_health": "starting"}})
 

@@ -75,3 +75,22 @@ class GuildAgent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.agent_id})"
+
+
+class GuildFile(models.Model):
+    """A file a member uploaded to a guild (for FilesWithTextFormat messages)."""
+
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="files")
+    name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255, blank=True, default="application/octet-stream")
+    size = models.PositiveBigIntegerField()
+    uploaded_by = models.CharField(max_length=128)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.UniqueConstraint(fields=["guild", "name"], name="unique_file_name_per_guild")]
+
+    def __str__(self) -> str:
+        return self.name

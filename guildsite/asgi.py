@@ -12,12 +12,16 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from guilds.routing import websocket_urlpatterns  # noqa: E402
-from guilds.sockets.identity import SeedIdentityMiddleware  # noqa: E402
+from guildsite.identity import SocketIdentityMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # daphne serves no static files; the admin and the chat page need theirs.
         "http": ASGIStaticFilesHandler(django_http),
-        "websocket": SeedIdentityMiddleware(URLRouter(websocket_urlpatterns)),
+        "websocket": SocketIdentityMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )
+
+from guildsite.startup import relaunch_live_guilds_in_background  # noqa: E402
+
+relaunch_live_guilds_in_background()

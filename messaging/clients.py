@@ -212,7 +212,7 @@ class ThrottlingClient(Client):
                 delay = self._next_at - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                self._next_at = max(self._next_at, time.monotonic() - self.interval) + self.interval
+                self._next_at = max(self._next_at, time.monotonic()) + self.interval
                 message = self._queue.popleft()
                 try:
                     self.inner.notify_new_message(message)

@@ -95,10 +95,15 @@ def _conversation_in(value: Any) -> Any:
     return value
 
 
+# Parts passed in as instances are copied (revalidated), so a message never shares a
+# mutable part (a sender tag, a guild's routing slip) with whoever built it.
+_PART_CONFIG = ConfigDict(extra="forbid", revalidate_instances="always")
+
+
 class AgentTag(BaseModel):
     """Who: an agent (or user) by id and/or name."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _PART_CONFIG
 
     id: str | None = None
     name: str | None = None
@@ -113,7 +118,7 @@ class AgentTag(BaseModel):
 
 
 class ForwardHeader(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _PART_CONFIG
 
     origin_message_id: MessageId
     on_behalf_of: AgentTag
@@ -122,7 +127,7 @@ class ForwardHeader(BaseModel):
 class ProcessEntry(BaseModel):
     """One hop in a message's history: `agent` handled `origin` and produced `result`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _PART_CONFIG
 
     agent: AgentTag
     origin: MessageId
@@ -134,7 +139,7 @@ class ProcessEntry(BaseModel):
 
 
 class OriginFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _PART_CONFIG
 
     origin_sender: AgentTag | None = None
     origin_topic: str | None = None
@@ -142,7 +147,7 @@ class OriginFilter(BaseModel):
 
 
 class RoutingDestination(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _PART_CONFIG
 
     topics: str | list[str] | None = None
     recipient_list: list[AgentTag] = Field(default_factory=list)
@@ -171,7 +176,7 @@ class RoutingDestination(BaseModel):
 class RoutingRule(BaseModel):
     """One step of a routing slip. The runtime does the matching; this is the data."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _PART_CONFIG
 
     agent: AgentTag | None = None
     agent_type: str | None = None
@@ -208,7 +213,7 @@ class RoutingRule(BaseModel):
 
 
 class RoutingSlip(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _PART_CONFIG
 
     steps: list[RoutingRule] = Field(default_factory=list)
 
@@ -245,6 +250,17 @@ class Message(BaseModel):
     enrich_with_history: Annotated[int, Field(ge=0)] = 0
     # Ours: the id a client gave its frame (e.g. "msg123") when the server assigned a real one.
     client_message_id: str | None = None
+
+    def __init__(self, /, **data: Any) -> None:
+        """Direct construction raises InvalidMessage too (prefer `create` / `from_wire`)."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InvalidMessage.from_pydantic(exc) from None
+
+    # Tell pydantic this __init__ only wraps its own, so model_validate/model_validate_json
+    # keep their fast path (without this they would call __init__ for every message).
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
     @model_validator(mode="after")
     def _fill_from_id(self) -> Message:

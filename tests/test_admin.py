@@ -131,6 +131,17 @@ def test_an_agent_entry_must_name_an_agent_class(admin_client):
     assert not AgentEntry.objects.exists()
 
 
+def test_an_agent_entry_with_cleared_json_fields_is_stored_empty(admin_client):
+    form = {"qualified_class_name": ECHO, "agent_name": "", "description": "", "properties_schema": "",
+            "dependencies": "", "message_handlers": ""}
+
+    response = admin_client.post(admin_url(AgentEntry, "add"), form)
+
+    assert response.status_code == 302
+    entry = AgentEntry.objects.get()
+    assert (entry.properties_schema, entry.dependencies, entry.message_handlers) == ({}, [], {})
+
+
 def test_a_duplicate_category_name_is_refused(admin_client):
     Category.objects.create(name="Testing")
 

@@ -4,7 +4,9 @@
 - `probe.raise` `{"message": m}`: the handler raises, so the sender gets an ErrorMessage;
 - `probe.state` `{"patch": {...}}`: merges the patch into the agent's state and replies with the state;
 - `probe.guild_state` `{"patch": {...}}`: the same for the guild's shared state;
-- `probe.blocking` `{"seconds": s}`: a plain (sync) handler that blocks a worker thread, then replies.
+- `probe.blocking` `{"seconds": s}`: a plain (sync) handler that blocks a worker thread, then replies;
+- `text`: counts the text messages it has had (kept in its state, so across restarts) and
+  replies `count: N` — a chat-visible check that agent state survives a relaunch.
 
 With the property `fail_on_start: true` it refuses to start.
 """
@@ -31,6 +33,11 @@ class ProbeAgent(Agent):
     async def on_start(self, ctx: HandlerContext) -> None:
         if self.properties.fail_on_start:
             raise RuntimeError("ProbeAgent was told to fail on start (fail_on_start)")
+
+    @handles("text")
+    async def count(self, ctx: HandlerContext) -> None:
+        state = await ctx.update_agent_state({"texts": int(ctx.agent_state.get("texts", 0)) + 1})
+        await ctx.reply({"text": f"count: {state['texts']}"}, format="text")
 
     @handles("probe.sleep")
     async def sleep(self, ctx: HandlerContext) -> None:

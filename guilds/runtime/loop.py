@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import os
 import threading
 from collections.abc import Coroutine
@@ -64,7 +65,9 @@ def in_runtime_loop() -> bool:
 
 
 def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-    return asyncio.run_coroutine_threadsafe(coro, runtime_loop())
+    # An empty context: a caller's context (asgiref's, inside a request) must not follow the
+    # coroutine onto the runtime loop, or its sync calls would be sent back to the request's thread.
+    return contextvars.Context().run(asyncio.run_coroutine_threadsafe, coro, runtime_loop())
 
 
 def run(coro: Coroutine[Any, Any, T], timeout: float | None = 30) -> T:

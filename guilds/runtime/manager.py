@@ -129,7 +129,10 @@ class GuildManagerAgent(Agent):
                            format=formats.GUILD_STATUS, topics=topic_names.GUILD_STATUS_TOPIC, routed=False)
         else:
             # Someone else (a stop) moved the guild; follow the database.
-            self.status = await store.guild_status(self.guild_id) or self.status
+            current = await store.guild_status(self.guild_id) or self.status
+            logger.warning("guild status %s -> %s refused: the database says %s", self.status, status, current,
+                           extra={"guild_id": self.guild_id})
+            self.status = current
         return moved
 
     async def _report(self, ctx: HandlerContext) -> None:

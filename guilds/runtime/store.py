@@ -9,7 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from asgiref.sync import sync_to_async
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
@@ -32,14 +35,22 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def _db(fn):
-    """Run an ORM function off the event loop, with a fresh-enough connection."""
+# The runtime's own database threads: never the request threads, never blocking the loop.
+_db_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="guildsite-db")
 
-    def wrapped(*args, **kwargs):
+
+def _db(fn):
+    """Run an ORM function on the runtime's database threads, with a fresh-enough connection."""
+
+    def call(*args, **kwargs):
         close_old_connections()
         return fn(*args, **kwargs)
 
-    return sync_to_async(wrapped, thread_sensitive=True)
+    @functools.wraps(fn)
+    async def wrapped(*args, **kwargs):
+        return await asyncio.get_running_loop().run_in_executor(_db_threads, functools.partial(call, *args, **kwargs))
+
+    return wrapped
 
 
 @_db

@@ -166,22 +166,17 @@ class InMemoryMessagingBackend(MessagingBackend):
             deliveries = [
                 (topic, data, list(store.subscribers.get(topic, {}).values())) for topic, data in stored
             ]
+        if not deliveries:
+            return
+        running = asyncio.get_running_loop()
         for topic, data, subscriptions in deliveries:
             for subscription in subscriptions:
-                self._notify(subscription, topic, data)
-
-    @staticmethod
-    def _notify(subscription: _Subscription, topic: str, data: bytes) -> None:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if subscription.loop is running:
-            _call_handler(subscription.handler, topic, data)
-        elif subscription.loop.is_closed():
-            logger.warning("subscriber loop for topic %s is closed; message not delivered", topic)
-        else:
-            subscription.loop.call_soon_threadsafe(_call_handler, subscription.handler, topic, data)
+                if subscription.loop is running:
+                    _call_handler(subscription.handler, topic, data)
+                elif subscription.loop.is_closed():
+                    _drop_dead(topic, subscription)
+                else:
+                    subscription.loop.call_soon_threadsafe(_call_handler, subscription.handler, topic, data)
 
     # --- reading ---------------------------------------------------------------------
 
@@ -245,6 +240,18 @@ class InMemoryMessagingBackend(MessagingBackend):
     async def cleanup(self) -> None:
         for topic in list(self._topics):
             self._drop(topic)
+
+
+def _drop_dead(topic: str, dead: _Subscription) -> None:
+    """Forget a subscription whose event loop is gone (its bus was never shut down)."""
+    with _STORE.lock:
+        subscribers = _STORE.subscribers.get(topic, {})
+        for key, subscription in list(subscribers.items()):
+            if subscription is dead:
+                del subscribers[key]
+        if not subscribers:
+            _STORE.subscribers.pop(topic, None)
+    logger.warning("dropped the subscription to %s: its event loop is closed (bus not shut down?)", topic)
 
 
 def _call_handler(handler: MessageHandler, topic: str, data: bytes) -> None:

@@ -39,11 +39,11 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from messaging.backends.base import MessageHandler, MessagingBackend
-from messaging.errors import BackendUnavailable, InvalidBackendConfig, InvalidMessage
+from messaging.errors import BackendUnavailable, InvalidBackendConfig, InvalidMessage, MessagingError
 from messaging.ids import id_timestamp_ms
 from messaging.message import Message
 from messaging.topics import split_namespaced, strip_namespace
@@ -246,6 +246,8 @@ class RedisMessagingBackend(MessagingBackend):
             stored = await self._store_script(keys=keys, args=args)
         except _NETWORK_ERRORS as exc:
             raise self._unavailable(exc) from exc
+        except ResponseError as exc:  # e.g. a key of the wrong type: the script stored nothing
+            raise MessagingError(f"Redis refused message {message.id} for {topics}: {exc}") from exc
         if stored != len(topics):
             logger.debug(
                 "message %s stored in %s of %d topics (already present elsewhere) namespace=%s",

@@ -113,4 +113,5 @@ class Collector(SimpleClient):
 
 
 def text_message(sender: str, topics: str | list[str], text: str = "hi", **fields: Any) -> Message:
-    return Message.create(sender={"id": sender, "name": sender.title()}, topics=topics, payload={"text": text}, **fields)
+    tag = {"id": sender, "name": sender.title()}
+    return Message.create(sender=tag, topics=topics, payload={"text": text}, **fields)

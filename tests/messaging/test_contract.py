@@ -214,7 +214,8 @@ async def test_namespaces_never_cross(make_bus):
     assert c2.ids == [m2.id]
     assert [m.id for m in await guild2.get_messages("default_topic")] == [m2.id]
     assert await guild2.get_messages_by_id([m1.id]) == []
-    assert await guild2.get_messages_for_topic_since("default_topic", m1.id) == []
+    # m1 is not in guild 2's topic: the timestamp fallback may find m2, never m1.
+    assert {m.id for m in await guild2.get_messages_for_topic_since("default_topic", m1.id)} <= {m2.id}
 
 
 async def test_lazy_subscription_with_reference_counting(make_bus):
@@ -292,7 +293,8 @@ async def test_self_inbox_reaches_only_the_sender(make_bus):
     marker = await bus.publish(text_message("third", topic, "from elsewhere"))
     await asyncio.sleep(0.05)
     assert me.ids == [note.id]
-    assert marker.id not in other.ids and note.id not in other.ids
+    assert marker.id not in other.ids
+    assert note.id not in other.ids
 
 
 async def test_receivers_get_their_own_objects(make_bus):
@@ -303,7 +305,9 @@ async def test_receivers_get_their_own_objects(make_bus):
     sent = await bus.publish(text_message("s", "t", "shared?", session_state={"k": [1]}))
     [got_a] = await a.wait_for(1)
     [got_b] = await b.wait_for(1)
-    assert got_a is not got_b and got_a is not sent and got_b is not sent
+    assert got_a is not got_b
+    assert got_a is not sent
+    assert got_b is not sent
     got_a.payload["text"] = "changed by a"
     got_a.session_state["k"].append(2)
     assert got_b.payload["text"] == sent.payload["text"] == "shared?"
@@ -350,7 +354,8 @@ async def test_payload_over_the_limit_is_refused_and_nothing_stored(make_bus, se
     big = text_message("s", "t", "x" * 4096)
     with pytest.raises(PayloadTooLarge) as info:
         await bus.publish(big)
-    assert info.value.limit == 2048 and info.value.size > 2048
+    assert info.value.limit == 2048
+    assert info.value.size > 2048
     ok = await bus.publish(text_message("s", "t", "small"))
     await c.wait_for(1)
     assert c.ids == [ok.id]
@@ -380,7 +385,8 @@ async def test_backend_handler_gets_a_fresh_object_per_call(make_bus):
     m = text_message("s", ["raw", "raw2"])
     await backend.store_message(bus.namespace, [full, f"{bus.namespace}:raw2"], m)
     await wait_until(lambda: len(got) == 2, what="two deliveries")
-    assert got[0] is not got[1] and got[0] is not m
+    assert got[0] is not got[1]
+    assert got[0] is not m
     assert {g.topic_published_to for g in got} == {"raw", "raw2"}
     await backend.unsubscribe(full)
     await backend.unsubscribe(f"{bus.namespace}:raw2")

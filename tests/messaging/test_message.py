@@ -66,7 +66,8 @@ def test_wire_form_uses_string_ids_and_integer_time():
     assert isinstance(wire["priority"], int)
     assert m.to_wire() == wire
     python = m.model_dump()
-    assert python["id"] == m.id and isinstance(python["thread"][0], int)
+    assert python["id"] == m.id
+    assert isinstance(python["thread"][0], int)
 
 
 def test_ids_accepted_as_ints_or_strings():
@@ -185,9 +186,11 @@ def test_routing_rule_validation_and_aliases():
     rule = RoutingRule.model_validate(upstream)
     assert not rule.is_exhausted()
     spent = rule.used_once()
-    assert spent.is_exhausted() and not rule.is_exhausted()
+    assert spent.is_exhausted()
+    assert not rule.is_exhausted()
     unlimited = RoutingRule(agent=AgentTag(name="e"), route_times=-1)
-    assert unlimited.is_unlimited() and unlimited.used_once() is unlimited
+    assert unlimited.is_unlimited()
+    assert unlimited.used_once() is unlimited
     slip = RoutingSlip(steps=[rule, spent])
     assert slip.active_steps() == [rule]
 
@@ -201,7 +204,8 @@ def test_message_with_routing_slip_round_trips():
 def test_clone_shares_nothing():
     m = make(payload={"deep": {"list": [1]}}, session_state={"k": [1]}, topics=["a", "b"])
     c = m.clone()
-    assert c == m and c is not m
+    assert c == m
+    assert c is not m
     c.payload["deep"]["list"].append(2)
     c.session_state["k"].append(2)
     c.topics.append("z")
@@ -273,3 +277,23 @@ def test_json_round_trip(m):
     if wire["in_response_to"] is not None:
         wire["in_response_to"] = int(wire["in_response_to"])
     assert Message.from_wire(wire) == m
+
+
+def test_direct_construction_raises_invalid_message_once_wrapped():
+    with pytest.raises(InvalidMessage) as info:
+        Message(id="nope", sender={}, topics="t", payload={})
+    assert str(info.value).startswith("invalid message: id:")
+    with pytest.raises(InvalidMessage) as info:
+        Message.from_wire({"id": "nope", "sender": {}, "topics": "t", "payload": {}})
+    assert str(info.value).startswith("invalid message: id:")  # not wrapped twice
+
+
+def test_parts_passed_as_objects_are_not_shared():
+    tag = AgentTag(id="agent-1", name="Agent")
+    slip = RoutingSlip(steps=[RoutingRule(agent=AgentTag(name="x"))])
+    m = Message.create(sender=tag, topics="t", payload={}, routing_slip=slip)
+    assert m.sender == tag
+    assert m.sender is not tag
+    assert m.routing_slip is not slip
+    m.sender.name = "changed"
+    assert tag.name == "Agent"

@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): they print figures; they are never timed assertions in tests."""

@@ -1,0 +1,173 @@
+"""Guild control and history over REST: stop, relaunch, a user's messages, files.
+
+Stop and relaunch do what the system socket's commands and the admin's actions do
+(guilds.services); history reads the user's stream on the guild's bus.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from guilds import files, services
+from guilds.api.serializers import GuildDetailSerializer
+from guilds.models import Guild, GuildFile
+from guilds.runtime import loop as runtime_loop
+from guilds.runtime.guild import bus_of
+from guildsite.api_common import problem_responses
+from guildsite.errors import Conflict
+from messaging import topics as topic_names
+from messaging.errors import InvalidMessageId
+from messaging.ids import parse_id
+
+
+def _acting_user(request: Request, *, required: bool = True) -> str | None:
+    identity = getattr(request._request, "identity", None)
+    user_id = identity.id if identity else (request.data.get("user_id") if isinstance(request.data, dict) else None)
+    if required and not user_id:
+        raise exceptions.ValidationError({"user_id": ["say who is acting: an X-User-Id header or a user_id field"]})
+    return user_id
+
+
+class GuildStopApi(APIView):
+    @extend_schema(operation_id="stopGuild", summary="Stop the guild (final), as the system socket's stopGuildRequest",
+                   request=inline_serializer("StopGuild", {"user_id": serializers.CharField()}),
+                   responses={200: GuildDetailSerializer, **problem_responses(400, 404, 409)}, tags=["guilds"])
+    def post(self, request: Request, guild_id: str) -> Response:
+        get_object_or_404(Guild, pk=guild_id)
+        try:
+            guild = services.guild_stop(guild_id=guild_id, user_id=_acting_user(request))
+        except services.GuildStopped as exc:
+            raise Conflict(str(exc)) from None
+        return Response(GuildDetailSerializer(guild).data)
+
+
+class GuildRelaunchApi(APIView):
+    @extend_schema(operation_id="relaunchGuild",
+                   summary="Start a guild whose agents are gone (after a restart, or out of ERROR)",
+                   request=None,
+                   responses={200: inline_serializer("Relaunch", {"is_relaunching": serializers.BooleanField()}),
+                              **problem_responses(404, 409)}, tags=["guilds"])
+    def post(self, request: Request, guild_id: str) -> Response:
+        get_object_or_404(Guild, pk=guild_id)
+        try:
+            started = services.guild_relaunch(guild_id=guild_id)
+        except services.GuildStopped as exc:
+            raise Conflict(str(exc)) from None
+        return Response({"is_relaunching": started})
+
+
+class UserMessagesApi(APIView):
+    @extend_schema(
+        operation_id="getUserMessages",
+        summary="A user's message history in the guild (what their socket shows), oldest first",
+        parameters=[OpenApiParameter("since_id", OpenApiTypes.STR, description="Only messages after this one."),
+                    OpenApiParameter("limit", OpenApiTypes.INT, description="At most this many (the newest).")],
+        responses={200: OpenApiTypes.OBJECT, **problem_responses(400, 404)}, tags=["guilds"],
+    )
+    def get(self, request: Request, guild_id: str, user_id: str) -> Response:
+        guild = get_object_or_404(Guild, pk=guild_id)
+        try:
+            limit = int(request.query_params.get("limit", 1000))
+            since = request.query_params.get("since_id")
+            since_id = parse_id(since) if since else None
+        except (ValueError, InvalidMessageId) as exc:
+            raise exceptions.ValidationError({"since_id" if "id" in str(exc) else "limit": [str(exc)]}) from None
+        bus = bus_of(guild.id, guild.spec)
+        topic = topic_names.user_notifications(user_id)
+        query = (bus.get_messages_for_topic_since(topic, since_id, limit=limit) if since_id is not None
+                 else bus.get_messages(topic, limit=limit))
+        messages = runtime_loop.run(query)
+        return Response([message.to_wire() for message in messages])
+
+
+class FileSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GuildFile
+        fields = ["name", "url", "content_type", "size", "uploaded_by", "metadata", "created_at"]
+
+    def get_url(self, record: GuildFile) -> str:
+        return files.file_url(record.guild_id, record.name)
+
+
+class GuildFilesApi(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(operation_id="listGuildFiles", summary="Files uploaded to the guild (members only)",
+                   responses={200: FileSerializer(many=True), **problem_responses(403, 404)}, tags=["files"])
+    def get(self, request: Request, guild_id: str) -> Response:
+        guild = get_object_or_404(Guild, pk=guild_id)
+        self._member(guild, request)
+        return Response(FileSerializer(guild.files.all(), many=True).data)
+
+    @extend_schema(
+        operation_id="uploadGuildFile",
+        summary="Upload a file (multipart field `file`, optional `file_meta` JSON) for a FilesWithTextFormat message",
+        request={"multipart/form-data": inline_serializer("Upload", {
+            "file": serializers.FileField(), "file_meta": serializers.CharField(required=False),
+            "user_id": serializers.CharField(required=False)})},
+        responses={201: OpenApiTypes.OBJECT, **problem_responses(400, 403, 404, 409)}, tags=["files"],
+    )
+    def post(self, request: Request, guild_id: str) -> Response:
+        guild = get_object_or_404(Guild, pk=guild_id)
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise exceptions.ValidationError({"file": ["attach the file as the multipart field 'file'"]})
+        try:
+            metadata = json.loads(request.data.get("file_meta") or "{}")
+            if not isinstance(metadata, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            raise exceptions.ValidationError({"file_meta": ["must be a JSON object"]}) from None
+        try:
+            record = files.guild_file_upload(guild=guild, user_id=_acting_user(request), upload=upload,
+                                             metadata=metadata)
+        except files.NotAMember as exc:
+            raise exceptions.PermissionDenied(str(exc)) from None
+        except files.FileExists as exc:
+            raise Conflict(str(exc)) from None
+        except files.FileRejected as exc:
+            raise exceptions.ValidationError({"file": [str(exc)]}) from None
+        return Response({"guild_id": guild.id, "filename": record.name, "url": files.file_url(guild.id, record.name),
+                         "content_type": record.content_type, "content_length": record.size},
+                        status=status.HTTP_201_CREATED)
+
+    @staticmethod
+    def _member(guild: Guild, request: Request) -> None:
+        try:
+            files.member_check(guild, _acting_user(request, required=False))
+        except files.NotAMember as exc:
+            raise exceptions.PermissionDenied(str(exc)) from None
+
+
+class GuildFileApi(APIView):
+    @extend_schema(operation_id="getGuildFile", summary="A file's bytes (`?download=true` as an attachment)",
+                   responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **problem_responses(403, 404)},
+                   tags=["files"])
+    def get(self, request: Request, guild_id: str, name: str) -> FileResponse:
+        record = get_object_or_404(GuildFile, guild_id=guild_id, name=name)
+        GuildFilesApi._member(record.guild, request)
+        download = request.query_params.get("download", "").lower() in {"1", "true", "yes"}
+        return FileResponse(files.file_path(guild_id, record.name).open("rb"), as_attachment=download,
+                            filename=record.name, content_type=record.content_type)
+
+    @extend_schema(operation_id="deleteGuildFile", summary="Delete a file", responses={204: None,
+                   **problem_responses(403, 404)}, tags=["files"])
+    def delete(self, request: Request, guild_id: str, name: str) -> Response:
+        record = get_object_or_404(GuildFile, guild_id=guild_id, name=name)
+        try:
+            files.guild_file_delete(record=record, user_id=_acting_user(request))
+        except files.NotAMember as exc:
+            raise exceptions.PermissionDenied(str(exc)) from None
+        return Response(status=status.HTTP_204_NO_CONTENT)

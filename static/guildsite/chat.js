@@ -1,0 +1,309 @@
+// guildsite chat page: seed 000's synchronization strategy, shown to the person at each step.
+// System socket first; on the first health report, the user socket; on "ok", chat.
+(() => {
+  "use strict";
+  const REPORT = "rustic_ai.core.guild.agent_ext.mixins.health.AgentsHealthReport";
+  const FILES = "rustic_ai.core.ui_protocol.types.FilesWithTextFormat";
+  const ERROR = "rustic_ai.core.agents.commons.message_formats.ErrorMessage";
+  const TIMEOUTS = { HEALTH_REPORT: 10000, READY_STATUS: 15000, CONNECTION: 5000 };
+  const MAX_RECONNECT_ATTEMPTS = 5;
+  const BACKOFF_BASE = 1000;
+  const FINAL_CLOSE_CODES = new Set([4400, 4404, 4410]);
+
+  const $ = (id) => document.getElementById(id);
+  const params = new URLSearchParams(location.search);
+  const wsBase = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
+
+  const me = {
+    id: localStorage.getItem("guildsite.userId") || `user-${Math.random().toString(36).slice(2, 8)}`,
+    name: localStorage.getItem("guildsite.userName") || "Guest",
+  };
+  $("user-id").value = me.id;
+  $("user-name").value = me.name;
+  const remember = () => {
+    me.id = $("user-id").value.trim() || me.id;
+    me.name = $("user-name").value.trim() || me.name;
+    localStorage.setItem("guildsite.userId", me.id);
+    localStorage.setItem("guildsite.userName", me.name);
+  };
+
+  async function api(method, url, body) {
+    const options = { method, headers: {} };
+    if (body instanceof FormData) options.body = body;
+    else if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    const response = await fetch(url, options);
+    const data = response.status === 204 ? null : await response.json().catch(() => null);
+    if (!response.ok) throw new Error((data && data.detail) || `${method} ${url}: ${response.status}`);
+    return data;
+  }
+
+  // --- picking a guild -----------------------------------------------------------------
+  async function loadPicker() {
+    try {
+      const [blueprints, guilds] = await Promise.all([
+        api("GET", "/catalog/blueprints/"),
+        api("GET", "/api/guilds?status=RUNNING,WARNING,STARTING,PENDING_LAUNCH,REQUESTED"),
+      ]);
+      fill($("blueprints"), blueprints, (b) => `${b.name} ${b.version || ""}`.trim());
+      fill($("guilds"), guilds, (g) => `${g.name} (${g.status})`);
+    } catch (err) {
+      $("pick-error").textContent = err.message;
+    }
+  }
+  function fill(select, items, label) {
+    select.replaceChildren(...items.map((item) => new Option(label(item), item.id)));
+    if (!items.length) select.append(new Option("(none)", ""));
+  }
+  $("launch").addEventListener("click", async () => {
+    remember();
+    const blueprintId = $("blueprints").value;
+    if (!blueprintId) return;
+    $("pick-error").textContent = "";
+    try {
+      const name = $("guild-name").value.trim() || `${$("blueprints").selectedOptions[0].text} for ${me.name}`;
+      const { id } = await api("POST", `/catalog/blueprints/${blueprintId}/guilds`,
+        { guild_name: name.slice(0, 64), user_id: me.id, org_id: "", description: "Launched from the chat page" });
+      location.search = `?guild=${encodeURIComponent(id)}`;
+    } catch (err) {
+      $("pick-error").textContent = `Launch failed: ${err.message}`;
+    }
+  });
+  $("open").addEventListener("click", () => {
+    remember();
+    if ($("guilds").value) location.search = `?guild=${encodeURIComponent($("guilds").value)}`;
+  });
+
+  // --- the guild room ------------------------------------------------------------------
+  const guildId = params.get("guild");
+  const seen = new Set();
+  let systemWS = null, userWS = null;
+  let state = "disconnected";
+  let firstReport = false, ready = false, stopped = false;
+  let reconnectAttempts = 0, lastSeenId = null, timers = [];
+
+  function setState(next, text) {
+    state = next;
+    $("connection").textContent = next.replace("_", " ");
+    $("connection").className = `pill ${next}`;
+    if (text !== undefined) $("notice").textContent = text;
+  }
+  function setComposer(enabled) {
+    for (const id of ["text", "file", "send"]) $(id).disabled = !enabled;
+  }
+  function clearTimers() { timers.forEach(clearTimeout); timers = []; }
+
+  async function openRoom() {
+    $("pick").hidden = true;
+    $("room").hidden = false;
+    try {
+      const guild = await api("GET", `/api/guilds/${encodeURIComponent(guildId)}`);
+      $("guild-title").textContent = guild.name;
+      showStatus(guild.status);
+      if (guild.status === "STOPPED") {
+        stopped = true;
+        setState("stopped", "This guild is stopped. Launch a new one from its blueprint.");
+      }
+    } catch (err) {
+      setState("error", `Cannot open the guild: ${err.message}`);
+      return;
+    }
+    connect();
+  }
+
+  function showStatus(status) {
+    $("guild-status").textContent = status;
+    $("guild-status").className = `pill ${status}`;
+  }
+
+  function connect() {
+    clearTimers();
+    firstReport = false;
+    ready = false;
+    setComposer(false);
+    setState("connecting", "Connecting to guild system…");
+    systemWS = new WebSocket(`${wsBase}/ws/guilds/${encodeURIComponent(guildId)}/syscomms/${encodeURIComponent(me.id)}`);
+    const ws = systemWS;
+    timers.push(setTimeout(() => {
+      if (ws.readyState !== WebSocket.OPEN) fail("Connection to the guild system timed out");
+    }, TIMEOUTS.CONNECTION));
+    timers.push(setTimeout(() => { if (!firstReport) fail("Guild initialization timed out"); }, TIMEOUTS.HEALTH_REPORT));
+    timers.push(setTimeout(() => { if (!ready && !stopped) fail("Guild failed to reach ready state"); }, TIMEOUTS.READY_STATUS));
+    ws.onopen = () => setState("system_connected", "Connected, waiting for guild initialization…");
+    ws.onmessage = (event) => onSystemMessage(JSON.parse(event.data));
+    ws.onclose = (event) => onClosed(ws, event);
+  }
+
+  function onSystemMessage(message) {
+    if (message.format === REPORT) {
+      const health = message.payload.guild_health;
+      renderHealth(message.payload.agents || {});
+      if (message.payload.guild_status) showStatus(message.payload.guild_status);
+      if (!firstReport) {
+        firstReport = true;
+        setState("guild_initializing", "Guild initializing, connecting user session…");
+        connectUser();
+      }
+      if (health === "ok" && !ready) {
+        ready = true;
+        reconnectAttempts = 0;
+        setComposer(!stopped);
+        setState("ready", "Ready!");
+        sendSystem({ format: "participantsRequest", payload: { guild_id: guildId }, sender: { id: me.id } });
+      }
+      if (health === "warning") $("notice").textContent = "Some agents are experiencing issues";
+      if (health === "error") $("notice").textContent = "Guild failed to initialize properly";
+    } else if (message.format === "Participants") {
+      $("participants").replaceChildren(...message.payload.participants.map((p) => {
+        const li = document.createElement("li");
+        li.textContent = `${p.name} (${p.type})`;
+        return li;
+      }));
+    } else if (message.format === "guildStatus") {
+      showStatus(message.payload.status);
+      if (message.payload.status === "STOPPED") onStopped();
+    } else if (message.format === ERROR) {
+      $("notice").textContent = message.payload.error_message;
+    }
+  }
+
+  function connectUser() {
+    const resume = lastSeenId ? `?last_seen_id=${encodeURIComponent(lastSeenId)}` : "";
+    userWS = new WebSocket(
+      `${wsBase}/ws/guilds/${encodeURIComponent(guildId)}/usercomms/${encodeURIComponent(me.id)}/${encodeURIComponent(me.name)}${resume}`);
+    const ws = userWS;
+    ws.onopen = () => { if (!ready) setState("user_connecting", "User session connected, waiting for agents…"); };
+    ws.onmessage = (event) => onUserMessage(JSON.parse(event.data));
+    ws.onclose = (event) => onClosed(ws, event);
+  }
+
+  function onUserMessage(message) {
+    if (message.format !== ERROR || message.topic_published_to) lastSeenId = message.id;
+    if (message.id && seen.has(message.id)) return;
+    if (message.id) seen.add(message.id);
+    const li = document.createElement("li");
+    const mine = message.sender && message.sender.id === `upa-${me.id}`;
+    if (mine) li.classList.add("mine");
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = message.sender ? message.sender.name || message.sender.id : "";
+    li.append(who);
+    if (message.format === ERROR) {
+      li.classList.add("error");
+      li.append(document.createTextNode(`${message.payload.error_type}: ${message.payload.error_message}`));
+    } else {
+      li.append(document.createTextNode(message.payload.text ?? JSON.stringify(message.payload)));
+      for (const file of message.payload.files || []) {
+        const link = document.createElement("a");
+        const sep = file.url.includes("?") ? "&" : "?";
+        link.href = `${file.url}${sep}user_id=${encodeURIComponent(me.id)}`;
+        link.textContent = ` 📎 ${file.name}`;
+        link.target = "_blank";
+        li.append(link);
+      }
+    }
+    $("log").append(li);
+    li.scrollIntoView({ block: "end" });
+  }
+
+  function renderHealth(agents) {
+    $("health").tBodies[0].replaceChildren(...Object.entries(agents).map(([id, beat]) => {
+      const row = document.createElement("tr");
+      const latency = beat.checkmeta && beat.checkmeta.observed_latency != null ? `${beat.checkmeta.observed_latency} ms` : "";
+      for (const text of [beat.name || id, beat.checkstatus, latency]) {
+        const cell = document.createElement("td");
+        cell.textContent = text;
+        row.append(cell);
+      }
+      row.children[1].className = `pill ${beat.checkstatus}`;
+      return row;
+    }));
+  }
+
+  function sendSystem(frame) {
+    if (systemWS && systemWS.readyState === WebSocket.OPEN) systemWS.send(JSON.stringify(frame));
+  }
+
+  function onStopped() {
+    stopped = true;
+    setComposer(false);
+    clearTimers();
+    setState("stopped", "The guild is stopped. Launch a new one from its blueprint.");
+  }
+
+  function fail(text) {
+    if (state === "error" || stopped) return;
+    setState("error", text);
+    [systemWS, userWS].forEach((ws) => ws && ws.close());
+  }
+
+  function onClosed(ws, event) {
+    if (ws !== systemWS && ws !== userWS) return; // an old socket from before a reconnect
+    if (FINAL_CLOSE_CODES.has(event.code)) {
+      if (event.code === 4410) onStopped();
+      else setState("error", `The guild refused the connection (${event.code})`);
+      return;
+    }
+    if (stopped || state === "reconnecting") return;
+    setComposer(false);
+    [systemWS, userWS].forEach((other) => other && other !== ws && other.close());
+    systemWS = userWS = null;
+    reconnectWithBackoff();
+  }
+
+  function reconnectWithBackoff() {
+    if (reconnectAttempts >= MAX_RECONNECT_ATTEMPTS) {
+      setState("failed", "Maximum reconnection attempts reached. Reload to try again.");
+      return;
+    }
+    const delay = BACKOFF_BASE * 2 ** reconnectAttempts;
+    reconnectAttempts++;
+    setState("reconnecting", `Connection lost; reconnecting in ${delay / 1000}s (attempt ${reconnectAttempts})…`);
+    setTimeout(connect, delay);
+  }
+
+  // --- sending -------------------------------------------------------------------------
+  let counter = 0;
+  $("composer").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = $("text").value.trim();
+    const file = $("file").files[0];
+    if (!text && !file) return;
+    if (!userWS || userWS.readyState !== WebSocket.OPEN || !ready) {
+      $("notice").textContent = "Not connected: your message was not sent.";
+      return;
+    }
+    const frame = {
+      id: `c${Date.now()}-${++counter}`,
+      format: "text",
+      payload: { text },
+      sender: { id: me.id, name: me.name },
+      conversationId: guildId,
+      timestamp: new Date().toISOString(),
+    };
+    if (file) {
+      try {
+        const form = new FormData();
+        form.append("file", file);
+        const uploaded = await api("POST", `/api/guilds/${encodeURIComponent(guildId)}/files/?user_id=${encodeURIComponent(me.id)}`, form);
+        frame.format = FILES;
+        frame.payload = { files: [{ name: uploaded.filename, url: uploaded.url }], text, tagged_users: [] };
+      } catch (err) {
+        $("notice").textContent = `Upload failed: ${err.message}`;
+        return;
+      }
+    }
+    userWS.send(JSON.stringify(frame));
+    $("text").value = "";
+    $("file").value = "";
+  });
+
+  $("stop").addEventListener("click", () => {
+    if (!confirm("Stop this guild for everyone? A stopped guild cannot be restarted.")) return;
+    sendSystem({ format: "stopGuildRequest", payload: { guild_id: guildId }, sender: { id: me.id } });
+  });
+
+  if (guildId) openRoom(); else loadPicker();
+})();

@@ -1,0 +1,174 @@
+"""Clients: the tracking client's guarantees and the wrappers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from messaging.clients import (
+    FilteringClient,
+    MessageTrackingClient,
+    RecentIds,
+    RetryingClient,
+    SimpleClient,
+    ThrottlingClient,
+)
+from messaging.ids import Priority
+
+from .conftest import text_message
+
+
+def test_recent_ids_is_bounded():
+    recent = RecentIds(3)
+    assert all(recent.add(i) for i in range(5))
+    assert len(recent) == 3
+    assert 4 in recent
+    assert 1 not in recent
+    assert not recent.add(4)
+
+
+async def test_tracking_client_never_handles_an_id_twice():
+    handled = []
+
+    async def handler(m):
+        handled.append(m.id)
+
+    client = MessageTrackingClient("c", "C", handler)
+    m = text_message("s", "t")
+    client.notify_new_message(m)
+    client.notify_new_message(m.clone())
+    await client.idle()
+    client.notify_new_message(m.clone())  # after it was handled, too
+    await client.idle()
+    assert handled == [m.id]
+    assert client.last_processed_id == m.id
+    await client.close()
+
+
+async def test_tracking_client_keeps_going_after_a_handler_error(caplog):
+    handled = []
+
+    async def handler(m):
+        if m.payload["text"] == "boom":
+            raise RuntimeError("boom")
+        handled.append(m.payload["text"])
+
+    client = MessageTrackingClient("c", "C", handler)
+    for text in ("one", "boom", "two"):
+        client.notify_new_message(text_message("s", "t", text))
+    await client.idle()
+    assert handled == ["one", "two"]
+    assert "failed to handle message" in caplog.text
+    await client.close()
+
+
+async def test_tracking_client_handles_late_lower_ids_and_one_at_a_time():
+    running = 0
+    most = 0
+    order = []
+
+    async def handler(m):
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0)
+        order.append(m.payload["text"])
+        running -= 1
+
+    early = text_message("s", "t", "early")  # smaller id, arrives last
+    late = text_message("s", "t", "late")
+    client = MessageTrackingClient("c", "C", handler)
+    client.notify_new_message(late)
+    await client.idle()
+    client.notify_new_message(early)
+    await client.idle()
+    assert order == ["late", "early"]
+    assert most == 1
+    assert client.last_processed_id == early.id
+    await client.close()
+
+
+async def test_tracking_client_orders_what_is_waiting():
+    order = []
+
+    async def handler(m):
+        order.append(m.payload["text"])
+
+    client = MessageTrackingClient("c", "C", handler)
+    # All arrive before the drain task first runs.
+    client.notify_new_message(text_message("s", "t", "lowest", priority=Priority.LOWEST))
+    client.notify_new_message(text_message("s", "t", "normal"))
+    client.notify_new_message(text_message("s", "t", "urgent", priority=Priority.URGENT))
+    await client.idle()
+    assert order == ["urgent", "normal", "lowest"]
+    await client.close()
+
+
+async def test_closed_tracking_client_drops_new_messages():
+    client = MessageTrackingClient("c", "C", lambda m: asyncio.sleep(0))
+    await client.close()
+    client.notify_new_message(text_message("s", "t"))
+    assert client.waiting == 0
+
+
+async def test_filtering_client():
+    got = []
+    client = FilteringClient(SimpleClient("c", "C", got.append), lambda m: m.format == "text")
+    assert (client.id, client.name) == ("c", "C")
+    client.notify_new_message(text_message("s", "t", format="text"))
+    client.notify_new_message(text_message("s", "t", format="other"))
+    assert [m.format for m in got] == ["text"]
+
+
+async def test_throttling_client_paces_delivery_in_order():
+    got: list[tuple[float, str]] = []
+    inner = SimpleClient("c", "C", lambda m: got.append((time.monotonic(), m.payload["text"])))
+    client = ThrottlingClient(inner, per_second=50)  # one every 20 ms
+    start = time.monotonic()
+    for i in range(4):
+        client.notify_new_message(text_message("s", "t", str(i)))
+    await asyncio.wait_for(client.idle(), timeout=5)
+    assert [text for _, text in got] == ["0", "1", "2", "3"]
+    assert got[-1][0] - start >= 0.055  # three gaps of 20 ms (with a little slack for timers)
+    await client.close()
+    with pytest.raises(ValueError):
+        ThrottlingClient(inner, per_second=0)
+
+
+async def test_retrying_client_retries_then_succeeds():
+    attempts = []
+
+    async def flaky(m):
+        attempts.append(m.id)
+        if len(attempts) < 3:
+            raise ConnectionError("try again")
+
+    tracking = MessageTrackingClient("c", "C", flaky)
+    client = RetryingClient(tracking, attempts=3, backoff_seconds=0.001)
+    m = text_message("s", "t")
+    client.notify_new_message(m)
+    await client.idle()
+    assert attempts == [m.id] * 3
+    assert client.retries == 2
+    assert client.last_processed_id == m.id
+    await client.close()
+
+
+async def test_retrying_client_gives_up_after_attempts(caplog):
+    calls = []
+
+    async def broken(m):
+        calls.append(m.id)
+        raise ValueError("always")
+
+    client = RetryingClient(MessageTrackingClient("c", "C", broken), attempts=2, backoff_seconds=0.001)
+    client.notify_new_message(text_message("s", "t"))
+    client.notify_new_message(text_message("s", "t"))
+    await client.idle()
+    assert len(calls) == 4
+    assert "failed to handle message" in caplog.text
+    await client.close()
+    with pytest.raises(TypeError):
+        RetryingClient(SimpleClient("x", "X", print), attempts=2)  # type: ignore[arg-type]

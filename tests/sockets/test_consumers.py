@@ -1,0 +1,162 @@
+"""The seed's sockets at the consumer level: every frame as seed 000 writes it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from guildsite.asgi import application
+from tests.sockets.conftest import REPORT, syscomms, usercomms
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ERROR = "rustic_ai.core.agents.commons.message_formats.ErrorMessage"
+
+
+def hello(text: str = "Hello Echo!", **extra) -> dict:
+    """Seed 000 §5.1's text frame, verbatim but for the text."""
+    return {"id": "msg123", "format": "text", "payload": {"text": text},
+            "sender": {"id": "testuser123", "name": "Test User"}, "conversationId": "conv_789",
+            "timestamp": "2025-01-15T10:00:00.000Z", **extra}
+
+
+async def test_the_seed_flow_health_then_user_then_echo_then_participants_then_stop(running_guild):
+    gid = running_guild.id
+    async with syscomms(gid) as system:
+        first = await system.receive(timeout=2)
+        assert first["format"] == REPORT
+        assert first["payload"]["guild_health"] == "starting"  # this user's proxy is not up yet
+        async with usercomms(gid) as user:
+            ready = await system.until(lambda f: f["format"] == REPORT and f["payload"]["guild_health"] == "ok",
+                                       what="guild_health ok")
+            assert "upa-testuser123" in ready["payload"]["agents"]
+            await system.send({"format": "participantsRequest", "payload": {"guild_id": gid},
+                               "sender": {"id": "testuser123"}, "timestamp": "2025-01-15T10:00:00.000Z",
+                               "conversationId": "conv_123"})
+            participants = await system.until(lambda f: f["format"] == "Participants")
+            assert {"id": "upa-testuser123", "name": "Test User", "type": "human"} in participants["payload"]["participants"]
+            assert any(p["name"] == "EchoAgent" and p["type"] == "bot" for p in participants["payload"]["participants"])
+
+            await user.send(hello())
+            echo = await user.until(lambda f: f["payload"].get("text") == "Echo: Hello Echo!", what="the echo")
+            own = await user.until(lambda f: f.get("client_message_id") == "msg123", what="own message confirmed")
+            # Seed 000 §5.2's shape, ids as strings.
+            assert {"id", "format", "payload", "sender", "topics", "timestamp", "thread", "in_response_to",
+                    "priority"} <= set(echo)
+            assert echo["format"] == "text" and echo["priority"] == 4
+            assert echo["sender"]["name"] == "EchoAgent"
+            assert echo["topics"] == ["user:testuser123:notifications"]
+            assert echo["in_response_to"] == own["id"]
+            assert echo["thread"] == [own["id"], echo["id"]]
+            assert isinstance(echo["id"], str) and isinstance(echo["timestamp"], int)
+            assert echo["conversation_id"] == "conv_789"
+
+            await system.send({"format": "stopGuildRequest", "payload": {"guild_id": gid},
+                               "sender": {"id": "testuser123"}})
+            await system.until(lambda f: f["format"] == "guildStatus" and f["payload"]["status"] == "STOPPED")
+            await system.until(lambda f: f["format"].endswith("StopGuildResponse"))
+            await asyncio.sleep(0.1)
+            await user.send(hello("anyone?"))
+            refused = await user.until(lambda f: f["format"] == ERROR)
+            assert refused["payload"]["error_type"] == "GUILD_STOPPED"
+    refused_socket = WebsocketCommunicator(application, f"/ws/guilds/{gid}/usercomms/testuser123/Test%20User")
+    await refused_socket.connect()
+    frame = json.loads(await refused_socket.receive_from())
+    assert frame["format"] == ERROR and "stopped" in frame["payload"]["error_message"]
+    assert (await refused_socket.receive_output())["code"] == 4410
+
+
+async def test_the_original_systems_qualified_formats_work_too(running_guild):
+    gid = running_guild.id
+    async with usercomms(gid) as user, syscomms(gid) as system:
+        await system.send({"format": "rustic_ai.core.agents.utils.user_proxy_agent.ParticipantListRequest",
+                           "payload": {"guild_id": gid}})
+        await system.until(lambda f: f["format"] == "Participants")
+        await user.send({"format": "rustic_ai.core.ui_protocol.types.TextFormat", "payload": {"text": "typed"}})
+        echo = await user.until(lambda f: f["payload"].get("text") == "Echo: typed")
+        assert echo["format"] == "rustic_ai.core.ui_protocol.types.TextFormat"
+        await user.send({"format": "rustic_ai.core.ui_protocol.types.FilesWithTextFormat",
+                         "payload": {"files": [{"name": "document.pdf", "url": "/files/document.pdf"}],
+                                     "text": "Here's the document you requested", "tagged_users": []},
+                         "sender": {"id": "testuser123", "name": "Test User"}})
+        files = await user.until(lambda f: f["format"].endswith("FilesWithTextFormat") and f["sender"]["name"] == "EchoAgent")
+        assert files["payload"]["files"][0]["name"] == "document.pdf"
+
+
+async def test_unknown_guild_is_refused_with_a_documented_close_code(running_guild):
+    communicator = WebsocketCommunicator(application, "/ws/guilds/nope/syscomms/testuser123")
+    await communicator.connect()
+    frame = json.loads(await communicator.receive_from())
+    assert frame["format"] == ERROR and "does not exist" in frame["payload"]["error_message"]
+    assert (await communicator.receive_output())["code"] == 4404
+
+
+async def test_bad_frames_get_error_frames_and_the_socket_stays_usable(running_guild, settings):
+    settings.GUILDSITE_WS_FRAME_MAX_BYTES = 2048
+    async with usercomms(running_guild.id) as user:
+        await user.send("invalid json: something")
+        assert (await user.until(lambda f: f["format"] == ERROR))["payload"]["error_type"] == "INVALID_JSON"
+        user.frames.clear()
+        await user.send({"format": "no.such.format", "payload": {"x": 1}, "id": "abc"})
+        error = await user.until(lambda f: f["format"] == ERROR)
+        assert error["payload"]["error_type"] == "UNKNOWN_FORMAT" and error["client_message_id"] == "abc"
+        user.frames.clear()
+        await user.send(hello("x" * 4096))
+        assert (await user.until(lambda f: f["format"] == ERROR))["payload"]["error_type"] == "PAYLOAD_TOO_LARGE"
+        user.frames.clear()
+        await user.send({"test": "invalid"})
+        assert (await user.until(lambda f: f["format"] == ERROR))["payload"]["error_type"] == "INVALID_FRAME"
+        await user.send(hello("still fine"))
+        await user.until(lambda f: f["payload"].get("text") == "Echo: still fine")
+
+
+async def test_a_flooding_client_is_throttled_with_errors_and_nothing_accepted_is_lost(running_guild, settings):
+    settings.GUILDSITE_WS_RATE_PER_SECOND = 1
+    settings.GUILDSITE_WS_RATE_BURST = 5
+    async with usercomms(running_guild.id) as user:
+        for n in range(12):
+            await user.send(hello(f"flood {n}"))
+        await user.until(lambda f: f["payload"].get("text") == "Echo: flood 4", what="the fifth echo")
+        await asyncio.sleep(0.3)
+        while not await user.nothing(0.2):
+            await user.receive()
+        limited = [f for f in user.frames if f["format"] == ERROR and f["payload"]["error_type"] == "RATE_LIMITED"]
+        echoes = [f["payload"]["text"] for f in user.frames if f["payload"].get("text", "").startswith("Echo: flood")]
+        assert len(limited) == 12 - len(echoes)
+        assert len(echoes) >= 5 and sorted(echoes) == sorted(set(echoes))
+
+
+async def test_a_user_who_reconnects_gets_what_they_missed_once_in_order(running_guild, settings):
+    gid = running_guild.id
+    async with usercomms(gid) as user:
+        await user.send(hello("one"))
+        first_echo = await user.until(lambda f: f["payload"].get("text") == "Echo: one")
+    async with usercomms(gid, user_id="testuser123") as other_tab:  # keeps the proxy busy while the first is away
+        await other_tab.send(hello("two"))
+        await other_tab.until(lambda f: f["payload"].get("text") == "Echo: two")
+        await other_tab.send(hello("three"))
+        await other_tab.until(lambda f: f["payload"].get("text") == "Echo: three")
+    async with usercomms(gid, query=f"?last_seen_id={first_echo['id']}") as back:
+        await back.until(lambda f: f["payload"].get("text") == "Echo: three")
+        while not await back.nothing(0.3):
+            await back.receive()
+        texts = [f["payload"]["text"] for f in back.frames]
+        assert texts == ["two", "Echo: two", "three", "Echo: three"]
+    settings.GUILDSITE_WS_HISTORY_ON_CONNECT = 2
+    async with usercomms(gid) as fresh:
+        await fresh.until(lambda f: f["payload"].get("text") == "Echo: three")
+        while not await fresh.nothing(0.3):
+            await fresh.receive()
+        assert [f["payload"]["text"] for f in fresh.frames] == ["three", "Echo: three"]
+
+
+async def test_two_tabs_of_one_user_both_receive_the_users_notifications(running_guild):
+    gid = running_guild.id
+    async with usercomms(gid) as tab1, usercomms(gid) as tab2:
+        await tab1.send(hello("to both"))
+        await tab1.until(lambda f: f["payload"].get("text") == "Echo: to both")
+        await tab2.until(lambda f: f["payload"].get("text") == "Echo: to both")
+        await tab2.until(lambda f: f["payload"].get("text") == "to both")
