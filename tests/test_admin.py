@@ -51,9 +51,17 @@ def test_every_changelist_renders(admin_client, objects, model):
 
 
 @pytest.mark.parametrize("model", list(admin.site._registry), ids=lambda m: m._meta.label)
-def test_every_add_page_renders_or_is_refused_by_design(admin_client, model):
-    expected = 403 if model is GuildAgent else 200  # agents are the runtime's to create
-    assert admin_client.get(admin_url(model, "add")).status_code == expected
+def test_every_add_page_renders_or_is_refused_by_design(admin_client, admin_user, rf, model):
+    request = rf.get("/")
+    request.user = admin_user
+    addable = admin.site._registry[model].has_add_permission(request)
+
+    assert admin_client.get(admin_url(model, "add")).status_code == (200 if addable else 403)
+
+
+def test_guild_agents_are_view_only(admin_client):
+    # The runtime creates and retires a guild's agents.
+    assert admin_client.get(admin_url(GuildAgent, "add")).status_code == 403
 
 
 @pytest.mark.parametrize("model", [AgentEntry, Category, Blueprint, Guild, GuildAgent], ids=lambda m: m.__name__)

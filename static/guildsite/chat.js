@@ -199,7 +199,7 @@
         const link = document.createElement("a");
         const sep = file.url.includes("?") ? "&" : "?";
         link.href = `${file.url}${sep}user_id=${encodeURIComponent(me.id)}`;
-        link.textContent = ` 📎 ${file.name}`;
+        link.textContent = ` [file: ${file.name}]`;
         link.target = "_blank";
         li.append(link);
       }
