@@ -1,4 +1,4 @@
-"""The guild sockets (seed 000 phases 3–5): thin edges between a browser and the guild's bus.
+"""The guild sockets (seed 000 phases 3 to 5): thin edges between a browser and the guild's bus.
 
 Both sockets subscribe a client on the guild's bus (on the runtime loop) and relay what it
 receives; what the browser sends is parsed by guilds.sockets.frames and published. Close

@@ -71,7 +71,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 
 
 def json_error_view(status_code: int, code: str, detail: str):
-    def view(request, exception=None):  # noqa: ARG001 - Django's handler signature
+    def view(request, exception=None):
         return JsonResponse(problem(status_code, code, detail), status=status_code)
 
     return view

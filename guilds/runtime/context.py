@@ -118,7 +118,7 @@ class HandlerContext:
     async def send_error(self, error_type: str, error_message: str) -> list[Message]:
         """An ErrorMessage to the sender of the handled message and to the guild's error topic."""
         payload = {"agent_type": self.host.class_name, "error_type": error_type, "error_message": error_message}
-        targets = routing.back_to_requester(self.message) + [topic_names.ERROR_TOPIC]
+        targets = [*routing.back_to_requester(self.message), topic_names.ERROR_TOPIC]
         messages = await self.send(payload, format=ERROR_MESSAGE, topics=targets, routed=False)
         return messages
 

@@ -15,10 +15,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from guilds.models import AgentKind, GuildStatus
-from guilds.runtime import formats, store
+from guilds.runtime import formats, health, store
 from guilds.runtime.agent import Agent, handles
 from guilds.runtime.context import HandlerContext
-from guilds.runtime import health
 from guilds.runtime.health import HealthTable, iso_now
 from guilds.runtime.host import MANAGER_ID
 from messaging import topics as topic_names

@@ -6,12 +6,11 @@ Status changes are conditional updates: a transition not allowed from the curren
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
 import asyncio
 import functools
+import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from django.db import close_old_connections, transaction
 from django.utils import timezone

@@ -9,9 +9,11 @@ Layout (prefix `gs:` by default, configurable so tests can isolate themselves)::
                                  per topic (for by-id lookups and position-based since queries)
     {prefix}c:{db}:{ns}:{topic}  pub/sub channel: "<stream entry id> <JSON>" per stored message
 
-One Lua script writes all of it (one round trip; checks key types before writing, so
-nothing is half-stored). Pub/sub channels are not scoped by database number, hence the db
-in the channel name.
+One Lua script writes all of it per message (atomic; it checks key types before writing,
+so nothing is half-stored). Writes queued while one is in flight go together in the next
+pipeline, so concurrent publishers share round trips. Pub/sub channels are not scoped by
+database number, hence the db in the channel name. The command connections come from a
+blocking pool (`max_connections`), so bursts wait for a connection instead of failing.
 
 Subscribers share one pub/sub connection per backend instance, read by one task that calls
 the handlers in the subscribing event loop. The task remembers the last stream entry id it
@@ -22,8 +24,10 @@ So a subscriber briefly away loses nothing and receives nothing twice.
 
 Retention: a topic keeps at most `max_history` entries; entries are trimmed once older
 than `message_ttl` when the topic is written to, and an idle topic's key expires
-`message_ttl` after its last write (so an entry lives at least `message_ttl` and, in an
-idle topic, at most about twice that). Redis Cluster is not supported (multi-key script).
+`message_ttl` after its last write (so, unless pushed out by `max_history`, an entry lives
+at least `message_ttl` and, in an idle topic, at most about twice that). The timestamp
+fallback of since-queries scans from `CLOCK_SKEW_MS` before the id's time, because stream
+entry ids carry the Redis server's clock. Redis Cluster is not supported (multi-key script).
 """
 
 from __future__ import annotations
@@ -32,14 +36,16 @@ import asyncio
 import contextlib
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from messaging.backends.base import MessageHandler, MessagingBackend
@@ -100,6 +106,14 @@ return stored
 """
 
 EntryId = tuple[int, int]
+
+
+@dataclass(slots=True)
+class _Write:
+    keys: list[str]
+    args: list[Any]
+    done: asyncio.Future[int]
+    label: str
 
 
 def _entry_id(raw: bytes | str) -> EntryId:
@@ -166,6 +180,7 @@ class RedisMessagingBackend(MessagingBackend):
         connect_timeout: float = 2.0,
         command_timeout: float = 10.0,
         reconnect_delay: float = 0.05,
+        max_connections: int = 50,
     ):
         from django.conf import settings
 
@@ -181,19 +196,27 @@ class RedisMessagingBackend(MessagingBackend):
         self.key_prefix = key_prefix
         self.reconnect_delay = reconnect_delay
         self.subscribe_timeout = connect_timeout + command_timeout
-        self._client = aioredis.Redis(
-            **options,
+        # A blocking pool: a burst of concurrent publishes waits for a free connection
+        # instead of failing with "Too many connections" (redis-py's default pool).
+        use_ssl = options.pop("ssl")
+        pool = aioredis.BlockingConnectionPool(
+            max_connections=max_connections,
+            timeout=command_timeout,
+            connection_class=SSLConnection if use_ssl else Connection,
             protocol=2,
             socket_connect_timeout=connect_timeout,
             socket_timeout=command_timeout,
             health_check_interval=30,  # re-check pooled connections idle this long before use
             retry=Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.25), 2),
+            **options,
         )
+        self._client = aioredis.Redis.from_pool(pool)
         # The subscriber's socket idles between messages: no read timeout (redis-py's 5 s
         # default would drop it), TCP keepalive instead, and no hidden retries: the reader
         # task reconnects itself so it knows to catch up.
         self._sub_client = aioredis.Redis(
             **options,
+            ssl=use_ssl,
             protocol=2,
             socket_connect_timeout=connect_timeout,
             socket_timeout=None,
@@ -201,7 +224,9 @@ class RedisMessagingBackend(MessagingBackend):
             retry=Retry(NoBackoff(), 0),
             client_name=self.subscriber_client_name,
         )
-        self._store_script = self._client.register_script(_STORE_SCRIPT)
+        self._store_sha: str | None = None
+        self._writes: list[_Write] = []
+        self._writer: asyncio.Task[None] | None = None
         self._handlers: dict[str, MessageHandler] = {}
         self._last_seen: dict[str, EntryId] = {}
         self._channel_topic: dict[bytes, str] = {}
@@ -242,17 +267,65 @@ class RedisMessagingBackend(MessagingBackend):
             copy = message.model_copy(update={"topic_published_to": strip_namespace(namespace, topic)})
             args += [f"e:{topic}", self.channel(topic), copy.to_json()]
         keys = [self.message_key(namespace, message.id)] + [self.stream_key(t) for t in topics]
-        try:
-            stored = await self._store_script(keys=keys, args=args)
-        except _NETWORK_ERRORS as exc:
-            raise self._unavailable(exc) from exc
-        except ResponseError as exc:  # e.g. a key of the wrong type: the script stored nothing
-            raise MessagingError(f"Redis refused message {message.id} for {topics}: {exc}") from exc
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[int] = loop.create_future()
+        self._writes.append(_Write(keys, args, done, f"message {message.id} for {topics}"))
+        if self._writer is None:
+            self._writer = loop.create_task(self._flush_writes())
+        stored = await done
         if stored != len(topics):
             logger.debug(
-                "message %s stored in %s of %d topics (already present elsewhere) namespace=%s",
+                "message %s stored in %s of %d topics (the others had it already) namespace=%s",
                 message.id, stored, len(topics), namespace,
             )
+
+    async def _flush_writes(self) -> None:
+        """Send queued writes, all queued ones in one pipeline (one round trip per batch).
+
+        Concurrent publishers thus share round trips; a lone publisher pays one. Each
+        script call stays atomic on its own.
+        """
+        try:
+            while self._writes:
+                batch, self._writes = self._writes, []
+                try:
+                    await self._write_batch(batch)
+                except _NETWORK_ERRORS as exc:
+                    error = self._unavailable(exc)
+                    for write in batch:
+                        if not write.done.done():
+                            write.done.set_exception(error)
+        finally:
+            self._writer = None
+
+    async def _write_batch(self, batch: list[_Write]) -> None:
+        if self._store_sha is None:
+            self._store_sha = await self._client.script_load(_STORE_SCRIPT)
+        results: list[Any]
+        if len(batch) == 1:
+            write = batch[0]
+            try:
+                results = [await self._client.evalsha(self._store_sha, len(write.keys), *write.keys, *write.args)]
+            except ResponseError as exc:
+                results = [exc]
+        else:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for write in batch:
+                    pipe.evalsha(self._store_sha, len(write.keys), *write.keys, *write.args)
+                results = await pipe.execute(raise_on_error=False)
+        retry = [w for w, r in zip(batch, results, strict=True) if isinstance(r, NoScriptError)]
+        if retry:  # the server lost its script cache (restart, SCRIPT FLUSH): load it and go again
+            self._store_sha = None
+            await self._write_batch(retry)
+        for write, result in zip(batch, results, strict=True):
+            if write.done.done() or isinstance(result, NoScriptError):
+                continue
+            if isinstance(result, ResponseError):  # e.g. a key of the wrong type: nothing was stored
+                write.done.set_exception(MessagingError(f"Redis refused {write.label}: {result}"))
+            elif isinstance(result, BaseException):
+                write.done.set_exception(self._unavailable(result))
+            else:
+                write.done.set_result(int(result))
 
     # --- reading ---------------------------------------------------------------------
 
@@ -499,6 +572,8 @@ class RedisMessagingBackend(MessagingBackend):
         for pending in self._pending.values():
             pending.cancel()
         self._pending.clear()
+        if self._writer is not None:  # let queued writes finish (or fail) before closing
+            await asyncio.wait({self._writer}, timeout=self.subscribe_timeout)
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()

@@ -80,7 +80,8 @@ def test_launch_chat_reload_and_stop_in_the_browser(server, browser):
     assert page.locator("#log li", has_text="Echo: Hello Echo!").count() == 1  # history once, not twice
     link = page.locator("#log a", has_text="notes.txt").first
     response = page.request.get(server.base + link.get_attribute("href"))
-    assert response.ok and response.body() == b"hello file"
+    assert response.ok
+    assert response.body() == b"hello file"
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "chat-running.png"), full_page=True)

@@ -45,7 +45,8 @@ def test_seed_000_flow_end_to_end(guildsite_server):
     status, _ = server.request("POST", "/catalog/agents", agent)
     assert status == 201
     status, body = server.request("POST", "/catalog/agents", agent)
-    assert status == 409 and ECHO in body["detail"]
+    assert status == 409
+    assert ECHO in body["detail"]
     # Phase 1.2 and 1.3.
     status, category = server.request("POST", "/catalog/categories/",
                                       {"name": "Testing", "description": "Category for integration testing blueprints"})
@@ -105,7 +106,8 @@ def test_seed_000_flow_end_to_end(guildsite_server):
             echo = receive_until(user, lambda f: f["payload"].get("text") == "Echo: Hello Echo!")
             assert echo["format"] == "text"
             assert echo["topics"] == [f"user:{user_id}:notifications"]
-            assert echo["priority"] == 4 and echo["sender"]["name"] == "EchoAgent"
+            assert echo["priority"] == 4
+            assert echo["sender"]["name"] == "EchoAgent"
 
             # A file: uploaded over HTTP, then named in a FilesWithTextFormat frame.
             body, content_type = multipart("file", "document.pdf", b"%PDF-1.4 seed", {"user_id": user_id})
@@ -119,7 +121,8 @@ def test_seed_000_flow_end_to_end(guildsite_server):
             files = receive_until(user, lambda f: f["format"].endswith("FilesWithTextFormat")
                                   and f["sender"]["name"] == "EchoAgent")
             status, content = server.request("GET", f"{files['payload']['files'][0]['url']}?user_id={user_id}")
-            assert status == 200 and content == b"%PDF-1.4 seed"
+            assert status == 200
+            assert content == b"%PDF-1.4 seed"
 
             # Stop.
             system.send(json.dumps({"format": "stopGuildRequest", "payload": {"guild_id": guild_id},
@@ -131,7 +134,8 @@ def test_seed_000_flow_end_to_end(guildsite_server):
     texts = [m["payload"].get("text") for m in history]
     assert texts[:2] == ["Hello Echo!", "Echo: Hello Echo!"]
     status, body = server.request("POST", f"/api/guilds/{guild_id}/relaunch")
-    assert status == 409 and "stopped" in body["detail"]
+    assert status == 409
+    assert "stopped" in body["detail"]
 
 
 @pytest.mark.parametrize("path", ["/ws/guilds/unknown/syscomms/u1", "/ws/guilds/unknown/usercomms/u1/U"])
@@ -141,4 +145,5 @@ def test_unknown_guild_sockets_close_with_4404(guildsite_server, path):
         assert "does not exist" in frame["payload"]["error_message"]
         with pytest.raises(Exception) as closed:
             ws.recv(timeout=5)
-    assert getattr(closed.value, "rcvd", None) is not None and closed.value.rcvd.code == 4404
+    assert getattr(closed.value, "rcvd", None) is not None
+    assert closed.value.rcvd.code == 4404

@@ -141,3 +141,26 @@ def test_seed_style_redis_client_config():
     backend = RedisMessagingBackend(redis_client={"host": "redis.internal", "port": 6380, "ssl": False, "db": 2})
     assert (backend.host, backend.port, backend.db) == ("redis.internal", 6380, 2)
     assert backend.channel("g:t") == b"gs:c:2:g:t"
+
+
+@pytest.mark.services
+async def test_concurrent_publishes_share_round_trips_and_all_arrive(bus):
+    c = Collector("c")
+    await bus.subscribe("burst", c)
+    messages = [text_message("s", "burst", str(i)) for i in range(200)]
+    await asyncio.gather(*(bus.publish(m) for m in messages))
+    await c.wait_for(200)
+    assert sorted(c.ids) == sorted(m.id for m in messages)
+    assert len(set(c.ids)) == 200
+    history = await bus.get_messages("burst")
+    assert [m.id for m in history] == c.ids  # delivery follows the stream's order
+
+
+@pytest.mark.services
+async def test_a_lost_script_cache_is_reloaded(bus):
+    backend = await bus.get_backend()
+    await bus.publish(text_message("s", "t"))
+    backend._store_sha = "0" * 40  # as if the server had restarted: NOSCRIPT
+    m = await bus.publish(text_message("s", "t", "after"))
+    assert (await bus.get_messages("t", limit=1))[0].id == m.id
+    assert backend._store_sha != "0" * 40

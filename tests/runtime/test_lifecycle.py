@@ -119,7 +119,8 @@ def test_an_agent_that_stops_answering_turns_the_guild_warning_until_it_recovers
     status.publish("probe_topic", {"seconds": 2.0}, format="probe.sleep")
     rig.wait_status(guild, GuildStatus.WARNING, timeout=5)
     guild.refresh_from_db()
-    assert "Probe" in guild.status_detail and "unresponsive" in guild.status_detail
+    assert "Probe" in guild.status_detail
+    assert "unresponsive" in guild.status_detail
     rig.wait_status(guild, GuildStatus.RUNNING, timeout=5)
     assert status.statuses()[-2:] == ["WARNING", "RUNNING"]
 
@@ -156,7 +157,8 @@ def test_an_agent_that_cannot_start_puts_the_guild_in_error_with_the_reason(rig)
     guild = rig.create(with_probe(fail_on_start=True))
     rig.wait_status(guild, GuildStatus.ERROR)
     guild.refresh_from_db()
-    assert "Probe" in guild.status_detail and "fail_on_start" in guild.status_detail
+    assert "Probe" in guild.status_detail
+    assert "fail_on_start" in guild.status_detail
 
 
 def test_an_unreachable_messaging_backend_puts_the_guild_in_error_and_the_server_stays_up(rig):

@@ -56,7 +56,7 @@ class Socket:
                 raise AssertionError(f"timed out waiting for {what}; got {[f.get('format') for f in self.frames]}")
             try:
                 frame = await self.receive(timeout=left)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             if predicate(frame):
                 return frame

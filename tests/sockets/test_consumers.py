@@ -46,12 +46,14 @@ async def test_the_seed_flow_health_then_user_then_echo_then_participants_then_s
             # Seed 000 §5.2's shape, ids as strings.
             assert {"id", "format", "payload", "sender", "topics", "timestamp", "thread", "in_response_to",
                     "priority"} <= set(echo)
-            assert echo["format"] == "text" and echo["priority"] == 4
+            assert echo["format"] == "text"
+            assert echo["priority"] == 4
             assert echo["sender"]["name"] == "EchoAgent"
             assert echo["topics"] == ["user:testuser123:notifications"]
             assert echo["in_response_to"] == own["id"]
             assert echo["thread"] == [own["id"], echo["id"]]
-            assert isinstance(echo["id"], str) and isinstance(echo["timestamp"], int)
+            assert isinstance(echo["id"], str)
+            assert isinstance(echo["timestamp"], int)
             assert echo["conversation_id"] == "conv_789"
 
             await system.send({"format": "stopGuildRequest", "payload": {"guild_id": gid},
@@ -65,7 +67,8 @@ async def test_the_seed_flow_health_then_user_then_echo_then_participants_then_s
     refused_socket = WebsocketCommunicator(application, f"/ws/guilds/{gid}/usercomms/testuser123/Test%20User")
     await refused_socket.connect()
     frame = json.loads(await refused_socket.receive_from())
-    assert frame["format"] == ERROR and "stopped" in frame["payload"]["error_message"]
+    assert frame["format"] == ERROR
+    assert "stopped" in frame["payload"]["error_message"]
     assert (await refused_socket.receive_output())["code"] == 4410
 
 
@@ -90,7 +93,8 @@ async def test_unknown_guild_is_refused_with_a_documented_close_code(running_gui
     communicator = WebsocketCommunicator(application, "/ws/guilds/nope/syscomms/testuser123")
     await communicator.connect()
     frame = json.loads(await communicator.receive_from())
-    assert frame["format"] == ERROR and "does not exist" in frame["payload"]["error_message"]
+    assert frame["format"] == ERROR
+    assert "does not exist" in frame["payload"]["error_message"]
     assert (await communicator.receive_output())["code"] == 4404
 
 
@@ -102,7 +106,8 @@ async def test_bad_frames_get_error_frames_and_the_socket_stays_usable(running_g
         user.frames.clear()
         await user.send({"format": "no.such.format", "payload": {"x": 1}, "id": "abc"})
         error = await user.until(lambda f: f["format"] == ERROR)
-        assert error["payload"]["error_type"] == "UNKNOWN_FORMAT" and error["client_message_id"] == "abc"
+        assert error["payload"]["error_type"] == "UNKNOWN_FORMAT"
+        assert error["client_message_id"] == "abc"
         user.frames.clear()
         await user.send(hello("x" * 4096))
         assert (await user.until(lambda f: f["format"] == ERROR))["payload"]["error_type"] == "PAYLOAD_TOO_LARGE"
@@ -126,7 +131,8 @@ async def test_a_flooding_client_is_throttled_with_errors_and_nothing_accepted_i
         limited = [f for f in user.frames if f["format"] == ERROR and f["payload"]["error_type"] == "RATE_LIMITED"]
         echoes = [f["payload"]["text"] for f in user.frames if f["payload"].get("text", "").startswith("Echo: flood")]
         assert len(limited) == 12 - len(echoes)
-        assert len(echoes) >= 5 and sorted(echoes) == sorted(set(echoes))
+        assert len(echoes) >= 5
+        assert sorted(echoes) == sorted(set(echoes))
 
 
 async def test_a_user_who_reconnects_gets_what_they_missed_once_in_order(running_guild, settings):

@@ -1,0 +1,177 @@
+"""Echo flow over real WebSockets against a real server: N users in one guild, closed loop.
+
+Prints launch→RUNNING, round-trip p50/p90/p99, echoes per second and lost messages, and
+writes JSON. Loopback only; every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+from tests.support.live_server import LiveServer
+
+REPORT = "rustic_ai.core.guild.agent_ext.mixins.health.AgentsHealthReport"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def launch_guild(server: LiveServer) -> tuple[str, float]:
+    status, blueprint = server.request("POST", "/catalog/blueprints/", {
+        "name": "BenchEcho", "author_id": "bench", "spec": {"name": "BenchEcho", "agents": [
+            {"name": "EchoAgent", "class_name": "rustic_ai.core.agents.testutils.echo_agent.EchoAgent",
+             "additional_topics": ["echo_topic"], "listen_to_default_topic": False}]}})
+    assert status == 201, blueprint
+    started = time.perf_counter()
+    status, guild = server.request("POST", f"/catalog/blueprints/{blueprint['id']}/guilds",
+                                   {"guild_name": "bench", "user_id": "bench", "org_id": "bench"})
+    while server.request("GET", f"/api/guilds/{guild['id']}")[1]["status"] != "RUNNING":
+        if time.perf_counter() - started > 30:
+            raise RuntimeError("guild did not reach RUNNING in 30 s")
+        await asyncio.sleep(0.002)
+    return guild["id"], (time.perf_counter() - started) * 1000
+
+
+class User:
+    def __init__(self, server: LiveServer, guild_id: str, index: int) -> None:
+        self.server, self.guild_id, self.user_id = server, guild_id, f"bench{index}"
+        self.latencies: list[float] = []
+        self.sent = 0
+        self.received = 0
+
+    async def connect(self) -> None:
+        base = f"{self.server.ws_base}/ws/guilds/{self.guild_id}"
+        self.system = await websockets.connect(f"{base}/syscomms/{self.user_id}", max_size=None)
+        self.user = await websockets.connect(f"{base}/usercomms/{self.user_id}/{self.user_id}", max_size=None)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            frame = json.loads(await asyncio.wait_for(self.system.recv(), 20))
+            if frame["format"] == REPORT and frame["payload"]["guild_health"] == "ok":
+                return
+        raise RuntimeError("user never saw guild_health ok")
+
+    async def run(self, until: float, max_messages: int) -> None:
+        while time.perf_counter() < until and self.sent < max_messages:
+            tag = f"{self.user_id}-{self.sent}"
+            self.sent += 1
+            started = time.perf_counter()
+            await self.user.send(json.dumps({"id": tag, "format": "text", "payload": {"text": tag}}))
+            try:
+                while True:
+                    frame = json.loads(await asyncio.wait_for(self.user.recv(), 5))
+                    if frame["payload"].get("text") == f"Echo: {tag}":
+                        self.latencies.append((time.perf_counter() - started) * 1000)
+                        self.received += 1
+                        break
+            except TimeoutError:
+                continue  # counted as lost
+
+    async def close(self) -> None:
+        await self.user.close()
+        await self.system.close()
+
+
+async def drive(server: LiveServer, users: int, seconds: float, max_messages: int) -> dict[str, Any]:
+    guild_id, launch_ms = await launch_guild(server)
+    crowd = [User(server, guild_id, i) for i in range(users)]
+    await asyncio.gather(*(u.connect() for u in crowd))
+    for user in crowd:  # warm up
+        await user.run(time.perf_counter() + 1, 3)
+        user.latencies.clear()
+        user.sent = user.received = 0
+    started = time.perf_counter()
+    await asyncio.gather(*(u.run(started + seconds, max_messages) for u in crowd))
+    elapsed = time.perf_counter() - started
+    latencies = [lat for u in crowd for lat in u.latencies]
+    await asyncio.gather(*(u.close() for u in crowd))
+    sent = sum(u.sent for u in crowd)
+    received = sum(u.received for u in crowd)
+    return {"users": users, "launch_to_running_ms": round(launch_ms, 1), "sent": sent, "echoed": received,
+            "lost": sent - received, "echoes_per_s": round(received / elapsed, 1),
+            "p50_ms": round(percentile(latencies, 50), 2), "p90_ms": round(percentile(latencies, 90), 2),
+            "p99_ms": round(percentile(latencies, 99), 2)}
+
+
+async def idle_sockets(server: LiveServer, count: int) -> dict[str, Any]:
+    """Memory of the server process with `count` idle user sockets open."""
+    guild_id, _ = await launch_guild(server)
+
+    def rss_mb() -> float:
+        status = Path(f"/proc/{server.process.pid}/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) / 1024
+
+    before = rss_mb()
+    sockets = []
+    for index in range(count):
+        sockets.append(await websockets.connect(
+            f"{server.ws_base}/ws/guilds/{guild_id}/usercomms/idle{index}/idle{index}", max_size=None))
+    await asyncio.sleep(2)
+    after = rss_mb()
+    await asyncio.gather(*(s.close() for s in sockets))
+    return {"idle_sockets": count, "rss_before_mb": round(before, 1), "rss_after_mb": round(after, 1),
+            "delta_mb": round(after - before, 1)}
+
+
+def raise_open_files(limit: int = 8192) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < limit:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, hard), hard))
+
+
+def run_mode(name: str, env: dict[str, str], args: argparse.Namespace) -> list[dict[str, Any]]:
+    server = LiveServer(env={"GUILDSITE_WS_RATE_PER_SECOND": "100000", "GUILDSITE_WS_RATE_BURST": "100000",
+                             "GUILDSITE_WS_HISTORY_ON_CONNECT": "0", "LOG_LEVEL": "WARNING", **env})
+    server.migrate()
+    server.start()
+    rows = []
+    try:
+        for users in args.users:
+            row = asyncio.run(drive(server, users, args.seconds, args.max_messages))
+            row["mode"] = name
+            rows.append(row)
+        if args.idle:
+            row = asyncio.run(idle_sockets(server, args.idle))
+            row["mode"] = name
+            rows.append(row)
+    finally:
+        server.stop()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, nargs="+", default=[1, 20])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--max-messages", type=int, default=5000, help="per user, a bound on the loop")
+    parser.add_argument("--idle", type=int, default=200, help="idle user sockets for the memory figure (0: skip)")
+    args = parser.parse_args(argv)
+    raise_open_files()
+    rows = run_mode("embedded", {}, args)
+    print(f"\n{'mode':<10}{'users':>6}{'launch ms':>11}{'echo/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'lost':>6}")
+    for row in rows:
+        if "users" in row:
+            print(f"{row['mode']:<10}{row['users']:>6}{row['launch_to_running_ms']:>11}{row['echoes_per_s']:>9}"
+                  f"{row['p50_ms']:>9}{row['p90_ms']:>9}{row['p99_ms']:>9}{row['lost']:>6}")
+        else:
+            print(f"{row['mode']:<10} {row['idle_sockets']} idle sockets: server RSS {row['rss_before_mb']} → "
+                  f"{row['rss_after_mb']} MB (+{row['delta_mb']} MB)")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "sockets.json").write_text(json.dumps(rows, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
