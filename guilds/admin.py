@@ -6,13 +6,13 @@ import json
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html
 
 from catalog.forms import GuildSpecField
 from guilds.models import Guild, GuildAgent
-from guilds.services import guild_create
+from guilds.services import GuildStopped, guild_create, guild_relaunch, guild_stop
 from guilds.spec import validate_guild_spec
 
 
@@ -66,6 +66,7 @@ class GuildAdmin(admin.ModelAdmin):
     search_fields = ["name", "id"]
     date_hierarchy = "created_at"
     inlines = [GuildAgentInline]
+    actions = ["stop_guilds", "relaunch_guilds"]
     _always_read_only = ["id", "status", "status_detail", "state_json", "created_at", "updated_at", "started_at",
                          "stopped_at"]
 
@@ -93,6 +94,28 @@ class GuildAdmin(admin.ModelAdmin):
     @admin.display(description="state")
     def state_json(self, guild: Guild) -> str:
         return _pretty(guild.state)
+
+    @admin.action(description="Stop the selected guilds (final)")
+    def stop_guilds(self, request: HttpRequest, queryset) -> None:
+        # The same service as POST /api/guilds/{id}/stop and the system socket's stopGuildRequest.
+        for guild in queryset:
+            try:
+                guild_stop(guild_id=guild.id, user_id=f"admin:{request.user.get_username()}")
+                self.message_user(request, f"{guild.name}: stopped.", messages.SUCCESS)
+            except GuildStopped as exc:
+                self.message_user(request, f"{guild.name}: {exc}", messages.WARNING)
+            except Exception as exc:
+                self.message_user(request, f"{guild.name}: stop failed: {exc}", messages.ERROR)
+
+    @admin.action(description="Relaunch the selected guilds (agents gone after a restart, or ERROR)")
+    def relaunch_guilds(self, request: HttpRequest, queryset) -> None:
+        for guild in queryset:
+            try:
+                started = guild_relaunch(guild_id=guild.id)
+                text = "relaunching." if started else "already running here; nothing to do."
+                self.message_user(request, f"{guild.name}: {text}", messages.SUCCESS)
+            except GuildStopped as exc:
+                self.message_user(request, f"{guild.name}: {exc}", messages.WARNING)
 
     def get_inlines(self, request: HttpRequest, obj: Guild | None) -> list:
         return self.inlines if obj is not None else []

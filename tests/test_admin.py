@@ -182,3 +182,24 @@ def test_adding_a_guild_needs_a_spec_or_a_blueprint(admin_client):
     assert response.status_code == 200
     assert "choose a blueprint" in response.content.decode()
     assert not Guild.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_actions_stop_and_relaunch_guilds_through_the_runtime(admin_client):
+    from guilds.models import Guild, GuildStatus
+    from guilds.services import guild_create
+    from guilds.spec import validate_guild_spec
+    from tests.runtime.conftest import echo_spec, wait_for
+
+    guild = guild_create(spec=validate_guild_spec(echo_spec()), name="Admin guild", user_id="u1")
+    wait_for(lambda: Guild.objects.get(pk=guild.pk).status == GuildStatus.RUNNING, what="RUNNING")
+    response = admin_client.post("/admin/guilds/guild/", {"action": "relaunch_guilds", "_selected_action": [guild.pk]},
+                                 follow=True)
+    assert "already running here" in response.content.decode()
+    response = admin_client.post("/admin/guilds/guild/", {"action": "stop_guilds", "_selected_action": [guild.pk]},
+                                 follow=True)
+    assert "Admin guild: stopped." in response.content.decode()
+    assert Guild.objects.get(pk=guild.pk).status == GuildStatus.STOPPED
+    response = admin_client.post("/admin/guilds/guild/", {"action": "relaunch_guilds", "_selected_action": [guild.pk]},
+                                 follow=True)
+    assert "is stopped" in response.content.decode()
