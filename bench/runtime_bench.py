@@ -55,8 +55,12 @@ async def measure(launches: int, echoes: int, users: int) -> dict:
         guild = await create()
         bus = bus_of(guild.id, guild.spec)
         running = asyncio.Event()
-        watcher = SimpleClient(id="bench-watch", name="w", handler=lambda m: (
-            m.format == formats.GUILD_STATUS and m.payload["status"] == "RUNNING" and running.set()))
+
+        def watch(message: Message, running: asyncio.Event = running) -> None:
+            if message.format == formats.GUILD_STATUS and message.payload["status"] == "RUNNING":
+                running.set()
+
+        watcher = SimpleClient(id="bench-watch", name="w", handler=watch)
         await bus.register_client(watcher)
         await bus.subscribe(t.GUILD_STATUS_TOPIC, watcher)
         started = time.perf_counter()

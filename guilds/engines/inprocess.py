@@ -145,7 +145,9 @@ class InProcessEngine(ExecutionEngine):
             listen_to_default_topic=False, properties={"launched_at_ms": int(time.time() * 1000)},
         )
         try:
-            await guild.start_agent(manager_spec, kind="system")
+            # Requests sent to the guild since it was created (or since the cursor the manager keeps) wait for it.
+            await guild.start_agent(manager_spec, kind="system",
+                                    catch_up_since_ms=int(record.created_at.timestamp() * 1000))
         except Exception as exc:
             self.guilds.pop(guild_id, None)
             await store.guild_status_set(guild_id, GuildStatus.ERROR, f"manager failed to start: {exc}")

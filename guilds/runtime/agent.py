@@ -110,6 +110,10 @@ class Agent:
         """Topics whose messages stored before the agent started are handled when it starts."""
         return []
 
+    # Keep the position reached on the catch-up topics in the agent's state (a write per message on
+    # them), so a relaunch resumes exactly there. For rare, important topics only.
+    keeps_catch_up_cursor: ClassVar[bool] = False
+
     # Life-cycle hooks, for agents that need them.
     async def on_start(self, ctx: HandlerContext) -> None:
         """Called once the agent is subscribed, before its first message."""

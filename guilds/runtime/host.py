@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MANAGER_ID = "guild_manager"
+CURSORS = "_catch_up_cursors"
 # Ordinary handlers never see these topics: they carry the guild's own bookkeeping.
 ESSENTIAL_TOPICS = frozenset({topic_names.GUILD_STATUS_TOPIC, topic_names.HEARTBEAT_TOPIC, topic_names.STATE_TOPIC})
 
@@ -84,9 +85,12 @@ class AgentHost:
         await self.heartbeat(None)
 
     async def _catch_up(self, since_ms: int) -> None:
-        """Queue what arrived on the agent's catch-up topics before it subscribed (it waited for us)."""
+        """Queue what arrived on the agent's catch-up topics before it subscribed (it waited for us):
+        after the kept cursor if there is one, else since `since_ms`."""
+        cursors = self.state.get(CURSORS, {})
         for topic in self.agent.catch_up_topics():
-            for message in await self.guild.bus.get_messages_for_topic_since(topic, since_id(since_ms)):
+            since = int(cursors[topic]) if topic in cursors else since_id(since_ms)
+            for message in await self.guild.bus.get_messages_for_topic_since(topic, since):
                 self.client.notify_new_message(message)
 
     async def stop(self) -> None:
@@ -140,6 +144,8 @@ class AgentHost:
         essential = message.topic_published_to in ESSENTIAL_TOPICS
         for method_name in type(self.agent).handlers_for(message_format, essential_topic=essential):
             await self._invoke(method_name, message)
+        if self.agent.keeps_catch_up_cursor and message.topic_published_to in self.agent.catch_up_topics():
+            await self.state_update({CURSORS: {message.topic_published_to: str(message.id)}})
 
     async def _invoke(self, method_name: str, message: Message) -> None:
         ctx = HandlerContext(self, message, method_name)

@@ -46,9 +46,16 @@ class GuildManagerAgent(Agent):
         super().__init__(**kwargs)
         self.health = HealthTable()
         self.status: str = GuildStatus.REQUESTED
+        self.launched = False
         self.stopping = False
 
     def extra_topics(self) -> list[str]:
+        return [topic_names.SYSTEM_TOPIC]
+
+    # A user who connects while the guild is still launching has asked to join before we listened.
+    keeps_catch_up_cursor = True
+
+    def catch_up_topics(self) -> list[str]:
         return [topic_names.SYSTEM_TOPIC]
 
     @property
@@ -58,13 +65,15 @@ class GuildManagerAgent(Agent):
     async def on_start(self, ctx: HandlerContext) -> None:
         self.status = await store.guild_status(self.guild_id) or GuildStatus.REQUESTED
         await self._move(ctx, GuildStatus.PENDING_LAUNCH)
+        # Urgent: the launch goes before any request that waited for us (a user must find the agents up).
         await ctx.send({"agent_id": self.id}, format=formats.SELF_READY,
-                       topics=topic_names.agent_self_inbox(self.id), routed=False)
+                       topics=topic_names.agent_self_inbox(self.id), priority=Priority.URGENT, routed=False)
 
     # --- launch --------------------------------------------------------------------------
     @handles(formats.SELF_READY)
     async def launch_agents(self, ctx: HandlerContext) -> None:
         await self._move(ctx, GuildStatus.STARTING)
+        self.launched = True
         launched_at_ms = self.properties.launched_at_ms or int(time.time() * 1000)
         for spec in self.guild.spec.agents:
             self.health.expect(spec.id, spec.name, AgentKind.BOT)
@@ -76,8 +85,10 @@ class GuildManagerAgent(Agent):
 
         for spec in self.guild.spec.agents:
             await self._start(spec, AgentKind.BOT, launched_at_ms)
+        running = set(self.guild.running_agent_ids())
         for record in proxies:
-            await self._start(AgentSpec.model_validate(record.spec), AgentKind.HUMAN, launched_at_ms)
+            if record.agent_id not in running:  # a join handled before this launch started it already
+                await self._start(AgentSpec.model_validate(record.spec), AgentKind.HUMAN, launched_at_ms)
         await self._settle(ctx)
 
     async def _start(self, spec, kind: str, catch_up_since_ms: int) -> None:
@@ -112,6 +123,8 @@ class GuildManagerAgent(Agent):
 
     async def _settle(self, ctx: HandlerContext) -> None:
         """Bring the persisted status in line with the health table and publish the report."""
+        if not self.launched:
+            return
         target = self.health.guild_status(self.status)
         if target != self.status:
             await self._move(ctx, target, self.health.problems())

@@ -207,3 +207,13 @@ def test_after_a_restart_live_guilds_relaunch_with_their_state(rig):
     watcher.publish("probe_topic", {"patch": {}}, format="probe.guild_state")
     assert watcher.wait(lambda m: m.format == "probe.guild_state").payload["state"] == {"shared": "yes"}
     assert guild_relaunch(guild_id=guild.id) is False  # already running: nothing to do
+
+
+def test_a_user_who_joins_before_the_manager_runs_gets_a_proxy_once_it_does(rig):
+    guild = rig.create(echo_spec(), launch=False)
+    user = rig.observe(guild, t.user_notifications("eager"))
+    rig.join(guild, "eager", "Eager")  # published while the guild is still REQUESTED
+    user_sends(rig, guild, "eager", "are you there?")
+    rig.launch(guild)
+    user.wait(lambda m: m.payload.get("text") == "Echo: are you there?", what="the echo after launch")
+    assert GuildAgent.objects.filter(guild=guild, agent_id="upa-eager").exists()
