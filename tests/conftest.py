@@ -31,3 +31,16 @@ def _check_problem(response, status: int, code: str | None = None) -> dict:
 def problem():
     """`problem(response, 404, "not_found")` checks the one error body and returns it."""
     return _check_problem
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _runtime_teardown(django_db_setup):  # after the test database is made, so torn down before it is dropped
+    """At the end, stop what the runtime still runs and close its database sessions (or PostgreSQL
+    refuses to drop the test database while they are open)."""
+    yield
+    from guilds.engines import engine_named
+    from guilds.runtime import loop as runtime_loop
+    from guilds.runtime.store import close_connections
+
+    runtime_loop.run(engine_named("inprocess").shutdown())
+    close_connections()

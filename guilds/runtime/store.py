@@ -38,6 +38,24 @@ def merge_patch(target: Any, patch: Any) -> Any:
 _db_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="guildsite-db")
 
 
+def close_connections() -> None:
+    """Close the runtime threads' database connections (each thread holds its own)."""
+    import threading
+
+    from django.db import connections
+
+    workers = len(_db_threads._threads)  # the threads started so far, each with its own connection
+    if not workers:
+        return
+    barrier = threading.Barrier(workers, timeout=5)
+
+    def close_here() -> None:
+        connections.close_all()
+        barrier.wait()  # keeps this thread busy until every worker thread has taken one
+
+    list(_db_threads.map(lambda _: close_here(), range(workers)))
+
+
 def _db(fn):
     """Run an ORM function on the runtime's database threads, with a fresh-enough connection."""
 
