@@ -2,8 +2,8 @@
 
 Both sockets subscribe a client on the guild's bus (on the runtime loop) and relay what it
 receives; what the browser sends is parsed by guilds.sockets.frames and published. Close
-codes (README "Protocol"): 4400 bad user id, 4404 unknown guild, 4410 guild stopped —
-sent after an ErrorMessage frame, so a browser sees the reason.
+codes (README "Protocol"): 4400 bad user id, 4404 unknown guild, 4410 guild stopped (sent after
+an ErrorMessage frame, so a browser sees the reason), 4429 a client too slow to read its frames.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import uuid
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -22,7 +23,7 @@ from guilds.runtime import loop as runtime_loop
 from guilds.runtime.guild import bus_of
 from guilds.runtime.manager import user_proxy_id
 from guilds.runtime.requests import system_request
-from guilds.selectors import aguild_get
+from guilds.selectors import aguild_get, guild_members
 from guilds.sockets import frames
 from guilds.sockets.throttle import TokenBucket
 from messaging import topics as topic_names
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 CLOSE_BAD_USER = 4400
 CLOSE_UNKNOWN_GUILD = 4404
 CLOSE_GUILD_STOPPED = 4410
+CLOSE_TOO_SLOW = 4429
 
 
 class GuildSocket(AsyncWebsocketConsumer):
@@ -59,8 +61,9 @@ class GuildSocket(AsyncWebsocketConsumer):
         self.guild = guild
         self.stopped = False
         self.loop = asyncio.get_running_loop()
-        self.outbox: asyncio.Queue[Message] = asyncio.Queue()
-        self.delivered = RecentIds(10_000)
+        # Bounded: a client too slow to read is closed (4429) and resumes with last_seen_id, losing nothing.
+        self.outbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=settings.GUILDSITE_WS_OUTBOX_LIMIT)
+        self.delivered = RecentIds(1_000)
         self.bucket = TokenBucket(settings.GUILDSITE_WS_RATE_PER_SECOND, settings.GUILDSITE_WS_RATE_BURST)
         self.client = SimpleClient(id=f"{self.kind}:{self.user.id}:{uuid.uuid4().hex[:12]}", name=self.user.name,
                                    handler=self._from_bus)
@@ -102,12 +105,19 @@ class GuildSocket(AsyncWebsocketConsumer):
     # --- bus → socket --------------------------------------------------------------------
     def _from_bus(self, message: Message) -> None:
         # Called on the runtime loop; the socket belongs to the server's loop.
-        self.loop.call_soon_threadsafe(self.outbox.put_nowait, message)
+        self.loop.call_soon_threadsafe(self._queue, message)
+
+    def _queue(self, message: Message) -> None:
+        try:
+            self.outbox.put_nowait(message)
+        except asyncio.QueueFull:
+            logger.warning("socket too slow, closing it", extra={"guild_id": self.guild_id, "user_id": self.user.id})
+            self._closing = asyncio.ensure_future(self.close(code=CLOSE_TOO_SLOW))
 
     async def _pump(self) -> None:
         while True:
             message = await self.outbox.get()
-            if message.format == formats.GUILD_STATUS and message.payload.get("status") == GuildStatus.STOPPED:
+            if formats.is_stop_announcement(message):
                 self.stopped = True
             try:
                 await self.deliver(message)
@@ -196,6 +206,11 @@ class SysCommsConsumer(GuildSocket):
 
     kind = "syscomms"
 
+    async def connect(self) -> None:
+        await super().connect()
+        if self.client is not None:
+            self.error_topic = topic_names.user_system_notifications(self.user.id)
+
     def topics(self) -> list[str]:
         return [topic_names.GUILD_STATUS_TOPIC, topic_names.user_system_notifications(self.user.id)]
 
@@ -231,6 +246,8 @@ class SysCommsConsumer(GuildSocket):
 
     async def handle_frame(self, frame: dict[str, Any]) -> None:
         name, payload = frames.system_request(frame)
+        if name == formats.STOP_GUILD_REQUEST and self.user.id not in await database_sync_to_async(guild_members)(self.guild):
+            raise frames.FrameError(frames.FORBIDDEN, "only the guild's members (its launcher and users who joined) may stop it")
         payload = {**payload, "guild_id": self.guild_id, "user_id": self.user.id}
         await runtime_loop.arun(system_request(self.guild, format_name=name, payload=payload, user_id=self.user.id))
 

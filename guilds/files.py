@@ -16,7 +16,8 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
-from guilds.models import AgentKind, Guild, GuildAgent, GuildFile
+from guilds.models import Guild, GuildFile
+from guilds.selectors import guild_members
 
 
 class FileRejected(ValueError):
@@ -29,11 +30,6 @@ class FileExists(FileRejected):
 
 class NotAMember(PermissionError):
     pass
-
-
-def guild_members(guild: Guild) -> set[str]:
-    joined = GuildAgent.objects.filter(guild=guild, kind=AgentKind.HUMAN).values_list("spec", flat=True)
-    return {guild.user_id} | {spec.get("properties", {}).get("user_id") for spec in joined} - {None, ""}
 
 
 def member_check(guild: Guild, user_id: str | None) -> None:

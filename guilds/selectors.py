@@ -30,3 +30,11 @@ def guild_list(
     if statuses:
         guilds = guilds.filter(status__in=statuses)
     return guilds
+
+
+def guild_members(guild: Guild) -> set[str]:
+    """Who belongs to a guild: whoever launched it, and every user who joined it (has a proxy)."""
+    from guilds.models import AgentKind, GuildAgent
+
+    joined = GuildAgent.objects.filter(guild=guild, kind=AgentKind.HUMAN).values_list("spec", flat=True)
+    return ({guild.user_id} | {spec.get("properties", {}).get("user_id") for spec in joined}) - {None, ""}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from django.db import transaction
 
@@ -62,7 +63,9 @@ def guild_relaunch(*, guild_id: str) -> bool:
     if guild.status == GuildStatus.STOPPED:
         raise GuildStopped(f"guild {guild_id} is stopped; launch a new guild from its blueprint instead")
     engine = engine_for_guild(guild_id)
-    if engine.is_guild_running(guild_id):
+    if guild.status == GuildStatus.ERROR:
+        runtime_loop.run(engine.forget(guild_id))  # whatever is left of it starts over
+    elif engine.is_guild_running(guild_id):
         return False
     return runtime_loop.run(engine.launch(guild_id))
 
@@ -84,6 +87,10 @@ def guild_stop(*, guild_id: str, user_id: str, timeout: float = 10.0) -> Guild:
                            user_id=user_id, await_status=GuildStatus.STOPPED, timeout=timeout),
             timeout=timeout + 5,
         )
+        # The manager retires itself just after announcing STOPPED: wait for that too.
+        deadline = time.monotonic() + timeout
+        while engine.is_guild_running(guild_id) and time.monotonic() < deadline:
+            time.sleep(0.02)
     else:
         # Nothing runs it here (it never started, or its process is gone): record the stop.
         runtime_loop.run(store.guild_status_set(guild_id, GuildStatus.STOPPED, f"stopped by {user_id}"))

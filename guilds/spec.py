@@ -61,6 +61,21 @@ class AgentSpec(BaseModel):
         return self
 
 
+# Ids and classes the guild itself uses for its manager and its users' proxies.
+RESERVED_AGENT_IDS = ("guild_manager",)
+RESERVED_ID_PREFIXES = ("upa-",)
+SYSTEM_CLASSES = frozenset({"guilds.runtime.manager.GuildManagerAgent", "guilds.runtime.user_proxy.UserProxyAgent"})
+
+
+def _spec_agent_allowed(agent: AgentSpec) -> None:
+    from guilds.runtime.registry import canonical_class_name
+
+    if agent.id in RESERVED_AGENT_IDS or agent.id.startswith(RESERVED_ID_PREFIXES):
+        raise ValueError(f"agent id '{agent.id}' is reserved (the guild manager and users' proxies use it)")
+    if canonical_class_name(agent.class_name) in SYSTEM_CLASSES:
+        raise ValueError(f"'{agent.class_name}' is started by the guild itself and cannot be listed in a spec")
+
+
 class GuildProperties(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -107,6 +122,7 @@ class GuildSpec(BaseModel):
         seen_ids: set[str] = set()
         seen_names: set[str] = set()
         for agent in self.agents:
+            _spec_agent_allowed(agent)
             if agent.id in seen_ids:
                 raise ValueError(f"two agents share the id '{agent.id}'")
             if agent.name in seen_names:

@@ -39,6 +39,7 @@ def _secret_key() -> str:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(50)
     key_file.write_text(key)
+    key_file.chmod(0o600)
     return key
 
 
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "messaging",
     "catalog",
@@ -152,7 +154,7 @@ GUILDSITE_TOPIC_HISTORY_LIMIT = env_int("GUILDSITE_TOPIC_HISTORY_LIMIT", 10_000,
 
 # --- guild runtime ---------------------------------------------------------
 # "inprocess" (agents in this process) or "celery" (agents in Celery workers).
-GUILDSITE_EXECUTION_ENGINE = env_str("GUILDSITE_EXECUTION_ENGINE", "inprocess")
+GUILDSITE_EXECUTION_ENGINE = env_str("GUILDSITE_EXECUTION_ENGINE", "celery" if REDIS_URL else "inprocess")
 if GUILDSITE_EXECUTION_ENGINE not in {"inprocess", "celery"}:
     raise ConfigurationError(
         f"GUILDSITE_EXECUTION_ENGINE={GUILDSITE_EXECUTION_ENGINE!r}: use 'inprocess' or 'celery'"
@@ -170,6 +172,8 @@ GUILDSITE_WS_FRAME_MAX_BYTES = env_int("GUILDSITE_WS_FRAME_MAX_BYTES", 256 * 102
 GUILDSITE_WS_RATE_PER_SECOND = env_float("GUILDSITE_WS_RATE_PER_SECOND", 50.0, minimum=0.1)
 GUILDSITE_WS_RATE_BURST = env_int("GUILDSITE_WS_RATE_BURST", 100, minimum=1)
 GUILDSITE_WS_HISTORY_ON_CONNECT = env_int("GUILDSITE_WS_HISTORY_ON_CONNECT", 50, minimum=0)
+# Frames waiting for a slow client; past this the socket is closed (4429) and the client resumes.
+GUILDSITE_WS_OUTBOX_LIMIT = env_int("GUILDSITE_WS_OUTBOX_LIMIT", 10_000, minimum=10)
 
 # --- Celery ----------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -183,6 +187,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("GUILDSITE_CELERY_VISIBILITY_TIMEOUT", 60, minimum=5)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# One queue per site (tests give each run its own, so runs sharing a Redis never take each other's tasks).
+CELERY_TASK_DEFAULT_QUEUE = env_str("GUILDSITE_CELERY_QUEUE", "guildsite")
+CELERY_BEAT_SCHEDULE = {
+    "guild-health-ticks": {"task": "guilds.tasks.health_ticks", "schedule": GUILDSITE_HEARTBEAT_INTERVAL},
+}
 
 # --- REST ------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -208,6 +218,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI's files from the installed package, not a CDN: the docs work offline, pinned.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

@@ -31,6 +31,7 @@ import threading
 import weakref
 from functools import partial
 
+from messaging import durable
 from messaging.backends.base import MessagingBackend
 from messaging.clients import Client, RecentIds
 from messaging.config import MessagingConfig, create_backend, site_default_config
@@ -258,7 +259,9 @@ class MessagingInterface:
             raise PayloadTooLarge(size, self.max_message_bytes)
         topics = list(dict.fromkeys(message.topic_list))  # each topic once
         full = [namespaced(self.namespace, t) for t in topics]
-        await self._hub().backend.store_message(self.namespace, full, message)
+        woken = await self._hub().backend.store_message(self.namespace, full, message)
+        if woken:  # durable subscribers (agents in Celery workers) with work newly due
+            durable.wake(self.namespace, woken)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "published message %s to %s (namespace %s, sender %s)", message.id, topics, self.namespace,

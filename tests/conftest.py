@@ -34,7 +34,7 @@ def problem():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _runtime_teardown(django_db_setup):  # after the test database is made, so torn down before it is dropped
+def _runtime_teardown(django_db_setup, django_db_blocker):  # made after the test database, so torn down first
     """At the end, stop what the runtime still runs and close its database sessions (or PostgreSQL
     refuses to drop the test database while they are open)."""
     yield
@@ -44,3 +44,32 @@ def _runtime_teardown(django_db_setup):  # after the test database is made, so t
 
     runtime_loop.run(engine_named("inprocess").shutdown())
     close_connections()
+    # The sockets' async ORM calls ran on asgiref's one sync thread, which holds a connection too.
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+    with django_db_blocker.unblock():
+        _wait_for_other_sessions_to_end()
+
+
+def _wait_for_other_sessions_to_end(timeout: float = 10.0) -> None:
+    """PostgreSQL drops the test database only when no one else is connected (worker processes
+    that just exited may still be leaving)."""
+    import time
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("select count(*) from pg_stat_activity where datname = current_database() "
+                           "and pid <> pg_backend_pid()")
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.1)
+
+
+from tests.runtime.conftest import celery_workers  # noqa: E402,F401 - a session fixture any test may need

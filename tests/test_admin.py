@@ -185,12 +185,16 @@ def test_adding_a_guild_needs_a_spec_or_a_blueprint(admin_client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_admin_actions_stop_and_relaunch_guilds_through_the_runtime(admin_client):
+def test_admin_actions_stop_and_relaunch_guilds_through_the_runtime(admin_client, request):
+    from django.conf import settings
+
     from guilds.models import Guild, GuildStatus
     from guilds.services import guild_create
     from guilds.spec import validate_guild_spec
     from tests.runtime.conftest import echo_spec, wait_for
 
+    if settings.GUILDSITE_EXECUTION_ENGINE == "celery":
+        request.getfixturevalue("celery_workers")  # the site's engine runs agents in workers
     guild = guild_create(spec=validate_guild_spec(echo_spec()), name="Admin guild", user_id="u1")
     wait_for(lambda: Guild.objects.get(pk=guild.pk).status == GuildStatus.RUNNING, what="RUNNING")
     response = admin_client.post("/admin/guilds/guild/", {"action": "relaunch_guilds", "_selected_action": [guild.pk]},

@@ -38,14 +38,23 @@ def _acting_user(request: Request, *, required: bool = True) -> str | None:
     return user_id
 
 
+def _require_member(guild: Guild, user_id: str | None) -> None:
+    try:
+        files.member_check(guild, user_id)
+    except files.NotAMember as exc:
+        raise exceptions.PermissionDenied(str(exc)) from None
+
+
 class GuildStopApi(APIView):
     @extend_schema(operation_id="stopGuild", summary="Stop the guild (final), as the system socket's stopGuildRequest",
                    request=inline_serializer("StopGuild", {"user_id": serializers.CharField()}),
-                   responses={200: GuildDetailSerializer, **problem_responses(400, 404, 409)}, tags=["guilds"])
+                   responses={200: GuildDetailSerializer, **problem_responses(400, 403, 404, 409)}, tags=["guilds"])
     def post(self, request: Request, guild_id: str) -> Response:
-        get_object_or_404(Guild, pk=guild_id)
+        guild = get_object_or_404(Guild, pk=guild_id)
+        user_id = _acting_user(request)
+        _require_member(guild, user_id)
         try:
-            guild = services.guild_stop(guild_id=guild_id, user_id=_acting_user(request))
+            guild = services.guild_stop(guild_id=guild_id, user_id=user_id)
         except services.GuildStopped as exc:
             raise Conflict(str(exc)) from None
         return Response(GuildDetailSerializer(guild).data)
@@ -76,18 +85,24 @@ class UserMessagesApi(APIView):
     )
     def get(self, request: Request, guild_id: str, user_id: str) -> Response:
         guild = get_object_or_404(Guild, pk=guild_id)
+        acting = _acting_user(request)
+        if acting not in {user_id, guild.user_id}:
+            raise exceptions.PermissionDenied(f"only {user_id} (or the guild's owner) may read {user_id}'s messages")
         try:
             limit = int(request.query_params.get("limit", 1000))
             since = request.query_params.get("since_id")
             since_id = parse_id(since) if since else None
         except (ValueError, InvalidMessageId) as exc:
             raise exceptions.ValidationError({"since_id" if "id" in str(exc) else "limit": [str(exc)]}) from None
-        bus = bus_of(guild.id, guild.spec)
         topic = topic_names.user_notifications(user_id)
-        query = (bus.get_messages_for_topic_since(topic, since_id, limit=limit) if since_id is not None
-                 else bus.get_messages(topic, limit=limit))
-        messages = runtime_loop.run(query)
-        return Response([message.to_wire() for message in messages])
+
+        async def history():  # on the runtime loop, where the bus lives
+            bus = bus_of(guild.id, guild.spec)
+            if since_id is not None:
+                return await bus.get_messages_for_topic_since(topic, since_id, limit=limit)
+            return await bus.get_messages(topic, limit=limit)
+
+        return Response([message.to_wire() for message in runtime_loop.run(history())])
 
 
 class FileSerializer(serializers.ModelSerializer):
@@ -145,22 +160,22 @@ class GuildFilesApi(APIView):
 
     @staticmethod
     def _member(guild: Guild, request: Request) -> None:
-        try:
-            files.member_check(guild, _acting_user(request, required=False))
-        except files.NotAMember as exc:
-            raise exceptions.PermissionDenied(str(exc)) from None
+        _require_member(guild, _acting_user(request, required=False))
 
 
 class GuildFileApi(APIView):
-    @extend_schema(operation_id="getGuildFile", summary="A file's bytes (`?download=true` as an attachment)",
+    @extend_schema(operation_id="getGuildFile", summary="A file's bytes, as an attachment (members only)",
                    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **problem_responses(403, 404)},
                    tags=["files"])
     def get(self, request: Request, guild_id: str, name: str) -> FileResponse:
         record = get_object_or_404(GuildFile, guild_id=guild_id, name=name)
         GuildFilesApi._member(record.guild, request)
-        download = request.query_params.get("download", "").lower() in {"1", "true", "yes"}
-        return FileResponse(files.file_path(guild_id, record.name).open("rb"), as_attachment=download,
-                            filename=record.name, content_type=record.content_type)
+        # Always an attachment, never rendered: an uploaded page must not run on the site's origin.
+        response = FileResponse(files.file_path(guild_id, record.name).open("rb"), as_attachment=True,
+                                filename=record.name, content_type=record.content_type)
+        response["Content-Security-Policy"] = "sandbox"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
 
     @extend_schema(operation_id="deleteGuildFile", summary="Delete a file", responses={204: None,
                    **problem_responses(403, 404)}, tags=["files"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from guilds.engines.base import ExecutionEngine
-from guilds.engines.names import INPROCESS, resolve_engine_name
+from guilds.engines.names import CELERY, INPROCESS, resolve_engine_name
 
 
 @cache
@@ -14,6 +14,10 @@ def engine_named(name: str) -> ExecutionEngine:
         from guilds.engines.inprocess import InProcessEngine
 
         return InProcessEngine()
+    if name == CELERY:
+        from guilds.engines.celery import CeleryEngine
+
+        return CeleryEngine()
     raise LookupError(f"no execution engine '{name}'")
 
 

@@ -18,5 +18,13 @@ class ExecutionEngine(ABC):
         """Whether this engine has the guild's manager running."""
 
     @abstractmethod
+    async def launch(self, guild_id: str) -> bool:
+        """Launch on the runtime loop; False if it was already running, stopped or unknown."""
+
+    @abstractmethod
+    async def forget(self, guild_id: str) -> None:
+        """Drop whatever of the guild runs on this engine (its status is left as it is)."""
+
+    @abstractmethod
     async def shutdown(self) -> None:
         """Stop every guild this engine runs in this process (the process is going away)."""

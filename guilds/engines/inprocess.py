@@ -68,7 +68,7 @@ class InProcessGuild:
         for agent_id in [a for a in self.hosts if a != MANAGER_ID]:
             await self.stop_agent(agent_id)
 
-    def running_agent_ids(self) -> list[str]:
+    async def running_agent_ids(self) -> list[str]:
         return [agent_id for agent_id, host in self.hosts.items() if host.started]
 
     def schedule_shutdown(self) -> None:
@@ -153,7 +153,8 @@ class InProcessEngine(ExecutionEngine):
             await store.guild_status_set(guild_id, GuildStatus.ERROR, f"manager failed to start: {exc}")
             logger.exception("guild manager failed to start", extra={"guild_id": guild_id})
             return False
-        guild.start_ticker()
+        if self.guilds.get(guild_id) is guild:  # not stopped while it was starting
+            guild.start_ticker()
         return True
 
     async def forget(self, guild_id: str) -> None:

@@ -15,6 +15,8 @@ CELERY = "celery"
 OURS: dict[str, str] = {
     "inprocess": INPROCESS,
     "guilds.engines.inprocess.InProcessEngine": INPROCESS,
+    "celery": CELERY,
+    "guilds.engines.celery.CeleryEngine": CELERY,
 }
 
 SITE_DEFAULT_ALIASES = frozenset(

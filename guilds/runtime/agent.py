@@ -114,6 +114,13 @@ class Agent:
     # them), so a relaunch resumes exactly there. For rare, important topics only.
     keeps_catch_up_cursor: ClassVar[bool] = False
 
+    def export_memory(self) -> dict[str, Any] | None:
+        """In-memory fields to keep between messages on engines that rebuild the agent (None: nothing)."""
+        return None
+
+    def import_memory(self, memory: dict[str, Any] | None) -> None:
+        """Restore what export_memory gave."""
+
     # Life-cycle hooks, for agents that need them.
     async def on_start(self, ctx: HandlerContext) -> None:
         """Called once the agent is subscribed, before its first message."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 from guilds.runtime import routing
@@ -39,7 +40,8 @@ class HandlerContext:
         self._sent += 1
         if self.message is None:
             return new_id(priority)
-        return derive_id(self.message.id, self.host.agent_id, self._sent, priority)
+        # The handler's name too: two handlers of one agent answering one message get distinct ids.
+        return derive_id(self.message.id, f"{self.host.agent_id}/{self.method_name}", self._sent, priority)
 
     async def send(
         self,
@@ -98,7 +100,7 @@ class HandlerContext:
                     )
             message = Message.create(
                 id=message_id, sender=self.host.tag, topics=dest.topics, payload=payload, format=format,
-                priority=prio, **fields,
+                priority=prio, timestamp=int(time.time() * 1000), **fields,  # a derived id's time is its request's
             )
             sent.append(await self.host.publish(message))
         return sent

@@ -41,3 +41,10 @@ SYSTEM_REQUEST_FORMATS = frozenset({PARTICIPANTS_REQUEST, STOP_GUILD_REQUEST})
 
 def canonical_format(name: str) -> str:
     return _ALIASES.get(name, name)
+
+
+def is_stop_announcement(message) -> bool:
+    """The guild is stopping or stopped: no frame may go into it any more."""
+    return message.format == STOP_GUILD_RESPONSE or (
+        message.format == GUILD_STATUS and message.payload.get("status") == "STOPPED"
+    )

@@ -9,7 +9,7 @@ turns WARNING, back to RUNNING when it answers again.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,7 +47,7 @@ class AgentHealth:
     kind: str
     status: str = STARTING
     heartbeat: dict[str, Any] | None = None
-    last_seen: float = field(default_factory=time.monotonic)
+    last_seen: float = field(default_factory=time.time)  # wall clock: compared across processes
     detail: str = ""
 
 
@@ -62,7 +62,16 @@ class HealthTable:
         if entry is None:
             self.agents[agent_id] = AgentHealth(agent_id=agent_id, name=name, kind=kind)
         else:
-            entry.status, entry.last_seen = STARTING, time.monotonic()
+            entry.status, entry.last_seen = STARTING, time.time()
+
+    def export(self) -> dict[str, Any]:
+        return {agent_id: asdict(entry) for agent_id, entry in self.agents.items()}
+
+    @classmethod
+    def restore(cls, data: dict[str, Any]) -> HealthTable:
+        table = cls()
+        table.agents = {agent_id: AgentHealth(**entry) for agent_id, entry in data.items()}
+        return table
 
     def forget(self, agent_id: str) -> None:
         self.agents.pop(agent_id, None)
@@ -75,7 +84,7 @@ class HealthTable:
         previous = entry.status
         entry.heartbeat = heartbeat
         entry.status = heartbeat.get("checkstatus", OK) if heartbeat.get("checkstatus") in (OK, WARNING) else OK
-        entry.last_seen = time.monotonic()
+        entry.last_seen = time.time()
         entry.detail = ""
         return previous != entry.status
 
@@ -86,7 +95,7 @@ class HealthTable:
 
     def sweep(self, timeout: float) -> list[str]:
         """Mark agents silent for longer than `timeout` unresponsive; return the newly marked."""
-        now = time.monotonic()
+        now = time.time()
         marked: list[str] = []
         for entry in self.agents.values():
             if entry.status in (OK, WARNING, STARTING) and now - entry.last_seen > timeout:

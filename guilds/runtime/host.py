@@ -40,8 +40,34 @@ def since_id(timestamp_ms: int) -> int:
     return encode_id(timestamp_ms - 1, 0, 0, 0)
 
 
+class LiveDelivery:
+    """In-process delivery: a tracking client on this process's bus (one message at a time, in order)."""
+
+    def __init__(self) -> None:
+        self.client: MessageTrackingClient | None = None
+
+    async def attach(self, host: AgentHost, topics: list[str]) -> None:
+        self.client = MessageTrackingClient(id=host.agent_id, name=host.spec.name, handler=host.handle)
+        await host.guild.bus.register_client(self.client)
+        for topic in topics:
+            await host.guild.bus.subscribe(topic, self.client)
+
+    async def enqueue(self, host: AgentHost, messages: list[Message]) -> None:
+        for message in messages:
+            self.client.notify_new_message(message)
+
+    async def detach(self, host: AgentHost) -> None:
+        if self.client is not None:
+            await host.guild.bus.unregister_client(self.client)
+            await self.client.close()
+
+    async def idle(self) -> None:
+        await self.delivery.idle()
+
+
 class AgentHost:
-    def __init__(self, *, guild: GuildControl, spec: AgentSpec, kind: str, state: dict[str, Any] | None = None) -> None:
+    def __init__(self, *, guild: GuildControl, spec: AgentSpec, kind: str, state: dict[str, Any] | None = None,
+                 delivery: Any = None) -> None:
         self.guild = guild
         self.spec = spec
         self.kind = kind
@@ -50,8 +76,10 @@ class AgentHost:
         self.tag = AgentTag(id=spec.id, name=spec.name)
         self.state: dict[str, Any] = dict(state or {})
         self.agent: Agent | None = None
-        self.client: MessageTrackingClient | None = None
+        # How messages reach the agent: LiveDelivery here, or a durable inbox (guilds.engines.celery).
+        self.delivery = delivery if delivery is not None else LiveDelivery()
         self.started = False
+        self._ready = asyncio.Event()  # set once on_start ran: nothing is handled before
 
     # --- life cycle ----------------------------------------------------------------------
     def topics(self) -> list[str]:
@@ -67,21 +95,23 @@ class AgentHost:
             wanted += self.agent.extra_topics()
         return list(dict.fromkeys(wanted))
 
-    async def start(self, *, catch_up_since_ms: int | None = None) -> None:
+    def prepare(self) -> Agent:
+        """The agent object, made from the spec (no subscriptions, no on_start)."""
         agent_class = resolve_agent_class(self.spec.class_name)
         properties = agent_class.validate_properties(self.spec.properties)
         self.agent = agent_class(agent_id=self.agent_id, name=self.spec.name, guild_id=self.guild.guild_id,
                                  properties=properties, spec=self.spec)
         self.agent.host = self
-        self.client = MessageTrackingClient(id=self.agent_id, name=self.spec.name, handler=self._on_message)
-        bus = self.guild.bus
-        await bus.register_client(self.client)
-        for topic in self.topics():
-            await bus.subscribe(topic, self.client)
+        return self.agent
+
+    async def start(self, *, catch_up_since_ms: int | None = None) -> None:
+        self.prepare()
+        await self.delivery.attach(self, self.topics())
         await self.agent.on_start(HandlerContext(self, None, "on_start"))
         if catch_up_since_ms is not None:
             await self._catch_up(catch_up_since_ms)
         self.started = True
+        self._ready.set()
         await self.heartbeat(None)
 
     async def _catch_up(self, since_ms: int) -> None:
@@ -90,13 +120,10 @@ class AgentHost:
         cursors = self.state.get(CURSORS, {})
         for topic in self.agent.catch_up_topics():
             since = int(cursors[topic]) if topic in cursors else since_id(since_ms)
-            for message in await self.guild.bus.get_messages_for_topic_since(topic, since):
-                self.client.notify_new_message(message)
+            await self.delivery.enqueue(self, await self.guild.bus.get_messages_for_topic_since(topic, since))
 
     async def stop(self) -> None:
-        if self.client is not None:
-            await self.guild.bus.unregister_client(self.client)
-            await self.client.close()
+        await self.delivery.detach(self)
         if self.agent is not None:
             try:
                 await self.agent.on_stop()
@@ -105,8 +132,7 @@ class AgentHost:
         self.started = False
 
     async def idle(self) -> None:
-        if self.client is not None:
-            await self.client.idle()
+        await self.delivery.idle()
 
     # --- messages ------------------------------------------------------------------------
     def default_slip(self) -> RoutingSlip | None:
@@ -134,7 +160,10 @@ class AgentHost:
                        topics=[topic_names.agent_inbox(MANAGER_ID), topic_names.GUILD_STATUS_TOPIC],
                        priority=Priority.HIGH, routed=False)
 
-    async def _on_message(self, message: Message) -> None:
+    async def handle(self, message: Message) -> None:
+        """One message, start to end: heartbeat requests answered here, the rest to the agent's handlers."""
+        if not self._ready.is_set():
+            await self._ready.wait()
         message_format = formats.canonical_format(message.format)
         if message_format == formats.HEALTH_CHECK_REQUEST:
             await self.heartbeat(message)

@@ -62,6 +62,19 @@ class GuildManagerAgent(Agent):
     def guild(self):
         return self.host.guild
 
+    # What the manager keeps between messages. An engine that does not keep the agent object
+    # alive between messages (Celery workers) saves and restores it around each message.
+    def export_memory(self) -> dict[str, Any]:
+        return {"status": self.status, "launched": self.launched, "stopping": self.stopping,
+                "health": self.health.export()}
+
+    def import_memory(self, memory: dict[str, Any] | None) -> None:
+        if memory:
+            self.status = memory["status"]
+            self.launched = memory["launched"]
+            self.stopping = memory["stopping"]
+            self.health = HealthTable.restore(memory["health"])
+
     async def on_start(self, ctx: HandlerContext) -> None:
         self.status = await store.guild_status(self.guild_id) or GuildStatus.REQUESTED
         await self._move(ctx, GuildStatus.PENDING_LAUNCH)
@@ -85,7 +98,7 @@ class GuildManagerAgent(Agent):
 
         for spec in self.guild.spec.agents:
             await self._start(spec, AgentKind.BOT, launched_at_ms)
-        running = set(self.guild.running_agent_ids())
+        running = set(await self.guild.running_agent_ids())
         for record in proxies:
             if record.agent_id not in running:  # a join handled before this launch started it already
                 await self._start(AgentSpec.model_validate(record.spec), AgentKind.HUMAN, launched_at_ms)
@@ -102,6 +115,8 @@ class GuildManagerAgent(Agent):
     # --- health --------------------------------------------------------------------------
     @handles(formats.HEARTBEAT)
     async def on_heartbeat(self, ctx: HandlerContext) -> None:
+        if self.stopping:  # a late answer: the guild is stopped, its agents stay so
+            return
         sender = ctx.message.sender.id or ""
         changed = self.health.beat(sender, ctx.message.payload)
         if changed:
@@ -165,7 +180,7 @@ class GuildManagerAgent(Agent):
                            format=formats.USER_AGENT_CREATION_RESPONSE, topics=notify, routed=False)
             return
         agent_id = user_proxy_id(user_id)
-        if agent_id in self.guild.running_agent_ids():
+        if agent_id in await self.guild.running_agent_ids():
             await ctx.send({"user_id": user_id, "agent_id": agent_id, "status_code": 200,
                             "status": "Agent already running", "topic": topic_names.user_inbox(user_id)},
                            format=formats.USER_AGENT_CREATION_RESPONSE, topics=notify, routed=False)

@@ -114,6 +114,11 @@ def agent_record_ensure(
 
 
 @_db
+def agent_record(guild_id: str, agent_id: str) -> GuildAgent | None:
+    return GuildAgent.objects.filter(guild_id=guild_id, agent_id=agent_id).first()
+
+
+@_db
 def agent_records(guild_id: str, kind: str | None = None) -> list[GuildAgent]:
     query = GuildAgent.objects.filter(guild_id=guild_id).exclude(status=AgentStatus.STOPPED)
     if kind:

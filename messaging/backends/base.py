@@ -33,7 +33,7 @@ MessageHandler = Callable[[Message], None]
 
 class MessagingBackend(ABC):
     @abstractmethod
-    async def store_message(self, namespace: str, topics: list[str], message: Message) -> None:
+    async def store_message(self, namespace: str, topics: list[str], message: Message) -> list[str] | None:
         """Store `message` once in each (namespaced) topic and notify their subscribers.
 
         Each stored copy has `topic_published_to` set to its un-namespaced topic. All or

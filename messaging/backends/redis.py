@@ -49,6 +49,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from messaging.backends.base import MessageHandler, MessagingBackend
+from messaging.durable import inbox_score
 from messaging.errors import BackendUnavailable, InvalidBackendConfig, InvalidMessage, MessagingError
 from messaging.ids import id_timestamp_ms
 from messaging.message import Message
@@ -65,11 +66,19 @@ CLOCK_SKEW_MS = 60_000
 _REDIS_CLIENT_KEYS = {"host", "port", "ssl", "username", "password", "db"}
 
 # KEYS[1] = message hash, KEYS[2..] = topic streams.
-# ARGV = ttl_ms, max_history, then per topic: hash field, channel, JSON.
+# ARGV = ttl_ms, max_history, durable key prefix, sender id, inbox score, message id,
+# then per topic: hash field, channel, JSON, logical topic.
+# Besides storing, a new message goes into the inbox of every durable subscriber of its topic
+# (the agents Celery workers run; see messaging.durable), in the same atomic step: an agent
+# never misses a stored message. Returns {stored, agents to wake...}.
 _STORE_SCRIPT = """
 local ttl = tonumber(ARGV[1])
 local maxlen = ARGV[2]
-local n = (#ARGV - 2) / 3
+local dprefix = ARGV[3]
+local sender = ARGV[4]
+local score = ARGV[5]
+local mid = ARGV[6]
+local n = (#ARGV - 6) / 4
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'none' and kind ~= 'hash' then
   return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' is a ' .. kind)
@@ -83,10 +92,13 @@ end
 local now = redis.call('TIME')
 local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - ttl
 local stored = 0
+local wake = {}
 for i = 1, n do
-  local field = ARGV[i * 3]
-  local channel = ARGV[i * 3 + 1]
-  local json = ARGV[i * 3 + 2]
+  local base = 6 + (i - 1) * 4
+  local field = ARGV[base + 1]
+  local channel = ARGV[base + 2]
+  local json = ARGV[base + 3]
+  local topic = ARGV[base + 4]
   if redis.call('HEXISTS', KEYS[1], field) == 0 then
     local eid = redis.call('XADD', KEYS[i + 1], 'MAXLEN', maxlen, '*', 'm', json)
     if cutoff > 0 then
@@ -96,13 +108,25 @@ for i = 1, n do
     redis.call('HSET', KEYS[1], field, eid)
     redis.call('PUBLISH', channel, eid .. ' ' .. json)
     stored = stored + 1
+    local self_inbox = string.sub(topic, 1, 17) == 'agent_self_inbox:'
+    for _, agent in ipairs(redis.call('SMEMBERS', dprefix .. 'subs:' .. topic)) do
+      if (self_inbox and agent == sender) or ((not self_inbox) and agent ~= sender) then
+        if redis.call('ZADD', dprefix .. 'inbox:' .. agent, 'NX', score, mid) == 1 then
+          redis.call('HSET', dprefix .. 'box:' .. agent, mid, json)
+          if redis.call('SET', dprefix .. 'wake:' .. agent, '1', 'NX', 'PX', 120000) then
+            table.insert(wake, agent)
+          end
+        end
+      end
+    end
   end
 end
 if stored > 0 then
-  redis.call('HSETNX', KEYS[1], 'json', ARGV[5])
+  redis.call('HSETNX', KEYS[1], 'json', ARGV[9])
   redis.call('PEXPIRE', KEYS[1], ttl)
 end
-return stored
+table.insert(wake, 1, stored)
+return wake
 """
 
 EntryId = tuple[int, int]
@@ -112,7 +136,7 @@ EntryId = tuple[int, int]
 class _Write:
     keys: list[str]
     args: list[Any]
-    done: asyncio.Future[int]
+    done: asyncio.Future[list[Any]]
     label: str
 
 
@@ -259,25 +283,33 @@ class RedisMessagingBackend(MessagingBackend):
 
     # --- writing ---------------------------------------------------------------------
 
-    async def store_message(self, namespace: str, topics: list[str], message: Message) -> None:
+    def durable_prefix(self, namespace: str) -> str:
+        return f"{self.key_prefix}d:{namespace}:"
+
+    async def store_message(self, namespace: str, topics: list[str], message: Message) -> list[str]:
+        """Store and notify; returns the durable subscribers (agent ids) that must be woken."""
         if not topics:
-            return
-        args: list[Any] = [self.message_ttl_ms, self.max_history]
+            return []
+        score = inbox_score(message)
+        args: list[Any] = [self.message_ttl_ms, self.max_history, self.durable_prefix(namespace),
+                           message.sender.id or "", score, str(message.id)]
         for topic in topics:
-            copy = message.model_copy(update={"topic_published_to": strip_namespace(namespace, topic)})
-            args += [f"e:{topic}", self.channel(topic), copy.to_json()]
+            logical = strip_namespace(namespace, topic)
+            copy = message.model_copy(update={"topic_published_to": logical})
+            args += [f"e:{topic}", self.channel(topic), copy.to_json(), logical]
         keys = [self.message_key(namespace, message.id)] + [self.stream_key(t) for t in topics]
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[int] = loop.create_future()
+        done: asyncio.Future[list[Any]] = loop.create_future()
         self._writes.append(_Write(keys, args, done, f"message {message.id} for {topics}"))
         if self._writer is None:
             self._writer = loop.create_task(self._flush_writes())
-        stored = await done
+        stored, *wake = await done
         if stored != len(topics):
             logger.debug(
                 "message %s stored in %s of %d topics (the others had it already) namespace=%s",
                 message.id, stored, len(topics), namespace,
             )
+        return [agent.decode() if isinstance(agent, bytes) else agent for agent in wake]
 
     async def _flush_writes(self) -> None:
         """Send queued writes, all queued ones in one pipeline (one round trip per batch).
@@ -325,7 +357,7 @@ class RedisMessagingBackend(MessagingBackend):
             elif isinstance(result, BaseException):
                 write.done.set_exception(self._unavailable(result))
             else:
-                write.done.set_result(int(result))
+                write.done.set_result([int(result[0]), *result[1:]])
 
     # --- reading ---------------------------------------------------------------------
 

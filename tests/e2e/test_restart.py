@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from websockets.sync.client import connect
@@ -32,7 +33,8 @@ def wait_running(server: LiveServer, guild_id: str, timeout: float = 15) -> None
 
 
 def test_a_restarted_server_relaunches_its_guilds_with_their_state():
-    env = {"GUILDSITE_HEARTBEAT_INTERVAL": "0.5", "GUILDSITE_RELAUNCH_ON_START": "1", **service_env()}
+    env = {"GUILDSITE_HEARTBEAT_INTERVAL": "0.5", "GUILDSITE_RELAUNCH_ON_START": "1",
+           "GUILDSITE_CELERY_QUEUE": f"guildsite-restart-{os.getpid()}", **service_env()}
     first = LiveServer(env=env)
     first.migrate()
     first.start()
@@ -47,8 +49,9 @@ def test_a_restarted_server_relaunches_its_guilds_with_their_state():
         assert chat(first, guild["id"], "one") == "count: 1"
         assert chat(first, guild["id"], "two") == "count: 2"
     finally:
-        first.stop(kill=True)  # no clean shutdown: the process is simply gone
+        first.stop(kill=True, workers=False)  # no clean shutdown: the server process is simply gone
     second = LiveServer(env=env, var_dir=first.var_dir)
+    second.workers = first.workers  # the workers (production mode) keep running meanwhile
     second.start()
     try:
         wait_running(second, guild["id"])

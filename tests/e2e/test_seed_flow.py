@@ -130,7 +130,12 @@ def test_seed_000_flow_end_to_end(guildsite_server):
             receive_until(system, lambda f: f["format"] == "guildStatus" and f["payload"]["status"] == "STOPPED")
     status, guild = server.request("GET", f"/api/guilds/{guild_id}")
     assert guild["status"] == "STOPPED"
-    status, history = server.request("GET", f"/api/guilds/{guild_id}/{user_id}/messages")
+    status, body = server.request("GET", f"/api/guilds/{guild_id}/{user_id}/messages",
+                                  headers={"X-User-Id": "mallory"})
+    assert status == 403  # another user's messages are not for mallory
+    status, history = server.request("GET", f"/api/guilds/{guild_id}/{user_id}/messages",
+                                     headers={"X-User-Id": user_id})
+    assert status == 200
     texts = [m["payload"].get("text") for m in history]
     assert texts[:2] == ["Hello Echo!", "Echo: Hello Echo!"]
     status, body = server.request("POST", f"/api/guilds/{guild_id}/relaunch")

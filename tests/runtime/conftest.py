@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -76,6 +77,10 @@ class GuildRig:
         self.observers: list[Observer] = []
 
     def create(self, spec: dict, *, user_id: str = "testuser123", launch: bool = True) -> Guild:
+        # The spec names its engine, as a user's would: services (stop, relaunch) then find it.
+        properties = dict(spec.get("properties") or {})
+        properties.setdefault("execution_engine", self.engine.name)
+        spec = {**spec, "properties": properties}
         guild = guild_create(spec=validate_guild_spec(spec), name=spec["name"], user_id=user_id,
                              organization_id="testorg456", launch=False)
         self.guilds.append(guild)
@@ -109,10 +114,46 @@ class GuildRig:
             runtime_loop.run(self.engine.forget(guild.id))
 
 
-@pytest.fixture(params=["inprocess"])
+HEARTBEAT = {"GUILDSITE_HEARTBEAT_INTERVAL": "0.2", "GUILDSITE_HEARTBEAT_TIMEOUT": "1.0"}
+# Every runtime and socket test runs on both engines where Redis is (the services pass).
+ENGINES = ["inprocess", pytest.param("celery", marks=pytest.mark.services)]
+
+
+@pytest.fixture(scope="session")
+def celery_workers(django_db_setup, django_db_blocker):
+    """A real worker (with beat) on the test database and the test Redis, for the Celery engine."""
+    from django.db import connection
+
+    from tests.support.workers import CeleryWorkers
+
+    if not settings_redis_url():
+        pytest.fail("the Celery engine's tests need REDIS_URL (the services pass of make test)")
+    db = connection.settings_dict
+    database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}" if db["ENGINE"].endswith(
+        "postgresql") else f"sqlite:///{db['NAME']}"
+    from guildsite.celery import app
+
+    queue = f"guildsite-test-{uuid.uuid4().hex[:8]}"
+    app.conf.task_default_queue = queue  # this run's own queue, shared with its workers only
+    workers = CeleryWorkers({"DATABASE_URL": database_url, "REDIS_URL": settings_redis_url(),
+                             "GUILDSITE_EXECUTION_ENGINE": "celery", "GUILDSITE_CELERY_QUEUE": queue,
+                             **HEARTBEAT}).start()
+    yield workers
+    workers.stop()
+
+
+def settings_redis_url() -> str | None:
+    from django.conf import settings
+
+    return settings.REDIS_URL
+
+
+@pytest.fixture(params=ENGINES)
 def rig(request, transactional_db, settings):
-    settings.GUILDSITE_HEARTBEAT_INTERVAL = 0.2
-    settings.GUILDSITE_HEARTBEAT_TIMEOUT = 1.0
+    settings.GUILDSITE_HEARTBEAT_INTERVAL = float(HEARTBEAT["GUILDSITE_HEARTBEAT_INTERVAL"])
+    settings.GUILDSITE_HEARTBEAT_TIMEOUT = float(HEARTBEAT["GUILDSITE_HEARTBEAT_TIMEOUT"])
+    if request.param == "celery":
+        request.getfixturevalue("celery_workers")
     rig = GuildRig(request.param)
     yield rig
     rig.cleanup()

@@ -122,6 +122,8 @@ def test_an_agent_that_stops_answering_turns_the_guild_warning_until_it_recovers
     assert "Probe" in guild.status_detail
     assert "unresponsive" in guild.status_detail
     rig.wait_status(guild, GuildStatus.RUNNING, timeout=5)
+    status.wait(lambda m: m.format == formats.GUILD_STATUS and m.payload["status"] == "RUNNING"
+                and "WARNING" in status.statuses())
     assert status.statuses()[-2:] == ["WARNING", "RUNNING"]
 
 
@@ -179,7 +181,8 @@ def test_stop_shuts_the_agents_down_and_is_final(rig):
     status = rig.observe(guild)
     stopped = guild_stop(guild_id=guild.id, user_id="testuser123")
     assert stopped.status == GuildStatus.STOPPED
-    assert status.wait(lambda m: m.format == formats.STOP_GUILD_RESPONSE).payload["user_id"] == "testuser123"
+    response = status.wait(lambda m: m.format == formats.STOP_GUILD_RESPONSE, what="the stop response")
+    assert response.payload["user_id"] == "testuser123"
     assert not rig.engine.is_guild_running(guild.id)
     assert set(GuildAgent.objects.filter(guild=guild).values_list("status", flat=True)) == {"stopped"}
     with pytest.raises(GuildStopped):
@@ -217,3 +220,19 @@ def test_a_user_who_joins_before_the_manager_runs_gets_a_proxy_once_it_does(rig)
     rig.launch(guild)
     user.wait(lambda m: m.payload.get("text") == "Echo: are you there?", what="the echo after launch")
     assert GuildAgent.objects.filter(guild=guild, agent_id="upa-eager").exists()
+
+
+def test_replies_are_stamped_when_made_not_when_asked(rig):
+    guild = rig.create(with_probe())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    watcher = rig.observe(guild, t.agent_inbox("tester"))
+    request = watcher.publish("probe_topic", {"seconds": 0.3}, format="probe.sleep")
+    reply = watcher.wait(lambda m: m.format == "probe.slept")
+    assert reply.timestamp >= request.timestamp + 300
+
+
+def test_a_guild_in_error_relaunches_when_asked(rig):
+    guild = rig.create(with_probe(fail_on_start=True))
+    rig.wait_status(guild, GuildStatus.ERROR)
+    assert guild_relaunch(guild_id=guild.id) is True  # it starts over (and fails again, by design)
+    rig.wait_status(guild, GuildStatus.ERROR)

@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 
 from guilds.models import GuildStatus
 from guildsite.asgi import application
-from tests.runtime.conftest import echo_spec, rig  # noqa: F401 - the rig fixture is shared
+from tests.runtime.conftest import celery_workers, echo_spec, rig  # noqa: F401 - shared fixtures
 
 REPORT = "rustic_ai.core.guild.agent_ext.mixins.health.AgentsHealthReport"
 

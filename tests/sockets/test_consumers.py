@@ -166,3 +166,21 @@ async def test_two_tabs_of_one_user_both_receive_the_users_notifications(running
         await tab1.until(lambda f: f["payload"].get("text") == "Echo: to both")
         await tab2.until(lambda f: f["payload"].get("text") == "Echo: to both")
         await tab2.until(lambda f: f["payload"].get("text") == "to both")
+
+
+async def test_the_server_assigns_ids_and_keeps_users_below_the_guilds_own_priorities(running_guild):
+    async with usercomms(running_guild.id) as user:
+        await user.send(hello("numbered", id="382893337144800256"))
+        own = await user.until(lambda f: f.get("client_message_id") == "382893337144800256")
+        assert own["id"] != "382893337144800256"  # a client cannot choose (and so collide with) a message id
+        await user.send(hello("urgent!", priority=0))
+        error = await user.until(lambda f: f["format"] == ERROR)
+        assert error["payload"]["error_type"] == "INVALID_FRAME"
+        assert "4 (normal)" in error["payload"]["error_message"]
+
+
+async def test_only_a_member_may_stop_the_guild(running_guild):
+    async with syscomms(running_guild.id, user_id="stranger") as stranger:
+        await stranger.send({"format": "stopGuildRequest", "payload": {"guild_id": running_guild.id}})
+        error = await stranger.until(lambda f: f["format"] == ERROR)
+        assert error["payload"]["error_type"] == "FORBIDDEN"

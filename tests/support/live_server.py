@@ -24,13 +24,19 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, *, env: dict[str, str] | None = None, var_dir: str | None = None) -> None:
+    def __init__(self, *, env: dict[str, str] | None = None, var_dir: str | None = None, worker_count: int = 1) -> None:
         self.port = free_port()
         self.var_dir = var_dir or tempfile.mkdtemp(prefix="guildsite-live-")
         self.env = {**os.environ, "GUILDSITE_VAR_DIR": self.var_dir, "DEBUG": "1", "PORT": str(self.port),
-                    "PYTHONUNBUFFERED": "1", **(env or {})}
+                    "PYTHONUNBUFFERED": "1", "GUILDSITE_CELERY_QUEUE": f"guildsite-live-{self.port}", **(env or {})}
         self.process: subprocess.Popen | None = None
         self.log_path = Path(self.var_dir) / "server.log"
+        self.workers = None
+        if self.env.get("REDIS_URL") and self.env.get("GUILDSITE_EXECUTION_ENGINE", "celery") == "celery":
+            # Production mode: the site runs agents in Celery workers, so a live server comes with them.
+            from tests.support.workers import CeleryWorkers
+
+            self.workers = CeleryWorkers(self.env, count=worker_count, log_dir=self.var_dir)
 
     @property
     def base(self) -> str:
@@ -48,6 +54,8 @@ class LiveServer:
                                stdout=subprocess.DEVNULL)
 
     def start(self, timeout: float = 30) -> LiveServer:
+        if self.workers is not None and not self.workers.processes:
+            self.workers.start()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "guildsite.asgi:application"],
@@ -64,16 +72,19 @@ class LiveServer:
                 time.sleep(0.1)
         raise RuntimeError(f"server did not answer within {timeout}s:\n{self.log()}")
 
-    def stop(self, *, kill: bool = False) -> None:
+    def stop(self, *, kill: bool = False, workers: bool = True) -> None:
         if self.process and self.process.poll() is None:
             if kill:
                 self.process.kill()
             else:
                 self.process.terminate()
             self.process.wait(10)
+        if workers and self.workers is not None:
+            self.workers.stop()
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
+        text = self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
+        return text + ("\n--- workers ---\n" + self.workers.log() if self.workers is not None else "")
 
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
                 raw: bytes | None = None) -> tuple[int, Any]:
