@@ -125,15 +125,27 @@ async def idle_sockets(server: LiveServer, count: int) -> dict[str, Any]:
             "delta_mb": round(after - before, 1)}
 
 
+def services_answer() -> bool:
+    import socket
+
+    try:
+        for port in (5432, 6379):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def raise_open_files(limit: int = 8192) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < limit:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, hard), hard))
 
 
-def run_mode(name: str, env: dict[str, str], args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_mode(name: str, env: dict[str, str], args: argparse.Namespace, workers: int = 1) -> list[dict[str, Any]]:
     server = LiveServer(env={"GUILDSITE_WS_RATE_PER_SECOND": "100000", "GUILDSITE_WS_RATE_BURST": "100000",
-                             "GUILDSITE_WS_HISTORY_ON_CONNECT": "0", "LOG_LEVEL": "WARNING", **env})
+                             "GUILDSITE_WS_HISTORY_ON_CONNECT": "0", "LOG_LEVEL": "WARNING", **env},
+                        worker_count=workers)
     server.migrate()
     server.start()
     rows = []
@@ -157,9 +169,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--max-messages", type=int, default=5000, help="per user, a bound on the loop")
     parser.add_argument("--idle", type=int, default=200, help="idle user sockets for the memory figure (0: skip)")
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/test",
+                        help="production mode's database (emptied first)")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11", help="production mode's Redis")
     args = parser.parse_args(argv)
     raise_open_files()
-    rows = run_mode("embedded", {}, args)
+    rows = run_mode("embedded", {"REDIS_URL": "", "DATABASE_URL": ""}, args)
+    if services_answer():
+        rows += run_mode("production", {"DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
+                                        "GUILDSITE_EXECUTION_ENGINE": "celery"}, args, workers=2)
+    else:
+        print("production mode skipped: PostgreSQL and Redis do not both answer on 127.0.0.1")
     print(f"\n{'mode':<10}{'users':>6}{'launch ms':>11}{'echo/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'lost':>6}")
     for row in rows:
         if "users" in row:

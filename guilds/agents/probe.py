@@ -6,7 +6,8 @@
 - `probe.guild_state` `{"patch": {...}}`: the same for the guild's shared state;
 - `probe.blocking` `{"seconds": s}`: a plain (sync) handler that blocks a worker thread, then replies;
 - `text`: counts the text messages it has had (kept in its state, so across restarts) and
-  replies `count: N` — a chat-visible check that agent state survives a relaunch.
+  replies `count: N` — a chat-visible check that agent state survives a relaunch; a text
+  `slow: s` waits s seconds first.
 
 With the property `fail_on_start: true` it refuses to start.
 """
@@ -36,6 +37,9 @@ class ProbeAgent(Agent):
 
     @handles("text")
     async def count(self, ctx: HandlerContext) -> None:
+        text = str(ctx.payload.get("text", ""))
+        if text.startswith("slow:"):  # "slow: 2" takes 2 s before it counts: time to break something meanwhile
+            await asyncio.sleep(float(text.removeprefix("slow:") or 1))
         state = await ctx.update_agent_state({"texts": int(ctx.agent_state.get("texts", 0)) + 1})
         await ctx.reply({"text": f"count: {state['texts']}"}, format="text")
 
