@@ -44,6 +44,9 @@ class GuildSocket(AsyncWebsocketConsumer):
     """What both sockets share: guild lookup, the bus client, the relay, throttling, error frames."""
 
     kind = "socket"
+    # Replies come over the guild's bus, not the channel layer: no per-socket layer channel (a Redis
+    # subscription each, and one more thing to fail while Redis restarts).
+    channel_layer_alias = "guildsite-sockets-use-the-bus"
 
     async def connect(self) -> None:
         self.client: SimpleClient | None = None

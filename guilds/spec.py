@@ -76,6 +76,41 @@ def _spec_agent_allowed(agent: AgentSpec) -> None:
         raise ValueError(f"'{agent.class_name}' is started by the guild itself and cannot be listed in a spec")
 
 
+_SPEC_REDIS_KEYS = {"redis_client", "url"}
+_SPEC_REDIS_CLIENT_KEYS = {"host", "port", "ssl", "username", "password", "db"}
+
+
+def _redis_allowed(config: MessagingConfig) -> None:
+    """A spec may name a Redis, but only one the site allows (GUILDSITE_SPEC_REDIS_ALLOWED and the
+    site's own): a blueprint must not make the server connect wherever it likes."""
+    from urllib.parse import urlparse
+
+    from django.conf import settings
+
+    if not config.is_redis:
+        return
+    extra = set(config.backend_config) - _SPEC_REDIS_KEYS
+    if extra:
+        raise ValueError(f"backend_config keys {sorted(extra)} are the site's to set; a spec may give "
+                         f"{sorted(_SPEC_REDIS_KEYS)}")
+    if "url" in config.backend_config:
+        parsed = urlparse(str(config.backend_config["url"]))
+        host, port = parsed.hostname or "", parsed.port or 6379
+    else:
+        client = config.backend_config.get("redis_client") or {}
+        unknown = set(client) - _SPEC_REDIS_CLIENT_KEYS
+        if unknown:
+            raise ValueError(f"redis_client keys {sorted(unknown)} are not accepted in a spec")
+        host, port = str(client.get("host", "localhost")), int(client.get("port", 6379))
+    allowed = set(settings.GUILDSITE_SPEC_REDIS_ALLOWED)
+    if settings.REDIS_URL:
+        site = urlparse(settings.REDIS_URL)
+        allowed.add(f"{site.hostname}:{site.port or 6379}")
+    if f"{host}:{port}" not in allowed:
+        raise ValueError(f"Redis at {host}:{port} is not one this site allows for guilds "
+                         f"(GUILDSITE_SPEC_REDIS_ALLOWED: {', '.join(sorted(allowed))})")
+
+
 class GuildProperties(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -90,6 +125,7 @@ class GuildProperties(BaseModel):
                 resolve_backend_class(config)
             except UnknownBackend as exc:
                 raise ValueError(str(exc)) from None
+            _redis_allowed(config)
         return config
 
     @field_validator("execution_engine")

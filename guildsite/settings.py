@@ -151,6 +151,8 @@ GUILDSITE_MESSAGING_BACKEND = "redis" if REDIS_URL else "memory"
 GUILDSITE_MESSAGE_MAX_BYTES = env_int("GUILDSITE_MESSAGE_MAX_BYTES", 1024 * 1024, minimum=1024)
 GUILDSITE_MESSAGE_TTL_SECONDS = env_int("GUILDSITE_MESSAGE_TTL_SECONDS", 7 * 24 * 3600, minimum=1)
 GUILDSITE_TOPIC_HISTORY_LIMIT = env_int("GUILDSITE_TOPIC_HISTORY_LIMIT", 10_000, minimum=10)
+# The Redis servers (host:port) a guild's spec may name for its messaging, besides REDIS_URL's.
+GUILDSITE_SPEC_REDIS_ALLOWED = env_list("GUILDSITE_SPEC_REDIS_ALLOWED", ["localhost:6379", "127.0.0.1:6379"])
 
 # --- guild runtime ---------------------------------------------------------
 # "inprocess" (agents in this process) or "celery" (agents in Celery workers).

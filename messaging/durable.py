@@ -31,7 +31,9 @@ _wake_handler: WakeHandler | None = None
 
 # Priority first, then time: 8 priorities x 1e13 ms stays exact in a double (< 2^53).
 _PRIORITY_WEIGHT = 10**13
-WAKE_TTL_MS = 120_000
+# A wake flag outlives a lost drain task (a worker or Redis gone) by this much at most; beat's
+# sweep (guilds.engines.celery) then wakes the agent again.
+WAKE_TTL_MS = 10_000
 
 _RELEASE_LEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -132,6 +134,12 @@ class Inbox:
 
     async def lease_left_ms(self) -> int:
         return max(0, await self.redis.pttl(self.lease_key))
+
+    async def wake_if_waiting(self) -> bool:
+        """True if messages wait and no drain is due: the caller must enqueue one (the flag is now set)."""
+        if not await self.size():
+            return False
+        return bool(await self.redis.set(self.wake_key, "1", nx=True, px=WAKE_TTL_MS))
 
     async def settle_wake(self) -> bool:
         """The drain is ending: clear the wake flag, then look again (a message may have come

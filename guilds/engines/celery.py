@@ -294,7 +294,8 @@ class CeleryEngine(ExecutionEngine):
             await host.state_update({MEMORY: memory})
 
     async def publish_ticks(self) -> int:
-        """Celery beat: a health tick to every Celery guild's manager."""
+        """Celery beat: a health tick to every Celery guild's manager, and a sweep that wakes any
+        agent whose messages wait with no drain due (its task was lost: a worker or Redis went away)."""
         guild_ids = [g.decode() for g in _redis().smembers(GUILDS_KEY)]
         manager = AgentTag(id=MANAGER_ID, name="GuildManagerAgent")
         for guild_id in guild_ids:
@@ -302,9 +303,15 @@ class CeleryEngine(ExecutionEngine):
             if guild is None:
                 _redis().srem(GUILDS_KEY, guild_id)
                 continue
-            await guild.bus.publish(Message.create(
-                sender=manager, topics=topic_names.agent_self_inbox(MANAGER_ID), format=HEALTH_TICK,
-                payload={"at_ms": int(time.time() * 1000)}, priority=Priority.HIGH))
+            try:
+                for agent_id in await guild.running_agent_ids():
+                    if await (await guild.inbox(agent_id)).wake_if_waiting():
+                        self._wake(guild_id, [agent_id])
+                await guild.bus.publish(Message.create(
+                    sender=manager, topics=topic_names.agent_self_inbox(MANAGER_ID), format=HEALTH_TICK,
+                    payload={"at_ms": int(time.time() * 1000)}, priority=Priority.HIGH))
+            except Exception:
+                logger.exception("health tick failed", extra={"guild_id": guild_id})
         return len(guild_ids)
 
 

@@ -33,12 +33,21 @@ _SWEEP_INTERVAL = 1.0  # seconds between sweeps of expired entries across all to
 
 
 @dataclass(slots=True)
+class _Record:
+    json: bytes
+    expires_at: float
+    refs: int = 0  # topic entries holding this message: the record goes with the last of them
+
+
+@dataclass(slots=True)
 class _Entry:
     seq: int
     msg_id: int
     timestamp: int
     json: bytes
     expires_at: float
+    record: _Record | None = None
+    record_key: tuple[str, int] | None = None
 
 
 @dataclass(slots=True)
@@ -50,6 +59,10 @@ class _TopicLog:
     def drop_front(self) -> None:
         entry = self.entries[self.start]
         self.positions.pop(entry.msg_id, None)
+        if entry.record is not None:
+            entry.record.refs -= 1
+            if entry.record.refs <= 0 and _STORE.messages.get(entry.record_key) is entry.record:
+                del _STORE.messages[entry.record_key]  # out of every topic's history: gone by id too
         self.start += 1
         if self.start > 1024 and self.start * 2 > len(self.entries):
             del self.entries[: self.start]
@@ -66,12 +79,6 @@ class _TopicLog:
 
     def __len__(self) -> int:
         return len(self.entries) - self.start
-
-
-@dataclass(slots=True)
-class _Record:
-    json: bytes
-    expires_at: float
 
 
 @dataclass(slots=True)
@@ -145,6 +152,10 @@ class InMemoryMessagingBackend(MessagingBackend):
         with store.lock:
             if now - store.last_sweep > _SWEEP_INTERVAL:
                 store.sweep(now)
+            key = (namespace, message.id)
+            record = store.messages.get(key)
+            if record is None or record.expires_at <= now:
+                record = None
             for topic, data in copies:
                 log = store.topics.get(topic)
                 if log is None:
@@ -152,17 +163,15 @@ class InMemoryMessagingBackend(MessagingBackend):
                 if message.id in log.positions:
                     logger.debug("message %s already in topic %s: not stored again", message.id, topic)
                     continue
+                if record is None:
+                    store.messages.pop(key, None)  # re-insert at the end: keeps expiry order
+                    record = store.messages[key] = _Record(data, expires_at)
+                record.refs += 1
                 seq = next(store.seq)
-                log.entries.append(_Entry(seq, message.id, message.timestamp or 0, data, expires_at))
+                log.entries.append(_Entry(seq, message.id, message.timestamp or 0, data, expires_at, record, key))
                 log.positions[message.id] = seq
                 log.trim(self.max_history, now)
                 stored.append((topic, data))
-            if stored:
-                key = (namespace, message.id)
-                record = store.messages.get(key)
-                if record is None or record.expires_at <= now:
-                    store.messages.pop(key, None)  # re-insert at the end: keeps expiry order
-                    store.messages[key] = _Record(stored[0][1], expires_at)
             deliveries = [
                 (topic, data, list(store.subscribers.get(topic, {}).values())) for topic, data in stored
             ]

@@ -49,7 +49,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from messaging.backends.base import MessageHandler, MessagingBackend
-from messaging.durable import inbox_score
+from messaging.durable import WAKE_TTL_MS, inbox_score
 from messaging.errors import BackendUnavailable, InvalidBackendConfig, InvalidMessage, MessagingError
 from messaging.ids import id_timestamp_ms
 from messaging.message import Message
@@ -66,7 +66,7 @@ CLOCK_SKEW_MS = 60_000
 _REDIS_CLIENT_KEYS = {"host", "port", "ssl", "username", "password", "db"}
 
 # KEYS[1] = message hash, KEYS[2..] = topic streams.
-# ARGV = ttl_ms, max_history, durable key prefix, sender id, inbox score, message id,
+# ARGV = ttl_ms, max_history, durable key prefix, sender id, inbox score, message id, wake flag ttl_ms,
 # then per topic: hash field, channel, JSON, logical topic.
 # Besides storing, a new message goes into the inbox of every durable subscriber of its topic
 # (the agents Celery workers run; see messaging.durable), in the same atomic step: an agent
@@ -78,7 +78,7 @@ local dprefix = ARGV[3]
 local sender = ARGV[4]
 local score = ARGV[5]
 local mid = ARGV[6]
-local n = (#ARGV - 6) / 4
+local n = (#ARGV - 7) / 4
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'none' and kind ~= 'hash' then
   return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' is a ' .. kind)
@@ -94,7 +94,7 @@ local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - t
 local stored = 0
 local wake = {}
 for i = 1, n do
-  local base = 6 + (i - 1) * 4
+  local base = 7 + (i - 1) * 4
   local field = ARGV[base + 1]
   local channel = ARGV[base + 2]
   local json = ARGV[base + 3]
@@ -113,7 +113,7 @@ for i = 1, n do
       if (self_inbox and agent == sender) or ((not self_inbox) and agent ~= sender) then
         if redis.call('ZADD', dprefix .. 'inbox:' .. agent, 'NX', score, mid) == 1 then
           redis.call('HSET', dprefix .. 'box:' .. agent, mid, json)
-          if redis.call('SET', dprefix .. 'wake:' .. agent, '1', 'NX', 'PX', 120000) then
+          if redis.call('SET', dprefix .. 'wake:' .. agent, '1', 'NX', 'PX', ARGV[7]) then
             table.insert(wake, agent)
           end
         end
@@ -122,7 +122,7 @@ for i = 1, n do
   end
 end
 if stored > 0 then
-  redis.call('HSETNX', KEYS[1], 'json', ARGV[9])
+  redis.call('HSETNX', KEYS[1], 'json', ARGV[10])
   redis.call('PEXPIRE', KEYS[1], ttl)
 end
 table.insert(wake, 1, stored)
@@ -292,7 +292,7 @@ class RedisMessagingBackend(MessagingBackend):
             return []
         score = inbox_score(message)
         args: list[Any] = [self.message_ttl_ms, self.max_history, self.durable_prefix(namespace),
-                           message.sender.id or "", score, str(message.id)]
+                           message.sender.id or "", score, str(message.id), WAKE_TTL_MS]
         for topic in topics:
             logical = strip_namespace(namespace, topic)
             copy = message.model_copy(update={"topic_published_to": logical})

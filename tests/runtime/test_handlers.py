@@ -39,3 +39,16 @@ def test_a_spec_cannot_take_the_guilds_own_ids_or_classes(agent):
     with pytest.raises(SpecError) as refused:
         validate_guild_spec({"name": "bad", "agents": [agent]})
     assert "reserved" in str(refused.value) or "started by the guild itself" in str(refused.value)
+
+
+@pytest.mark.parametrize(("backend_config", "complaint"), [
+    ({"redis_client": {"host": "10.0.0.5", "port": 6379}}, "not one this site allows"),
+    ({"url": "redis://internal-cache:6380/0"}, "not one this site allows"),
+    ({"redis_client": {"host": "localhost", "port": 6379}, "key_prefix": "x:"}, "the site's to set"),
+])
+def test_a_spec_may_name_only_a_redis_the_site_allows(backend_config, complaint):
+    messaging = {"backend_module": "rustic_ai.redis.messaging.backend", "backend_class": "RedisMessagingBackend",
+                 "backend_config": backend_config}
+    with pytest.raises(SpecError) as refused:
+        validate_guild_spec({"name": "g", "properties": {"messaging": messaging}, "agents": []})
+    assert complaint in str(refused.value)

@@ -163,7 +163,8 @@ def test_an_agent_that_cannot_start_puts_the_guild_in_error_with_the_reason(rig)
     assert "fail_on_start" in guild.status_detail
 
 
-def test_an_unreachable_messaging_backend_puts_the_guild_in_error_and_the_server_stays_up(rig):
+def test_an_unreachable_messaging_backend_puts_the_guild_in_error_and_the_server_stays_up(rig, settings):
+    settings.GUILDSITE_SPEC_REDIS_ALLOWED = ["127.0.0.1:1"]  # allowed, but nothing listens there
     spec = echo_spec(properties={"messaging": {
         "backend_module": "rustic_ai.redis.messaging.backend", "backend_class": "RedisMessagingBackend",
         "backend_config": {"redis_client": {"host": "127.0.0.1", "port": 1}}}})
