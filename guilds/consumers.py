@@ -170,8 +170,8 @@ class UserCommsConsumer(GuildSocket):
     kind = "usercomms"
 
     def topics(self) -> list[str]:
-        # The status topic only tells this socket when the guild stops; it is not relayed.
-        return [topic_names.user_notifications(self.user.id), topic_names.GUILD_STATUS_TOPIC]
+        # Guild events only tell this socket when the guild stops; they are not relayed.
+        return [topic_names.user_notifications(self.user.id), topic_names.GUILD_EVENTS_TOPIC]
 
     async def opened(self) -> None:
         await runtime_loop.arun(
@@ -195,7 +195,7 @@ class UserCommsConsumer(GuildSocket):
         return await self.bus.get_messages(notifications, limit=limit) if limit else []
 
     async def deliver(self, message: Message) -> None:
-        if message.topic_published_to == topic_names.GUILD_STATUS_TOPIC:
+        if message.topic_published_to == topic_names.GUILD_EVENTS_TOPIC:
             return
         await super().deliver(message)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 DEFAULT_TOPIC = "default_topic"
 SYSTEM_TOPIC = "system_topic"
 GUILD_STATUS_TOPIC = "guild_status_topic"
+# Status changes and stop announcements only (small, rare): what user sockets watch.
+GUILD_EVENTS_TOPIC = "guild_events"
 HEARTBEAT_TOPIC = "heartbeat"
 ERROR_TOPIC = "error_topic"
 STATE_TOPIC = "state_topic"

@@ -153,7 +153,8 @@ class GuildManagerAgent(Agent):
             logger.info("guild status %s -> %s", self.status, status, extra={"guild_id": self.guild_id})
             self.status = status
             await ctx.send({"guild_id": self.guild_id, "status": status, "detail": detail},
-                           format=formats.GUILD_STATUS, topics=topic_names.GUILD_STATUS_TOPIC, routed=False)
+                           format=formats.GUILD_STATUS,
+                           topics=[topic_names.GUILD_STATUS_TOPIC, topic_names.GUILD_EVENTS_TOPIC], routed=False)
         else:
             # Someone else (a stop) moved the guild; follow the database.
             current = await store.guild_status(self.guild_id) or self.status
@@ -217,7 +218,7 @@ class GuildManagerAgent(Agent):
         self.stopping = True
         user_id = ctx.payload.get("user_id") or ctx.message.sender.id
         await ctx.send({"guild_id": self.guild_id, "user_id": user_id}, format=formats.STOP_GUILD_RESPONSE,
-                       topics=topic_names.GUILD_STATUS_TOPIC, routed=False)
+                       topics=[topic_names.GUILD_STATUS_TOPIC, topic_names.GUILD_EVENTS_TOPIC], routed=False)
         await self.guild.stop_all_agents()
         await store.agents_stopped(self.guild_id)
         for agent_id in list(self.health.agents):

@@ -40,7 +40,7 @@ async def system_request(
 
     watcher = SimpleClient(id=f"request-watch:{message.id}", name="request watcher", handler=watch)
     await bus.register_client(watcher)
-    await bus.subscribe(topic_names.GUILD_STATUS_TOPIC, watcher)
+    await bus.subscribe(topic_names.GUILD_EVENTS_TOPIC, watcher)
     try:
         await bus.publish(message)
         await asyncio.wait_for(reached.wait(), timeout)
