@@ -135,15 +135,9 @@ async def _run_backend(name: str, config: Any, args: argparse.Namespace) -> dict
 
 
 def _delete_prefix(url: str, prefix: str) -> None:
-    import redis
+    from tests.support.redis_keys import delete_keys
 
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    delete_keys(url, prefix)
 
 
 def main(argv: list[str] | None = None) -> int:

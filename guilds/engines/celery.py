@@ -30,7 +30,7 @@ from guilds.runtime import loop as runtime_loop
 from guilds.runtime import store
 from guilds.runtime.guild import guild_bus, guild_bus_forget
 from guilds.runtime.host import MANAGER_ID, AgentHost
-from guilds.runtime.manager import HEALTH_TICK
+from guilds.runtime.manager import HEALTH_TICK, manager_start
 from guilds.spec import AgentSpec, GuildSpec
 from messaging import durable
 from messaging import topics as topic_names
@@ -41,7 +41,6 @@ from messaging.message import AgentTag, Message
 
 logger = logging.getLogger(__name__)
 
-MANAGER_CLASS = "guilds.runtime.manager.GuildManagerAgent"
 LEASE_MS = 3000  # renewed every second while draining; a dead drainer's lease lapses this fast
 DRAIN_SLICE_SECONDS = 2.0  # then the task re-enqueues itself, so one busy agent cannot hold a worker slot
 BATCH = 64
@@ -194,16 +193,7 @@ class CeleryEngine(ExecutionEngine):
             await store.guild_status_set(guild_id, GuildStatus.ERROR, detail)
             self._guilds.pop(guild_id, None)
             return False
-        manager_spec = AgentSpec(
-            id=MANAGER_ID, name="GuildManagerAgent", description="Runs the guild", class_name=MANAGER_CLASS,
-            listen_to_default_topic=False, properties={"launched_at_ms": int(time.time() * 1000)},
-        )
-        try:
-            await guild.start_agent(manager_spec, kind="system",
-                                    catch_up_since_ms=int(record.created_at.timestamp() * 1000))
-        except Exception as exc:
-            await store.guild_status_set(guild_id, GuildStatus.ERROR, f"manager failed to start: {exc}")
-            logger.exception("guild manager failed to start", extra={"guild_id": guild_id})
+        if not await manager_start(guild, created_at_ms=int(record.created_at.timestamp() * 1000)):
             return False
         _redis().sadd(GUILDS_KEY, guild_id)
         return True

@@ -19,7 +19,7 @@ from guilds.runtime import loop as runtime_loop
 from guilds.runtime import store
 from guilds.runtime.guild import guild_bus, guild_bus_forget
 from guilds.runtime.host import MANAGER_ID, AgentHost
-from guilds.runtime.manager import HEALTH_TICK
+from guilds.runtime.manager import HEALTH_TICK, manager_start
 from guilds.spec import AgentSpec, GuildSpec
 from messaging import topics as topic_names
 from messaging.bus import MessagingInterface
@@ -27,9 +27,6 @@ from messaging.ids import Priority
 from messaging.message import AgentTag, Message
 
 logger = logging.getLogger(__name__)
-
-MANAGER_CLASS = "guilds.runtime.manager.GuildManagerAgent"
-
 
 class InProcessGuild:
     """A guild whose agents run here: the GuildControl the manager uses."""
@@ -140,18 +137,8 @@ class InProcessEngine(ExecutionEngine):
             return False
         guild = InProcessGuild(self, guild_id, spec, bus)
         self.guilds[guild_id] = guild
-        manager_spec = AgentSpec(
-            id=MANAGER_ID, name="GuildManagerAgent", description="Runs the guild", class_name=MANAGER_CLASS,
-            listen_to_default_topic=False, properties={"launched_at_ms": int(time.time() * 1000)},
-        )
-        try:
-            # Requests sent to the guild since it was created (or since the cursor the manager keeps) wait for it.
-            await guild.start_agent(manager_spec, kind="system",
-                                    catch_up_since_ms=int(record.created_at.timestamp() * 1000))
-        except Exception as exc:
+        if not await manager_start(guild, created_at_ms=int(record.created_at.timestamp() * 1000)):
             self.guilds.pop(guild_id, None)
-            await store.guild_status_set(guild_id, GuildStatus.ERROR, f"manager failed to start: {exc}")
-            logger.exception("guild manager failed to start", extra={"guild_id": guild_id})
             return False
         if self.guilds.get(guild_id) is guild:  # not stopped while it was starting
             guild.start_ticker()

@@ -33,6 +33,28 @@ def user_proxy_id(user_id: str) -> str:
     return f"upa-{user_id}"
 
 
+MANAGER_CLASS = "guilds.runtime.manager.GuildManagerAgent"
+
+
+async def manager_start(guild: Any, *, created_at_ms: int) -> bool:
+    """Start a guild's manager on `guild` (a GuildControl of any engine); on failure the guild is
+    ERROR with the reason. Requests sent since the guild was created (or since the cursor the
+    manager keeps) wait for it."""
+    from guilds.spec import AgentSpec
+
+    spec = AgentSpec(
+        id=MANAGER_ID, name="GuildManagerAgent", description="Runs the guild", class_name=MANAGER_CLASS,
+        listen_to_default_topic=False, properties={"launched_at_ms": int(time.time() * 1000)},
+    )
+    try:
+        await guild.start_agent(spec, kind=AgentKind.SYSTEM, catch_up_since_ms=created_at_ms)
+    except Exception as exc:
+        await store.guild_status_set(guild.guild_id, GuildStatus.ERROR, f"manager failed to start: {exc}")
+        logger.exception("guild manager failed to start", extra={"guild_id": guild.guild_id})
+        return False
+    return True
+
+
 class GuildManagerAgent(Agent):
     """Launches the guild's agents, keeps their health, creates user proxies, stops the guild."""
 

@@ -21,6 +21,7 @@ from messaging.bus import MessagingInterface
 from messaging.clients import SimpleClient
 from messaging.config import MessagingConfig, memory_config, redis_config
 from messaging.message import Message
+from tests.support.redis_keys import delete_keys
 
 
 def require_redis_url() -> str:
@@ -34,16 +35,6 @@ def unique(prefix: str = "g") -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
 
 
-def delete_keys(url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @pytest.fixture
