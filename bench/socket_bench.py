@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--users", type=int, nargs="+", default=[1, 20])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--max-messages", type=int, default=5000, help="per user, a bound on the loop")
-    parser.add_argument("--idle", type=int, default=200, help="idle user sockets for the memory figure (0: skip)")
+    parser.add_argument("--idle", type=int, default=1000, help="idle user sockets for the memory figure (0: skip)")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/test",
                         help="production mode's database (emptied first)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11", help="production mode's Redis")

@@ -107,8 +107,11 @@ class GuildSocket(AsyncWebsocketConsumer):
 
     # --- bus → socket --------------------------------------------------------------------
     def _from_bus(self, message: Message) -> None:
-        # Called on the runtime loop; the socket belongs to the server's loop.
-        self.loop.call_soon_threadsafe(self._queue, message)
+        # Called on the runtime loop: the server's own under daphne, else another thread's.
+        if runtime_loop.in_loop(self.loop):
+            self._queue(message)
+        else:
+            self.loop.call_soon_threadsafe(self._queue, message)
 
     def _queue(self, message: Message) -> None:
         try:
@@ -133,6 +136,13 @@ class GuildSocket(AsyncWebsocketConsumer):
 
     async def opened(self) -> None:
         """After accept: what the socket sends first."""
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels closes stale database connections before every event; a frame uses none.
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
 
     # --- socket → bus --------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

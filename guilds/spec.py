@@ -63,7 +63,8 @@ class AgentSpec(BaseModel):
 
 # Ids and classes the guild itself uses for its manager and its users' proxies.
 RESERVED_AGENT_IDS = ("guild_manager",)
-RESERVED_ID_PREFIXES = ("upa-",)
+USER_PROXY_ID_PREFIX = "upa-"
+RESERVED_ID_PREFIXES = (USER_PROXY_ID_PREFIX,)
 SYSTEM_CLASSES = frozenset({"guilds.runtime.manager.GuildManagerAgent", "guilds.runtime.user_proxy.UserProxyAgent"})
 
 

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 from celery import shared_task
 
 from guilds.runtime import loop as runtime_loop
+
+logger = logging.getLogger(__name__)
+
+# While Redis is away (a restart) a drain waits for it this long, rather than asking the broker
+# (that same Redis) for a retry it cannot take. Given up, the inbox still holds the messages and
+# beat's sweep wakes the agent once Redis is back.
+REDIS_WAIT_SECONDS = 60
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None, ignore_result=True)
@@ -16,11 +26,18 @@ def drain_agent(self, guild_id: str, agent_id: str) -> int:
     from guilds.engines.celery import engine
     from messaging.errors import BackendUnavailable
 
-    try:
-        outcome = runtime_loop.run(engine().drain(guild_id, agent_id), timeout=None)
-    except (BackendUnavailable, RedisConnectionError, RedisTimeoutError, ConnectionError) as exc:
-        # Redis is away (a restart): the message is still in the inbox; try again shortly.
-        raise self.retry(exc=exc, countdown=min(10, 0.5 * 2 ** min(self.request.retries, 4))) from None
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    waited, pause = 0.0, 0.25
+    while True:
+        try:
+            outcome = runtime_loop.run(engine().drain_task(guild_id, agent_id, redelivered=redelivered), timeout=None)
+            break
+        except (BackendUnavailable, RedisConnectionError, RedisTimeoutError, ConnectionError) as exc:
+            if waited >= REDIS_WAIT_SECONDS:
+                raise
+            logger.warning("drain of agent %s waits for Redis: %s", agent_id, exc, extra={"guild_id": guild_id})
+            time.sleep(pause)
+            waited, pause = waited + pause, min(2.0, pause * 2)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
     if outcome.more:

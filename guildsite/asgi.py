@@ -22,6 +22,7 @@ application = ProtocolTypeRouter(
     }
 )
 
-from guildsite.startup import relaunch_live_guilds_in_background  # noqa: E402
+from guildsite.startup import relaunch_live_guilds_in_background, share_the_server_loop  # noqa: E402
 
+share_the_server_loop()
 relaunch_live_guilds_in_background()

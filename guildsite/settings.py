@@ -151,6 +151,8 @@ GUILDSITE_MESSAGING_BACKEND = "redis" if REDIS_URL else "memory"
 GUILDSITE_MESSAGE_MAX_BYTES = env_int("GUILDSITE_MESSAGE_MAX_BYTES", 1024 * 1024, minimum=1024)
 GUILDSITE_MESSAGE_TTL_SECONDS = env_int("GUILDSITE_MESSAGE_TTL_SECONDS", 7 * 24 * 3600, minimum=1)
 GUILDSITE_TOPIC_HISTORY_LIMIT = env_int("GUILDSITE_TOPIC_HISTORY_LIMIT", 10_000, minimum=10)
+# Heartbeats and health reports (messaging.topics.history_limit): only the latest matter.
+GUILDSITE_STATUS_HISTORY_LIMIT = env_int("GUILDSITE_STATUS_HISTORY_LIMIT", 50, minimum=10)
 # The Redis servers (host:port) a guild's spec may name for its messaging, besides REDIS_URL's.
 GUILDSITE_SPEC_REDIS_ALLOWED = env_list("GUILDSITE_SPEC_REDIS_ALLOWED", ["localhost:6379", "127.0.0.1:6379"])
 
@@ -235,7 +237,14 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+        # A line per task received and per task done: drain tasks come by the hundred a second.
+        # LOG_LEVEL=DEBUG shows them again.
+        "celery.worker.strategy": {"level": "DEBUG" if LOG_LEVEL == "DEBUG" else "WARNING"},
+        "celery.app.trace": {"level": "DEBUG" if LOG_LEVEL == "DEBUG" else "WARNING"},
+    },
 }
 
 # Packages whose classes may be named as agents in specs (comma-separated to extend).

@@ -20,6 +20,20 @@ def is_server_process() -> bool:
     return any(name in os.path.basename(program) or f"{os.sep}{name}{os.sep}" in program for name in _SERVERS)
 
 
+def share_the_server_loop() -> None:
+    """Under daphne, agents and buses live on the server's own event loop (guilds.runtime.loop):
+    a message from a socket to an agent and back crosses no thread."""
+    if not is_server_process():
+        return
+    server_loop = getattr(sys.modules.get("daphne.server"), "twisted_loop", None)
+    if server_loop is None:
+        logger.info("not under daphne: agents get a runtime loop of their own")
+        return
+    from guilds.runtime import loop as runtime_loop
+
+    runtime_loop.install(server_loop)
+
+
 def relaunch_live_guilds_in_background() -> None:
     from django.conf import settings
 

@@ -35,7 +35,7 @@ from messaging import durable
 from messaging.backends.base import MessagingBackend
 from messaging.clients import Client, RecentIds
 from messaging.config import MessagingConfig, create_backend, site_default_config
-from messaging.errors import InvalidMessage, MessagingError, PayloadTooLarge
+from messaging.errors import InvalidMessage, MessagingError
 from messaging.message import Message
 from messaging.topics import is_self_inbox, namespaced
 
@@ -254,12 +254,9 @@ class MessagingInterface:
         """
         if not isinstance(message, Message):
             raise InvalidMessage(f"invalid message: expected a Message, got {type(message).__name__}")
-        size = len(message.to_json())
-        if size > self.max_message_bytes:
-            raise PayloadTooLarge(size, self.max_message_bytes)
         topics = list(dict.fromkeys(message.topic_list))  # each topic once
         full = [namespaced(self.namespace, t) for t in topics]
-        woken = await self._hub().backend.store_message(self.namespace, full, message)
+        woken = await self._hub().backend.store_message(self.namespace, full, message, self.max_message_bytes)
         if woken:  # durable subscribers (agents in Celery workers) with work newly due
             durable.wake(self.namespace, woken)
         if logger.isEnabledFor(logging.DEBUG):

@@ -20,6 +20,7 @@ DEAD_LETTER_TOPIC = "dead_letter_queue"
 
 AGENT_INBOX_PREFIX = "agent_inbox:"
 AGENT_SELF_INBOX_PREFIX = "agent_self_inbox:"
+GUILD_MANAGER_ID = "guild_manager"
 
 
 def user_inbox(user_id: str) -> str:
@@ -53,6 +54,20 @@ def agent_self_inbox(agent_id: str) -> str:
 
 def is_self_inbox(topic: str) -> bool:
     return topic.startswith(AGENT_SELF_INBOX_PREFIX)
+
+
+# The guild's bookkeeping: a heartbeat per agent per round and a health report (which grows with
+# the guild) per change. Only their latest matter, so they keep a short history.
+_BOOKKEEPING_TOPICS = frozenset({GUILD_STATUS_TOPIC, HEARTBEAT_TOPIC, agent_inbox(GUILD_MANAGER_ID)})
+
+
+def history_limit(topic: str, default: int) -> int:
+    """How many messages the logical `topic` keeps (`default`: the backend's limit)."""
+    if topic in _BOOKKEEPING_TOPICS:
+        from django.conf import settings
+
+        return min(default, settings.GUILDSITE_STATUS_HISTORY_LIMIT)
+    return default
 
 
 def namespaced(namespace: str, topic: str) -> str:

@@ -13,6 +13,9 @@ per id, so nothing is doubled. Celery beat sends the managers their health ticks
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+import json
 import logging
 import time
 import uuid
@@ -22,6 +25,7 @@ from typing import Any
 
 import redis as sync_redis
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from guilds.engines.base import ExecutionEngine
 from guilds.engines.names import CELERY
@@ -31,7 +35,7 @@ from guilds.runtime import store
 from guilds.runtime.guild import guild_bus, guild_bus_forget
 from guilds.runtime.host import MANAGER_ID, AgentHost
 from guilds.runtime.manager import HEALTH_TICK, manager_start
-from guilds.spec import AgentSpec, GuildSpec
+from guilds.spec import USER_PROXY_ID_PREFIX, AgentSpec, GuildSpec
 from messaging import durable
 from messaging import topics as topic_names
 from messaging.backends.redis import RedisMessagingBackend
@@ -46,6 +50,23 @@ DRAIN_SLICE_SECONDS = 2.0  # then the task re-enqueues itself, so one busy agent
 BATCH = 64
 MEMORY = "_memory"
 GUILDS_KEY = "gs:celery:guilds"  # guilds whose managers want health ticks
+CHAIN_LIMIT = 32  # agents one drain task may take on inline; more go to the queue
+
+
+
+class _Woken(list):
+    """Inside a drain task: the agents its work woke, for the same task to drain next. Closed
+    when the task is done (a task spawned meanwhile keeps the context, not the duty)."""
+
+    closed = False
+
+
+_woken_here: contextvars.ContextVar[_Woken | None] = contextvars.ContextVar("woken_here", default=None)
+
+
+def _taking_woken() -> _Woken | None:
+    woken = _woken_here.get()
+    return woken if woken is not None and not woken.closed else None
 
 
 def _agents_key(guild_id: str) -> str:
@@ -54,6 +75,44 @@ def _agents_key(guild_id: str) -> str:
 
 def _topics_key(guild_id: str, agent_id: str) -> str:
     return f"gs:celery:topics:{guild_id}:{agent_id}"
+
+
+def drain_task_template() -> tuple[str, str]:
+    """(list key, message) of a drain_agent task as Celery's Redis transport carries it, made by
+    Celery's own message builder, with markers where the store script writes the task id, the
+    guild and the agent (tests.runtime.test_celery_engine compares it with what apply_async sends)."""
+    from guilds.tasks import drain_agent
+
+    return _drain_task_template(drain_agent.app.conf.task_default_queue)
+
+
+def _logged(send: Any) -> Any:
+    def run() -> None:
+        try:
+            send()
+        except Exception as exc:  # the broker is away: the wake flag lapses and beat's sweep wakes the agent
+            logger.warning("could not enqueue a drain task: %s", exc)
+
+    return run
+
+
+@cache
+def _drain_task_template(queue: str) -> tuple[str, str]:
+    from guilds.tasks import drain_agent
+
+    app = drain_agent.app
+    headers, properties, body, _ = app.amqp.as_task_v2(
+        durable.TASK_ID_MARK, drain_agent.name, args=(durable.NAMESPACE_MARK, durable.AGENT_MARK), kwargs={},
+        ignore_result=True, origin="guildsite-store-script")
+    message = {
+        "body": json.dumps(body),  # no body_encoding: the transport takes it as it is
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": headers,
+        "properties": {**properties, "delivery_mode": 2, "priority": 0, "delivery_tag": durable.TASK_ID_MARK,
+                       "delivery_info": {"exchange": "", "routing_key": queue}},
+    }
+    return queue, json.dumps(message)
 
 
 @cache
@@ -66,6 +125,7 @@ class DurableDelivery:
 
     def __init__(self, inbox: durable.Inbox) -> None:
         self.inbox = inbox
+        self.version = -1  # of the agent's state, as this copy has it (see durable.Inbox.bump_version)
 
     async def attach(self, host: AgentHost, topics: list[str]) -> None:
         await self.inbox.subscribe(topics)
@@ -82,6 +142,13 @@ class DurableDelivery:
         await self.inbox.unsubscribe(topics)
         await self.inbox.redis.delete(topics_key)
         await self.inbox.redis.srem(_agents_key(host.guild.guild_id), host.agent_id)
+
+    async def state_saving(self, host: AgentHost) -> int:
+        self.version = -1  # until the save went through: a failed save means reload
+        return await self.inbox.bump_version()
+
+    def state_saved(self, host: AgentHost, token: object) -> None:
+        self.version = token
 
     async def idle(self) -> None:
         while await self.inbox.size():
@@ -144,18 +211,81 @@ class DrainOutcome:
 class CeleryEngine(ExecutionEngine):
     name = CELERY
 
-    def __init__(self) -> None:
+    def __init__(self, *, drains_user_proxies: bool | None = None) -> None:
+        from guildsite.startup import is_server_process
+
         self._guilds: dict[str, CeleryGuild] = {}
         self._hosts: dict[tuple[str, str], AgentHost] = {}
-        durable.set_wake_handler(self._wake)
+        # The web server drains its users' proxies itself: what a user sends is routed into the
+        # guild without a broker round trip (a proxy only routes; the lease keeps it one at a time).
+        self.drains_user_proxies = is_server_process() if drains_user_proxies is None else drains_user_proxies
+        self._local_drains: set[asyncio.Task[None]] = set()
+        durable.set_wake_handler(self._wake, self._task_template)
 
     # --- the server side -----------------------------------------------------------------
     def _wake(self, guild_id: str, agent_ids: list[str]) -> None:
+        woken_here = _taking_woken()
+        for agent_id in agent_ids:
+            if woken_here is not None and len(woken_here) < CHAIN_LIMIT:
+                woken_here.append((guild_id, agent_id))  # a drain task in this process takes it next
+            elif self._drains_here(agent_id):
+                self._drain_here(guild_id, agent_id)
+            else:
+                self._enqueue(guild_id, agent_id)
+
+    def _drains_here(self, agent_id: str) -> bool:
+        return self.drains_user_proxies and agent_id.startswith(USER_PROXY_ID_PREFIX)
+
+    def _drain_here(self, guild_id: str, agent_id: str, delay: float = 0) -> None:
+        loop = runtime_loop.runtime_loop()
+
+        async def drain() -> None:
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                outcome = await self.drain(guild_id, agent_id, time.monotonic() + DRAIN_SLICE_SECONDS)
+            except Exception:
+                logger.exception("draining user proxy %s failed; a worker takes it over", agent_id,
+                                 extra={"guild_id": guild_id})
+                self._enqueue(guild_id, agent_id, countdown=1)
+                return
+            if outcome.retry_in is not None:  # held elsewhere: its holder handles what waits; this is insurance
+                self._drain_here(guild_id, agent_id, outcome.retry_in)
+            elif outcome.more:
+                self._drain_here(guild_id, agent_id)
+
+        def start() -> None:
+            task = loop.create_task(drain(), context=contextvars.Context())
+            self._local_drains.add(task)
+            task.add_done_callback(self._local_drains.discard)
+
+        if runtime_loop.in_loop(loop):
+            start()
+        else:
+            loop.call_soon_threadsafe(start)
+
+    def _task_template(self, backend: RedisMessagingBackend) -> durable.TaskEnqueue | None:
+        """Let the store script enqueue drains itself (messaging.durable.TaskEnqueue), unless a
+        drain task in this process takes the woken agents on (see drain_task) or the broker is
+        another Redis database; user proxies come back to `_wake` where this process drains them."""
+        if _taking_woken() is not None or not backend.same_database(settings.CELERY_BROKER_URL):
+            return None
+        queue, template = drain_task_template()
+        return durable.TaskEnqueue(queue, template, USER_PROXY_ID_PREFIX if self.drains_user_proxies else "")
+
+    def _enqueue(self, guild_id: str, agent_id: str, countdown: float | None = None) -> None:
         from guilds.tasks import drain_agent
 
-        for agent_id in agent_ids:
-            logger.debug("waking agent %s of guild %s", agent_id, guild_id)
-            drain_agent.apply_async((guild_id, agent_id))
+        logger.debug("waking agent %s of guild %s", agent_id, guild_id)
+        send = functools.partial(drain_agent.apply_async, (guild_id, agent_id), countdown=countdown)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            send()
+            return
+        # Celery's client blocks (and retries while Redis is away): never on an event loop, which
+        # under daphne is also the sockets'.
+        loop.run_in_executor(None, _logged(send))
 
     def launch_guild(self, guild_id: str) -> None:
         runtime_loop.submit(self.launch(guild_id))
@@ -195,7 +325,7 @@ class CeleryEngine(ExecutionEngine):
             return False
         if not await manager_start(guild, created_at_ms=int(record.created_at.timestamp() * 1000)):
             return False
-        _redis().sadd(GUILDS_KEY, guild_id)
+        await asyncio.to_thread(_redis().sadd, GUILDS_KEY, guild_id)
         return True
 
     async def forget(self, guild_id: str) -> None:
@@ -207,7 +337,7 @@ class CeleryEngine(ExecutionEngine):
                 await guild.stop_agent(MANAGER_ID)
             except Exception as exc:  # its messaging backend is gone: nothing there to clean
                 logger.warning("could not unsubscribe the agents of guild %s: %s", guild_id, exc)
-        _redis().srem(GUILDS_KEY, guild_id)
+        await asyncio.to_thread(_redis().srem, GUILDS_KEY, guild_id)
         self._guilds.pop(guild_id, None)
         for key in [k for k in self._hosts if k[0] == guild_id]:
             del self._hosts[key]
@@ -218,8 +348,53 @@ class CeleryEngine(ExecutionEngine):
         self._hosts.clear()
 
     # --- the worker side -----------------------------------------------------------------
-    async def drain(self, guild_id: str, agent_id: str) -> DrainOutcome:
-        """Handle what waits in one agent's inbox (see the module docstring)."""
+    async def drain_task(self, guild_id: str, agent_id: str, *, redelivered: bool = False) -> DrainOutcome:
+        """A drain task's work: the agent's inbox and, in the same time slice, every agent that
+        this work woke (a reply's receiver, say), so a conversation does not pay a broker round
+        trip per step. The drains run side by side (each under its own lease), so a slow agent
+        does not hold up the others; what the slice leaves over goes back to the queue."""
+        if redelivered:  # a worker died holding this task: what it drained inline needs a drain too
+            await self.sweep(guild_id, force=True)
+        deadline = time.monotonic() + DRAIN_SLICE_SECONDS
+        woken = _Woken()
+        chain_token = _woken_here.set(woken)  # the drains started below inherit it
+        head = asyncio.ensure_future(self.drain(guild_id, agent_id, deadline))
+        running: dict[asyncio.Future[DrainOutcome], tuple[str, str]] = {head: (guild_id, agent_id)}
+        started = 0
+        outcome = DrainOutcome()
+        try:
+            while running:
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for finished in done:
+                    drained_guild, drained_agent = running.pop(finished)
+                    if finished is head:
+                        outcome = finished.result()  # its errors are the task's (tasks.drain_agent waits for Redis)
+                        continue
+                    try:
+                        step = finished.result()
+                    except Exception:
+                        logger.exception("draining agent %s failed; the queue takes it over", drained_agent,
+                                         extra={"guild_id": drained_guild})
+                        self._enqueue(drained_guild, drained_agent, countdown=1)
+                        continue
+                    outcome.handled += step.handled
+                    if step.retry_in is not None or step.more:
+                        self._enqueue(drained_guild, drained_agent, countdown=step.retry_in)
+                while started < len(woken) and time.monotonic() < deadline:
+                    running[asyncio.ensure_future(self.drain(*woken[started], deadline))] = woken[started]
+                    started += 1
+        finally:
+            woken.closed = True
+            _woken_here.reset(chain_token)
+            for future in running:  # the head failed: the others finish on their own
+                future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            for left_guild, left_agent in woken[started:]:  # their wake flags are set: someone must drain them
+                self._enqueue(left_guild, left_agent)
+        return outcome
+
+    async def drain(self, guild_id: str, agent_id: str, deadline: float) -> DrainOutcome:
+        """Handle what waits in one agent's inbox (see the module docstring). Each message is
+        removed as soon as its handler finished, so a crash re-runs at most that one."""
         outcome = DrainOutcome()
         guild = await self.guild(guild_id)
         if guild is None:
@@ -227,61 +402,104 @@ class CeleryEngine(ExecutionEngine):
             return outcome
         inbox = await guild.inbox(agent_id)
         token = uuid.uuid4().hex
-        if not await inbox.take_lease(token, LEASE_MS):
-            outcome.retry_in = max(0.05, await inbox.lease_left_ms() / 1000)
+        taken, lease_left_ms, version, pending = await inbox.begin(token, LEASE_MS, BATCH)
+        if not taken:
+            outcome.retry_in = max(0.05, lease_left_ms / 1000)
             return outcome
         renewer = asyncio.ensure_future(self._keep_lease(inbox, token))
+        released = False
         try:
-            host = await self._host(guild, agent_id)
+            host = await self._host(guild, agent_id, version)
             if host is None:
-                logger.warning("drain for agent %s of guild %s, which is not (or no longer) running", agent_id, guild_id)
-                await inbox.settle_wake()
+                dropped = 0
+                while pending is not None:  # nobody will ever handle these
+                    dropped += len(pending)
+                    pending = await inbox.step(token, pending, BATCH)
+                logger.warning("agent %s of guild %s is not (or no longer) running: %d waiting message(s) dropped",
+                               agent_id, guild_id, dropped)
+                released = True
                 return outcome
-            deadline = time.monotonic() + DRAIN_SLICE_SECONDS
             while True:
-                batch = await inbox.peek(BATCH)
-                if not batch:
-                    if await inbox.settle_wake():
-                        continue
-                    return outcome
-                for message in batch:
-                    await host.handle(message)
-                    await self._remember(host)
-                    await inbox.done(message)
-                    outcome.handled += 1
+                if not pending:
+                    pending = await inbox.step(token, [], BATCH)
+                    if pending is None:
+                        released = True  # the step ended the drain
+                        return outcome
+                message = pending.pop(0)
+                await host.handle(message)
+                await self._remember(host)
+                outcome.handled += 1
                 if time.monotonic() > deadline:
+                    await inbox.step(token, [message], 0)
                     outcome.more = True
                     return outcome
+                if pending:
+                    await inbox.step(token, [message], 0)
+                else:  # the last of the batch: removed and the next batch taken in one step
+                    pending = await inbox.step(token, [message], BATCH)
+                    if pending is None:
+                        released = True
+                        return outcome
+        except durable.LeaseLost:
+            # Our lease lapsed (Redis or this process stalled) and another drain has the agent now:
+            # it handles what is left, including the message in hand (same derived ids, no doubles).
+            logger.warning("drain of agent %s lost its lease; another drain goes on", agent_id,
+                           extra={"guild_id": guild_id})
+            self._hosts.pop((guild_id, agent_id), None)
+            released = True
+            return outcome
+        except BaseException:
+            self._hosts.pop((guild_id, agent_id), None)  # its state may be half-updated: reload next time
+            raise
         finally:
             renewer.cancel()
-            await inbox.release_lease(token)
+            if not released:
+                await inbox.release_lease(token)
 
     async def _keep_lease(self, inbox: durable.Inbox, token: str) -> None:
         while True:
             await asyncio.sleep(LEASE_MS / 3000)
-            await inbox.renew_lease(token, LEASE_MS)
+            try:
+                await inbox.renew_lease(token, LEASE_MS)
+            except (RedisError, OSError) as exc:  # Redis away for a moment: try again next round
+                logger.warning("could not renew the lease of agent %s: %s", inbox.agent_id, exc)
 
-    async def _host(self, guild: CeleryGuild, agent_id: str) -> AgentHost | None:
-        """The agent, ready to handle: rebuilt from its record, state as stored now (another
-        worker may have changed it), in-memory fields restored."""
+    async def _host(self, guild: CeleryGuild, agent_id: str, version: int) -> AgentHost | None:
+        """The agent, ready to handle: kept between drains while its state `version` is the one this
+        process knows, else rebuilt from its record (state as stored now, in-memory fields restored)."""
+        key = (guild.guild_id, agent_id)
+        host = self._hosts.get(key)
+        if host is not None and host.delivery.version == version:
+            return host
         record = await store.agent_record(guild.guild_id, agent_id)
         if record is None or record.status == "stopped":
+            self._hosts.pop(key, None)
             return None
-        host = self._hosts.get((guild.guild_id, agent_id))
         if host is None:
             host = await guild.host(AgentSpec.model_validate(record.spec), record.kind, record.state)
             host.prepare()
             host.started = True
             host._ready.set()  # its on_start ran when it was started, wherever that was
-            self._hosts[(guild.guild_id, agent_id)] = host
+            self._hosts[key] = host
         host.state = dict(record.state or {})
         host.agent.import_memory(host.state.get(MEMORY))
+        host.delivery.version = version
         return host
 
     async def _remember(self, host: AgentHost) -> None:
         memory = host.agent.export_memory()
         if memory is not None and memory != host.state.get(MEMORY):
             await host.state_update({MEMORY: memory})
+
+    async def sweep(self, guild_id: str, *, force: bool = False) -> None:
+        """Wake every agent of the guild whose messages wait with no drain due (`force`: even if
+        one is said to be due; a spare drain finds the lease taken or the inbox empty)."""
+        guild = await self.guild(guild_id)
+        if guild is None:
+            return
+        for agent_id in await guild.running_agent_ids():
+            if await (await guild.inbox(agent_id)).wake_if_waiting(force=force):
+                self._enqueue(guild_id, agent_id)
 
     async def publish_ticks(self) -> int:
         """Celery beat: a health tick to every Celery guild's manager, and a sweep that wakes any
@@ -294,9 +512,7 @@ class CeleryEngine(ExecutionEngine):
                 _redis().srem(GUILDS_KEY, guild_id)
                 continue
             try:
-                for agent_id in await guild.running_agent_ids():
-                    if await (await guild.inbox(agent_id)).wake_if_waiting():
-                        self._wake(guild_id, [agent_id])
+                await self.sweep(guild_id)
                 await guild.bus.publish(Message.create(
                     sender=manager, topics=topic_names.agent_self_inbox(MANAGER_ID), format=HEALTH_TICK,
                     payload={"at_ms": int(time.time() * 1000)}, priority=Priority.HIGH))

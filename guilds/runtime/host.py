@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MANAGER_ID = "guild_manager"
+MANAGER_ID = topic_names.GUILD_MANAGER_ID
 CURSORS = "_catch_up_cursors"
 # Ordinary handlers never see these topics: they carry the guild's own bookkeeping.
 ESSENTIAL_TOPICS = frozenset({topic_names.GUILD_STATUS_TOPIC, topic_names.HEARTBEAT_TOPIC, topic_names.STATE_TOPIC})
@@ -60,6 +60,12 @@ class LiveDelivery:
         if self.client is not None:
             await host.guild.bus.unregister_client(self.client)
             await self.client.close()
+
+    async def state_saving(self, host: AgentHost) -> None:
+        return None  # the one copy of the agent is this one
+
+    def state_saved(self, host: AgentHost, token: object) -> None:
+        pass
 
     async def idle(self) -> None:
         await self.delivery.idle()
@@ -196,7 +202,9 @@ class AgentHost:
     # --- state ---------------------------------------------------------------------------
     async def state_update(self, patch: dict[str, Any]) -> dict[str, Any]:
         self.state = store.merge_patch(self.state, patch)
+        token = await self.delivery.state_saving(self)  # other copies of the agent go out of date first
         await store.agent_state_save(self.guild.guild_id, self.agent_id, self.state)
+        self.delivery.state_saved(self, token)
         return self.state
 
     async def guild_state_get(self) -> dict[str, Any]:

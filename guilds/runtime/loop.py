@@ -3,8 +3,8 @@
 Agents must outlive the request or socket that started them, so they run on one
 long-lived loop per process, in a daemon thread. Sync code (views, the admin,
 management commands) and other loops (socket consumers) reach it through `run`,
-`arun` and `submit`. Under daphne the server's own loop can be installed instead
-(`install`), which saves a thread hop per message.
+`arun` and `submit`. Under daphne the server's own loop is installed instead
+(`install`, from guildsite.startup), which saves two thread hops per message.
 """
 
 from __future__ import annotations
@@ -57,11 +57,15 @@ def install(loop: asyncio.AbstractEventLoop) -> None:
         _loop, _pid = loop, os.getpid()
 
 
-def in_runtime_loop() -> bool:
+def in_loop(loop: asyncio.AbstractEventLoop) -> bool:
     try:
-        return asyncio.get_running_loop() is runtime_loop()
+        return asyncio.get_running_loop() is loop
     except RuntimeError:
         return False
+
+
+def in_runtime_loop() -> bool:
+    return in_loop(runtime_loop())
 
 
 def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
@@ -79,7 +83,8 @@ def run(coro: Coroutine[Any, Any, T], timeout: float | None = 30) -> T:
 
 
 async def arun(coro: Coroutine[Any, Any, T]) -> T:
-    """Await `coro` on the runtime loop from any event loop."""
-    if in_runtime_loop():
-        return await coro
+    """Await `coro` on the runtime loop from any event loop (in an empty context, as `submit`)."""
+    loop = runtime_loop()
+    if in_loop(loop):
+        return await loop.create_task(coro, context=contextvars.Context())
     return await asyncio.wrap_future(submit(coro))

@@ -20,6 +20,7 @@ from guilds.runtime.agent import Agent, handles
 from guilds.runtime.context import HandlerContext
 from guilds.runtime.health import HealthTable, iso_now
 from guilds.runtime.host import MANAGER_ID
+from guilds.spec import USER_PROXY_ID_PREFIX
 from messaging import topics as topic_names
 from messaging.ids import Priority
 
@@ -30,7 +31,7 @@ HEALTH_TICK = "guildsite.HealthTick"
 
 
 def user_proxy_id(user_id: str) -> str:
-    return f"upa-{user_id}"
+    return f"{USER_PROXY_ID_PREFIX}{user_id}"
 
 
 MANAGER_CLASS = "guilds.runtime.manager.GuildManagerAgent"
@@ -217,7 +218,8 @@ class GuildManagerAgent(Agent):
         await ctx.send({"user_id": user_id, "agent_id": agent_id, "status_code": 201,
                         "status": "Agent created successfully", "topic": topic_names.user_inbox(user_id)},
                        format=formats.USER_AGENT_CREATION_RESPONSE, topics=notify, routed=False)
-        await self._report(ctx)
+        # No report here: the proxy's first heartbeat, sent as it starts, brings one with it "ok"
+        # (a report per join as well would cost a guild of N users N reports of N agents more).
 
     @handles(formats.PARTICIPANTS_REQUEST)
     async def list_participants(self, ctx: HandlerContext) -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from django.db import Error as DatabaseError
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
@@ -40,8 +43,6 @@ _db_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="guildsite-db
 
 def close_connections() -> None:
     """Close the runtime threads' database connections (each thread holds its own)."""
-    import threading
-
     from django.db import connections
 
     workers = len(_db_threads._threads)  # the threads started so far, each with its own connection
@@ -56,12 +57,25 @@ def close_connections() -> None:
     list(_db_threads.map(lambda _: close_here(), range(workers)))
 
 
+_CONNECTION_CHECK_SECONDS = 5.0
+_checked = threading.local()
+
+
 def _db(fn):
     """Run an ORM function on the runtime's database threads, with a fresh-enough connection."""
 
     def call(*args, **kwargs):
-        close_old_connections()
-        return fn(*args, **kwargs)
+        # Checking the connection (CONN_HEALTH_CHECKS) costs a round trip: every few seconds,
+        # and after any database error, not per call.
+        now = time.monotonic()
+        if now - getattr(_checked, "at", -_CONNECTION_CHECK_SECONDS) >= _CONNECTION_CHECK_SECONDS:
+            close_old_connections()
+            _checked.at = now
+        try:
+            return fn(*args, **kwargs)
+        except DatabaseError:
+            _checked.at = -_CONNECTION_CHECK_SECONDS
+            raise
 
     @functools.wraps(fn)
     async def wrapped(*args, **kwargs):

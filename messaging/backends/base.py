@@ -26,18 +26,36 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
+from messaging.errors import PayloadTooLarge
 from messaging.message import Message
+from messaging.topics import strip_namespace
 
 MessageHandler = Callable[[Message], None]
 
 
+def topic_copies(namespace: str, topics: list[str], message: Message, max_bytes: int | None) -> list[tuple[str, str, bytes]]:
+    """(namespaced topic, logical topic, JSON) of each topic's copy of `message`, with
+    `topic_published_to` set: the one serialisation a publish needs per topic. PayloadTooLarge
+    (before anything is stored) if a copy is over `max_bytes`."""
+    copies = []
+    for topic in topics:
+        logical = strip_namespace(namespace, topic)
+        data = message.model_copy(update={"topic_published_to": logical}).to_json()
+        if max_bytes is not None and len(data) > max_bytes:
+            raise PayloadTooLarge(len(data), max_bytes)
+        copies.append((topic, logical, data))
+    return copies
+
+
 class MessagingBackend(ABC):
     @abstractmethod
-    async def store_message(self, namespace: str, topics: list[str], message: Message) -> list[str] | None:
+    async def store_message(self, namespace: str, topics: list[str], message: Message,
+                            max_bytes: int | None = None) -> list[str] | None:
         """Store `message` once in each (namespaced) topic and notify their subscribers.
 
-        Each stored copy has `topic_published_to` set to its un-namespaced topic. All or
-        nothing: either every topic gets the message or none does.
+        Each stored copy has `topic_published_to` set to its un-namespaced topic (`topic_copies`).
+        All or nothing: either every topic gets the message or none does; none does when a
+        copy's JSON is over `max_bytes` (PayloadTooLarge).
         """
 
     @abstractmethod

@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-from messaging.backends.base import MessageHandler, MessagingBackend
+from messaging.backends.base import MessageHandler, MessagingBackend, topic_copies
 from messaging.errors import InvalidBackendConfig
 from messaging.ids import id_timestamp_ms
 from messaging.message import Message
-from messaging.topics import strip_namespace
+from messaging.topics import history_limit, strip_namespace
 
 logger = logging.getLogger(__name__)
 
@@ -139,12 +139,10 @@ class InMemoryMessagingBackend(MessagingBackend):
 
     # --- writing ---------------------------------------------------------------------
 
-    async def store_message(self, namespace: str, topics: list[str], message: Message) -> None:
+    async def store_message(self, namespace: str, topics: list[str], message: Message,
+                            max_bytes: int | None = None) -> None:
         # Serialise every copy before touching the store: nothing can fail half-way.
-        copies = [
-            (topic, message.model_copy(update={"topic_published_to": strip_namespace(namespace, topic)}).to_json())
-            for topic in topics
-        ]
+        copies = [(topic, data) for topic, _, data in topic_copies(namespace, topics, message, max_bytes)]
         now = time.monotonic()
         expires_at = now + self.message_ttl
         stored: list[tuple[str, bytes]] = []
@@ -170,7 +168,7 @@ class InMemoryMessagingBackend(MessagingBackend):
                 seq = next(store.seq)
                 log.entries.append(_Entry(seq, message.id, message.timestamp or 0, data, expires_at, record, key))
                 log.positions[message.id] = seq
-                log.trim(self.max_history, now)
+                log.trim(history_limit(strip_namespace(namespace, topic), self.max_history), now)
                 stored.append((topic, data))
             deliveries = [
                 (topic, data, list(store.subscribers.get(topic, {}).values())) for topic, data in stored

@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -48,12 +49,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from messaging.backends.base import MessageHandler, MessagingBackend
+from messaging import durable
+from messaging.backends.base import MessageHandler, MessagingBackend, topic_copies
 from messaging.durable import WAKE_TTL_MS, inbox_score
 from messaging.errors import BackendUnavailable, InvalidBackendConfig, InvalidMessage, MessagingError
 from messaging.ids import id_timestamp_ms
 from messaging.message import Message
-from messaging.topics import split_namespaced, strip_namespace
+from messaging.topics import history_limit, split_namespaced
 
 logger = logging.getLogger(__name__)
 
@@ -63,22 +65,29 @@ _CATCH_UP_BATCH = 500
 # id's time: stream entry ids use the Redis server's clock, message ids the sender's.
 CLOCK_SKEW_MS = 60_000
 
+_PLAIN_ID = re.compile(r"^[\w.@+-]+$", re.ASCII)  # goes into a JSON template as it is
 _REDIS_CLIENT_KEYS = {"host", "port", "ssl", "username", "password", "db"}
 
 # KEYS[1] = message hash, KEYS[2..] = topic streams.
 # ARGV = ttl_ms, max_history, durable key prefix, sender id, inbox score, message id, wake flag ttl_ms,
-# then per topic: hash field, channel, JSON, logical topic.
+# task queue key, task template, id prefix of agents the caller wakes itself, then per topic:
+# hash field, channel, JSON, logical topic, history limit.
 # Besides storing, a new message goes into the inbox of every durable subscriber of its topic
 # (the agents Celery workers run; see messaging.durable), in the same atomic step: an agent
-# never misses a stored message. Returns {stored, agents to wake...}.
+# never misses a stored message. An agent with nothing due yet gets a drain task pushed on the
+# queue here too when a template is given (so a crash cannot come between storing and
+# enqueueing), as long as its id can go into the template as it is. Returns {stored, agents the
+# caller must wake...}.
 _STORE_SCRIPT = """
 local ttl = tonumber(ARGV[1])
-local maxlen = ARGV[2]
 local dprefix = ARGV[3]
 local sender = ARGV[4]
 local score = ARGV[5]
 local mid = ARGV[6]
-local n = (#ARGV - 7) / 4
+local queue = ARGV[8]
+local template = ARGV[9]
+local caller_wakes = ARGV[10]
+local n = (#ARGV - 10) / 5
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'none' and kind ~= 'hash' then
   return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' is a ' .. kind)
@@ -93,12 +102,24 @@ local now = redis.call('TIME')
 local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - ttl
 local stored = 0
 local wake = {}
+local function enqueued(agent)
+  if queue == '' or not string.find(agent, '^[%w_.@+-]+$') then
+    return false
+  end
+  if caller_wakes ~= '' and string.sub(agent, 1, #caller_wakes) == caller_wakes then
+    return false
+  end
+  local values = {TASK_ID = mid .. '-' .. agent .. '-' .. now[1] .. now[2], AGENT = agent}
+  redis.call('LPUSH', queue, (string.gsub(template, '@([%u_]+)@', values)))
+  return true
+end
 for i = 1, n do
-  local base = 7 + (i - 1) * 4
+  local base = 10 + (i - 1) * 5
   local field = ARGV[base + 1]
   local channel = ARGV[base + 2]
   local json = ARGV[base + 3]
   local topic = ARGV[base + 4]
+  local maxlen = ARGV[base + 5]
   if redis.call('HEXISTS', KEYS[1], field) == 0 then
     local eid = redis.call('XADD', KEYS[i + 1], 'MAXLEN', maxlen, '*', 'm', json)
     if cutoff > 0 then
@@ -113,7 +134,7 @@ for i = 1, n do
       if (self_inbox and agent == sender) or ((not self_inbox) and agent ~= sender) then
         if redis.call('ZADD', dprefix .. 'inbox:' .. agent, 'NX', score, mid) == 1 then
           redis.call('HSET', dprefix .. 'box:' .. agent, mid, json)
-          if redis.call('SET', dprefix .. 'wake:' .. agent, '1', 'NX', 'PX', ARGV[7]) then
+          if redis.call('SET', dprefix .. 'wake:' .. agent, '1', 'NX', 'PX', ARGV[7]) and not enqueued(agent) then
             table.insert(wake, agent)
           end
         end
@@ -122,7 +143,7 @@ for i = 1, n do
   end
 end
 if stored > 0 then
-  redis.call('HSETNX', KEYS[1], 'json', ARGV[10])
+  redis.call('HSETNX', KEYS[1], 'json', ARGV[13])
   redis.call('PEXPIRE', KEYS[1], ttl)
 end
 table.insert(wake, 1, stored)
@@ -278,6 +299,16 @@ class RedisMessagingBackend(MessagingBackend):
     def subscriber_client_name(self) -> str:
         return f"guildsite-sub:{self.key_prefix}:{os.getpid()}"
 
+    def same_database(self, url: str) -> bool:
+        """Whether `url` names the Redis database this backend writes to (a Celery broker, say)."""
+        try:
+            other, host, port = _connection_options(url, None)
+        except InvalidBackendConfig:
+            return False
+        local = {"localhost", "127.0.0.1", "::1"}
+        same_host = host == self.host or (host in local and self.host in local)
+        return same_host and port == self.port and other["db"] == self.db
+
     def _unavailable(self, exc: BaseException) -> BackendUnavailable:
         return BackendUnavailable(f"Redis at {self.host}:{self.port} is unavailable: {exc}")
 
@@ -286,17 +317,23 @@ class RedisMessagingBackend(MessagingBackend):
     def durable_prefix(self, namespace: str) -> str:
         return f"{self.key_prefix}d:{namespace}:"
 
-    async def store_message(self, namespace: str, topics: list[str], message: Message) -> list[str]:
+    async def store_message(self, namespace: str, topics: list[str], message: Message,
+                            max_bytes: int | None = None) -> list[str]:
         """Store and notify; returns the durable subscribers (agent ids) that must be woken."""
         if not topics:
             return []
         score = inbox_score(message)
+        enqueue = durable.task_template(self)
+        queue, template, caller_wakes = (enqueue.queue, enqueue.template, enqueue.caller_wakes) if enqueue else ("", "", "")
+        if template:  # the script fills in the rest (see _STORE_SCRIPT)
+            if _PLAIN_ID.match(namespace):
+                template = template.replace(durable.NAMESPACE_MARK, namespace)
+            else:  # the caller wakes every agent
+                queue, template = "", ""
         args: list[Any] = [self.message_ttl_ms, self.max_history, self.durable_prefix(namespace),
-                           message.sender.id or "", score, str(message.id), WAKE_TTL_MS]
-        for topic in topics:
-            logical = strip_namespace(namespace, topic)
-            copy = message.model_copy(update={"topic_published_to": logical})
-            args += [f"e:{topic}", self.channel(topic), copy.to_json(), logical]
+                           message.sender.id or "", score, str(message.id), WAKE_TTL_MS, queue, template, caller_wakes]
+        for topic, logical, data in topic_copies(namespace, topics, message, max_bytes):
+            args += [f"e:{topic}", self.channel(topic), data, logical, history_limit(logical, self.max_history)]
         keys = [self.message_key(namespace, message.id)] + [self.stream_key(t) for t in topics]
         loop = asyncio.get_running_loop()
         done: asyncio.Future[list[Any]] = loop.create_future()

@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 
+from messaging import topics
 from messaging.bus import MessagingInterface
 from messaging.clients import MessageTrackingClient
 from messaging.config import MessagingConfig
@@ -135,6 +136,16 @@ async def test_history_limit(make_bus):
     # The first message was trimmed: since falls back to its timestamp.
     since_trimmed = await bus.get_messages_for_topic_since("t", sent[0].id)
     assert [m.id for m in since_trimmed] == [m.id for m in sent[-3:]]
+
+
+async def test_the_guilds_bookkeeping_topics_keep_a_short_history(make_bus, settings):
+    # Heartbeats and health reports pile up with every round; only the latest are of use.
+    settings.GUILDSITE_STATUS_HISTORY_LIMIT = 10
+    bus = make_bus(max_history=50)
+    for i in range(15):
+        await bus.publish(text_message("s", [topics.GUILD_STATUS_TOPIC, "chat"], str(i)))
+    assert [m.payload["text"] for m in await bus.get_messages(topics.GUILD_STATUS_TOPIC)] == [str(i) for i in range(5, 15)]
+    assert len(await bus.get_messages("chat")) == 15
 
 
 async def test_ttl_expiry(make_bus):

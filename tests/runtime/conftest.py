@@ -134,7 +134,8 @@ def celery_workers(django_db_setup, django_db_blocker):
     from guildsite.celery import app
 
     queue = f"guildsite-test-{uuid.uuid4().hex[:8]}"
-    app.conf.task_default_queue = queue  # this run's own queue, shared with its workers only
+    # This run's own queue, shared with its workers only (the app reads its settings with the CELERY_ prefix).
+    app.conf.CELERY_TASK_DEFAULT_QUEUE = queue
     workers = CeleryWorkers({"DATABASE_URL": database_url, "REDIS_URL": settings_redis_url(),
                              "GUILDSITE_EXECUTION_ENGINE": "celery", "GUILDSITE_CELERY_QUEUE": queue,
                              **HEARTBEAT}).start()
