@@ -48,6 +48,9 @@ MAX_ID = (1 << 63) - 1
 
 GENERATOR_NODES = 512  # nodes 0..511 generate; 512..1023 are for derived ids
 DERIVED_NODE_BASE = GENERATOR_NODES
+_DERIVED_BITS = NODE_BITS - 1 + SEQUENCE_BITS  # a derived id's node and sequence below the "derived" bit
+_DERIVED_MASK = (1 << _DERIVED_BITS) - 1
+_DERIVED_SPREAD = 162_013  # odd, about 2^18 / golden ratio: neighbouring parents get distant bases
 
 NODE_COUNTER_KEY = "guildsite:id-node"
 
@@ -181,18 +184,28 @@ def derive_id(parent_id: int, agent_id: str, index: int, priority: int) -> int:
 
     Same inputs give the same id in every process (sha256, not `hash()`), so a handler
     re-run after a crash produces the same outgoing ids and receivers can de-duplicate.
-    The id is 1 ms after its parent, on a node in 512-1023 chosen by the hash.
+
+    The id is at least 1 ms after its parent, on a node in 512-1023. One handling's ids form
+    a run that increases with `index` (the low 18 bits count up from a base and carry into
+    the milliseconds), so they sort in the order they were sent. The base is the parent's own
+    unique low bits, spread by an odd multiplier (a bijection mod 2^18), plus a hash of the
+    agent and the parent's priority and kind: one agent handling many generated messages of
+    the same millisecond and priority never repeats an id. Other runs meet only by chance
+    (about (n1 + n2) / 2^18 for runs of n1 and n2 ids from parents of the same millisecond).
     """
     parent_id = parse_id(parent_id)
     priority = _check_priority(priority)
-    digest = hashlib.sha256(f"{parent_id}\x1f{agent_id}\x1f{index}".encode()).digest()
-    bits = int.from_bytes(digest[:4], "big")
-    node = DERIVED_NODE_BASE + (bits & MAX_SEQUENCE)  # 9 bits of hash -> node 512..1023
-    sequence = (bits >> 9) & MAX_SEQUENCE
-    offset = (parent_id >> TIMESTAMP_SHIFT) + 1
+    if index < 0:
+        raise ValueError(f"index must be >= 0, got {index}")
+    parent_kind = (parent_id >> _DERIVED_BITS) & 0xF  # priority and the "derived" bit
+    agent_hash = int.from_bytes(hashlib.sha256(f"{agent_id}\x1f{parent_kind}".encode()).digest()[:4], "big")
+    base = ((parent_id & _DERIVED_MASK) * _DERIVED_SPREAD + agent_hash) & _DERIVED_MASK
+    position = (((parent_id >> TIMESTAMP_SHIFT) + 1) << _DERIVED_BITS) + base + index
+    offset, low = position >> _DERIVED_BITS, position & _DERIVED_MASK
     if offset > MAX_TIMESTAMP:
         raise ValueError(f"cannot derive an id after {parent_id}: timestamp range exhausted")
-    return (offset << TIMESTAMP_SHIFT) | (priority << PRIORITY_SHIFT) | (node << NODE_SHIFT) | sequence
+    derived = (DERIVED_NODE_BASE << NODE_SHIFT) | low
+    return (offset << TIMESTAMP_SHIFT) | (priority << PRIORITY_SHIFT) | derived
 
 
 # --- the process-wide generator ------------------------------------------------------

@@ -5,6 +5,8 @@
 - `probe.state` `{"patch": {...}}`: merges the patch into the agent's state and replies with the state;
 - `probe.guild_state` `{"patch": {...}}`: the same for the guild's shared state;
 - `probe.blocking` `{"seconds": s}`: a plain (sync) handler that blocks a worker thread, then replies;
+- `probe.burst` `{"count": n, "topic": t}`: sends `probe.numbered` `{"n": 1..n}` to topic t, one by one;
+- `probe.numbered` `{"n": i}`: tells topic `probe_seen` it handled number i (`probe.seen`), to check order;
 - `text`: counts the text messages it has had (kept in its state, so across restarts) and
   replies `count: N` — a chat-visible check that agent state survives a relaunch; a text
   `slow: s` waits s seconds first.
@@ -66,3 +68,12 @@ class ProbeAgent(Agent):
     def blocking(self, ctx: SyncHandlerContext) -> None:
         time.sleep(float(ctx.payload.get("seconds", 0.1)))
         ctx.reply({"blocked": ctx.payload.get("seconds", 0.1)}, format="probe.blocked")
+
+    @handles("probe.burst")
+    async def burst(self, ctx: HandlerContext) -> None:
+        for number in range(1, int(ctx.payload.get("count", 10)) + 1):
+            await ctx.send({"n": number}, format="probe.numbered", topics=str(ctx.payload["topic"]))
+
+    @handles("probe.numbered")
+    async def numbered(self, ctx: HandlerContext) -> None:
+        await ctx.send({"n": ctx.payload.get("n")}, format="probe.seen", topics="probe_seen")

@@ -10,7 +10,7 @@ from guilds.runtime import loop as runtime_loop
 from guilds.runtime.requests import system_request
 from guilds.services import GuildStopped, guild_relaunch, guild_stop, guilds_relaunch_live
 from messaging import topics as t
-from tests.runtime.conftest import PROBE, echo_spec, seed_spec
+from tests.runtime.conftest import PROBE, echo_spec, seed_spec, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -153,6 +153,18 @@ def test_a_blocking_sync_handler_does_not_stall_other_agents(rig):
     echo = watcher.wait(lambda m: m.payload.get("text") == "Echo: still here", timeout=0.8, what="a prompt echo")
     blocked = watcher.wait(lambda m: m.format == "probe.blocked", timeout=3)
     assert watcher.messages.index(echo) < watcher.messages.index(blocked)
+
+
+def test_messages_one_handler_sends_to_another_agent_are_handled_in_the_order_sent(rig):
+    spec = with_probe()
+    spec["agents"].append({"name": "Counter", "class_name": PROBE, "additional_topics": ["numbered_topic"],
+                           "listen_to_default_topic": False})
+    guild = rig.create(spec)
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    seen = rig.observe(guild, "probe_seen")
+    seen.publish("probe_topic", {"count": 300, "topic": "numbered_topic"}, format="probe.burst")
+    wait_for(lambda: len(seen.of_format("probe.seen")) >= 300, timeout=30, what="300 numbers handled")
+    assert [m.payload["n"] for m in seen.of_format("probe.seen")] == list(range(1, 301))
 
 
 def test_an_agent_that_cannot_start_puts_the_guild_in_error_with_the_reason(rig):
