@@ -125,7 +125,8 @@ def test_one_handlings_ids_sort_in_the_order_they_were_sent():
     parent = encode_id(EPOCH_MS + 5_000, 4, 3, 0)
     for agent in ("echo/on_message", "llm/stream", "router/route"):
         run = [derive_id(parent, agent, i, 4) for i in range(3_000)]
-        assert run == sorted(run) and len(set(run)) == len(run)
+        assert run == sorted(run)
+        assert len(set(run)) == len(run)
 
 
 def test_an_agent_handling_many_messages_of_one_millisecond_never_repeats_an_id():
