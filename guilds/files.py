@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
-from guilds.models import Guild, GuildFile
+from guilds.models import Guild, GuildFile, GuildStatus
 from guilds.selectors import guild_members
 
 
@@ -30,6 +30,10 @@ class FileExists(FileRejected):
 
 class NotAMember(PermissionError):
     pass
+
+
+class GuildIsStopped(FileRejected):
+    """A stopped guild is final: nothing there could read a new file."""
 
 
 def member_check(guild: Guild, user_id: str | None) -> None:
@@ -58,6 +62,8 @@ def file_url(guild_id: str, name: str) -> str:
 
 def guild_file_upload(*, guild: Guild, user_id: str, upload: UploadedFile, metadata: dict[str, Any]) -> GuildFile:
     member_check(guild, user_id)
+    if guild.status == GuildStatus.STOPPED:
+        raise GuildIsStopped(f"guild {guild.id} is stopped: it takes no new files")
     limit = settings.GUILDSITE_FILE_MAX_BYTES
     if upload.size > limit:
         raise FileRejected(f"file of {upload.size} bytes is over the limit of {limit} bytes")

@@ -150,7 +150,7 @@ class GuildFilesApi(APIView):
                                              metadata=metadata)
         except files.NotAMember as exc:
             raise exceptions.PermissionDenied(str(exc)) from None
-        except files.FileExists as exc:
+        except (files.FileExists, files.GuildIsStopped) as exc:
             raise Conflict(str(exc)) from None
         except files.FileRejected as exc:
             raise exceptions.ValidationError({"file": [str(exc)]}) from None

@@ -1,0 +1,72 @@
+"""/api/guilds/{id}/files/: members upload, list, download and delete a guild's files."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from guilds.models import GuildStatus
+from tests.guilds_api.test_guilds_api import make_guild
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+
+
+def upload(api, guild, *, user="user1", name="notes.txt", content=b"hello guild", **fields):
+    data = {"file": SimpleUploadedFile(name, content, content_type="text/plain"), **fields}
+    return api.post(f"/api/guilds/{guild.id}/files/", data, format="multipart", HTTP_X_USER_ID=user)
+
+
+def test_a_member_uploads_then_downloads_the_same_bytes_as_an_attachment(api):
+    guild = make_guild()
+    response = upload(api, guild, file_meta='{"purpose": "demo"}')
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["filename"] == "notes.txt"
+    assert body["content_length"] == len(b"hello guild")
+    download = api.get(body["url"], HTTP_X_USER_ID="user1")
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content) == b"hello guild"
+    assert download["Content-Disposition"].startswith("attachment")
+    listing = api.get(f"/api/guilds/{guild.id}/files/", HTTP_X_USER_ID="user1").json()
+    assert [(f["name"], f["metadata"]) for f in listing] == [("notes.txt", {"purpose": "demo"})]
+
+
+def test_someone_outside_the_guild_can_neither_upload_nor_read(api, problem):
+    guild = make_guild()
+    problem(upload(api, guild, user="stranger"), 403)
+    assert upload(api, guild).status_code == 201
+    problem(api.get(f"/api/guilds/{guild.id}/files/notes.txt", HTTP_X_USER_ID="stranger"), 403)
+
+
+def test_bad_uploads_get_the_documented_errors(api, problem, settings):
+    guild = make_guild()
+    settings.GUILDSITE_FILE_MAX_BYTES = 10
+    assert "over the limit" in str(problem(upload(api, guild, content=b"x" * 11), 400))
+    settings.GUILDSITE_FILE_MAX_BYTES = 1024
+    problem(upload(api, guild, file_meta="[1, 2]"), 400)
+    problem(api.post(f"/api/guilds/{guild.id}/files/", {}, format="multipart", HTTP_X_USER_ID="user1"), 400)
+    problem(upload(api, guild, name=".hidden", content=b"x"), 400)
+    assert upload(api, guild).status_code == 201
+    problem(upload(api, guild), 409)  # same name again
+    problem(api.post("/api/guilds/nope/files/", {}, format="multipart", HTTP_X_USER_ID="user1"), 404)
+
+
+def test_a_stopped_guild_takes_no_new_files_but_keeps_serving_the_old_ones(api, problem):
+    guild = make_guild(status=GuildStatus.RUNNING)
+    assert upload(api, guild).status_code == 201
+    guild.status = GuildStatus.STOPPED
+    guild.save(update_fields=["status"])
+    assert "stopped" in str(problem(upload(api, guild, name="late.txt"), 409))
+    assert api.get(f"/api/guilds/{guild.id}/files/notes.txt", HTTP_X_USER_ID="user1").status_code == 200
+
+
+def test_deleting_a_file_removes_it(api, problem):
+    guild = make_guild()
+    assert upload(api, guild).status_code == 201
+    assert api.delete(f"/api/guilds/{guild.id}/files/notes.txt", HTTP_X_USER_ID="user1").status_code == 204
+    problem(api.get(f"/api/guilds/{guild.id}/files/notes.txt", HTTP_X_USER_ID="user1"), 404)
