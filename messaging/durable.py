@@ -158,9 +158,10 @@ class Inbox:
         async with self.redis.pipeline(transaction=True) as pipe:
             for topic in topics:
                 pipe.srem(f"{self.prefix}subs:{topic}", self.agent_id)
-            if drop_waiting:
-                pipe.delete(self.inbox_key, self.box_key, self.wake_key)
-            pipe.set(self.version_key, _fresh_version())
+            if drop_waiting:  # stopped for good: nothing of it stays (a version read back as 0 is stale too)
+                pipe.delete(self.inbox_key, self.box_key, self.wake_key, self.version_key)
+            else:
+                pipe.set(self.version_key, _fresh_version())
             await pipe.execute()
 
     async def add(self, messages: list[Message]) -> bool:

@@ -89,3 +89,15 @@ async def test_the_state_version_changes_with_each_save_and_each_restart(inbox_a
     await inbox.subscribe(["work"])  # a relaunch
     _, _, restarted, _ = await inbox.begin("a", 3000, 1)  # (same token: the lease is still ours)
     assert len({started, saved, restarted}) == 3
+
+
+async def test_a_stopped_agent_leaves_no_keys_and_a_relaunch_starts_from_a_fresh_version(inbox_and_bus):
+    inbox, bus = inbox_and_bus
+    await bus.publish(text_message("someone", "work"))
+    _, _, running, _ = await inbox.begin("a", 3000, 1)
+    await inbox.release_lease("a")
+    await inbox.unsubscribe(["work"])
+    assert not await inbox.redis.keys(f"{inbox.prefix}*{inbox.agent_id}*")
+    await inbox.subscribe(["work"])
+    _, _, relaunched, _ = await inbox.begin("b", 3000, 1)
+    assert relaunched not in (0, running)
