@@ -23,11 +23,14 @@ from guilds.api.serializers import GuildDetailSerializer
 from guilds.models import Guild, GuildFile
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime.guild import bus_of
+from guilds.selectors import guild_members
 from guildsite.api_common import problem_responses
 from guildsite.errors import Conflict
 from messaging import topics as topic_names
 from messaging.errors import InvalidMessageId
 from messaging.ids import parse_id
+
+HISTORY_LIMIT_MAX = 1000  # messages per history request; page on with since_id
 
 
 def _acting_user(request: Request, *, required: bool = True) -> str | None:
@@ -80,7 +83,9 @@ class UserMessagesApi(APIView):
         operation_id="getUserMessages",
         summary="A user's message history in the guild (what their socket shows), oldest first",
         parameters=[OpenApiParameter("since_id", OpenApiTypes.STR, description="Only messages after this one."),
-                    OpenApiParameter("limit", OpenApiTypes.INT, description="At most this many (the newest).")],
+                    OpenApiParameter("limit", OpenApiTypes.INT,
+                                     description=f"At most this many (1-{HISTORY_LIMIT_MAX}, the default): the newest, "
+                                                 "or with since_id the first ones after it.")],
         responses={200: OpenApiTypes.OBJECT, **problem_responses(400, 404)}, tags=["guilds"],
     )
     def get(self, request: Request, guild_id: str, user_id: str) -> Response:
@@ -88,12 +93,17 @@ class UserMessagesApi(APIView):
         acting = _acting_user(request)
         if acting not in {user_id, guild.user_id}:
             raise exceptions.PermissionDenied(f"only {user_id} (or the guild's owner) may read {user_id}'s messages")
+        if user_id not in guild_members(guild):
+            raise exceptions.NotFound(f"user {user_id} has not joined guild {guild.id}")
         try:
-            limit = int(request.query_params.get("limit", 1000))
             since = request.query_params.get("since_id")
             since_id = parse_id(since) if since else None
-        except (ValueError, InvalidMessageId) as exc:
-            raise exceptions.ValidationError({"since_id" if "id" in str(exc) else "limit": [str(exc)]}) from None
+        except InvalidMessageId as exc:
+            raise exceptions.ValidationError({"since_id": [str(exc)]}) from None
+        limit = request.query_params.get("limit", str(HISTORY_LIMIT_MAX))
+        if not limit.isdigit() or not 1 <= int(limit) <= HISTORY_LIMIT_MAX:
+            raise exceptions.ValidationError({"limit": [f"a whole number from 1 to {HISTORY_LIMIT_MAX}"]})
+        limit = int(limit)
         topic = topic_names.user_notifications(user_id)
 
         async def history():  # on the runtime loop, where the bus lives
