@@ -154,14 +154,13 @@ class Inbox:
             pipe.set(self.version_key, _fresh_version())
             await pipe.execute()
 
-    async def unsubscribe(self, topics: list[str], *, drop_waiting: bool = True) -> None:
+    async def unsubscribe(self, topics: list[str]) -> None:
+        """Stopped: what waits is dropped and nothing of the agent stays (a version read back as 0
+        matches no process's copy: every copy's version was read or set while the key existed)."""
         async with self.redis.pipeline(transaction=True) as pipe:
             for topic in topics:
                 pipe.srem(f"{self.prefix}subs:{topic}", self.agent_id)
-            if drop_waiting:  # stopped for good: nothing of it stays (a version read back as 0 is stale too)
-                pipe.delete(self.inbox_key, self.box_key, self.wake_key, self.version_key)
-            else:
-                pipe.set(self.version_key, _fresh_version())
+            pipe.delete(self.inbox_key, self.box_key, self.wake_key, self.version_key)
             await pipe.execute()
 
     async def add(self, messages: list[Message]) -> bool:

@@ -187,17 +187,20 @@ def derive_id(parent_id: int, agent_id: str, index: int, priority: int) -> int:
 
     The id is at least 1 ms after its parent, on a node in 512-1023. One handling's ids form
     a run that increases with `index` (the low 18 bits count up from a base and carry into
-    the milliseconds), so they sort in the order they were sent. The base is the parent's own
-    unique low bits, spread by an odd multiplier (a bijection mod 2^18), plus a hash of the
-    agent and the parent's priority and kind: one agent handling many generated messages of
-    the same millisecond and priority never repeats an id. Other runs meet only by chance
-    (about (n1 + n2) / 2^18 for runs of n1 and n2 ids from parents of the same millisecond).
+    the milliseconds), so at one priority they sort in the order they were sent. The base is
+    the parent's low 18 bits, spread by an odd multiplier (a bijection mod 2^18), plus a hash
+    of the agent: generated ids of one millisecond differ in those bits whatever their
+    priority, so the n-th ids one agent derives from them never repeat. Runs of different
+    lengths meet only when two bases fall closer than the runs are long: about
+    (n1 + n2) / 2^18 for runs of n1 and n2 ids from parents of the same millisecond, as for
+    runs of different agents.
     """
     parent_id = parse_id(parent_id)
     priority = _check_priority(priority)
     if index < 0:
         raise ValueError(f"index must be >= 0, got {index}")
-    parent_kind = (parent_id >> _DERIVED_BITS) & 0xF  # priority and the "derived" bit
+    # A derived parent's low bits are not unique among its millisecond's ids: its priority counts too.
+    parent_kind = (parent_id >> _DERIVED_BITS) & 0xF if parent_id & (1 << _DERIVED_BITS) else 0
     agent_hash = int.from_bytes(hashlib.sha256(f"{agent_id}\x1f{parent_kind}".encode()).digest()[:4], "big")
     base = ((parent_id & _DERIVED_MASK) * _DERIVED_SPREAD + agent_hash) & _DERIVED_MASK
     position = (((parent_id >> TIMESTAMP_SHIFT) + 1) << _DERIVED_BITS) + base + index

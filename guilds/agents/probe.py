@@ -5,7 +5,8 @@
 - `probe.state` `{"patch": {...}}`: merges the patch into the agent's state and replies with the state;
 - `probe.guild_state` `{"patch": {...}}`: the same for the guild's shared state;
 - `probe.blocking` `{"seconds": s}`: a plain (sync) handler that blocks a worker thread, then replies;
-- `probe.burst` `{"count": n, "topic": t}`: sends `probe.numbered` `{"n": 1..n}` to topic t, one by one;
+- `probe.burst` `{"count": n, "topic": t}`: sends `probe.numbered` `{"n": 1..n}` to topic t, one by one
+  (n at most 1,000);
 - `probe.numbered` `{"n": i}`: tells topic `probe_seen` it handled number i (`probe.seen`), to check order;
 - `text`: counts the text messages it has had (kept in its state, so across restarts) and
   replies `count: N` — a chat-visible check that agent state survives a relaunch; a text
@@ -23,6 +24,8 @@ from pydantic import BaseModel, ConfigDict
 
 from guilds.runtime.agent import Agent, handles
 from guilds.runtime.context import HandlerContext, SyncHandlerContext
+
+BURST_MAX = 1_000  # a diagnostic, not a way to flood the guild
 
 
 class ProbeAgent(Agent):
@@ -71,7 +74,7 @@ class ProbeAgent(Agent):
 
     @handles("probe.burst")
     async def burst(self, ctx: HandlerContext) -> None:
-        for number in range(1, int(ctx.payload.get("count", 10)) + 1):
+        for number in range(1, min(int(ctx.payload.get("count", 10)), BURST_MAX) + 1):
             await ctx.send({"n": number}, format="probe.numbered", topics=str(ctx.payload["topic"]))
 
     @handles("probe.numbered")

@@ -86,7 +86,7 @@ class UserMessagesApi(APIView):
                     OpenApiParameter("limit", OpenApiTypes.INT,
                                      description=f"At most this many (1-{HISTORY_LIMIT_MAX}, the default): the newest, "
                                                  "or with since_id the first ones after it.")],
-        responses={200: OpenApiTypes.OBJECT, **problem_responses(400, 404)}, tags=["guilds"],
+        responses={200: OpenApiTypes.OBJECT, **problem_responses(400, 403, 404)}, tags=["guilds"],
     )
     def get(self, request: Request, guild_id: str, user_id: str) -> Response:
         guild = get_object_or_404(Guild, pk=guild_id)
@@ -101,7 +101,7 @@ class UserMessagesApi(APIView):
         except InvalidMessageId as exc:
             raise exceptions.ValidationError({"since_id": [str(exc)]}) from None
         limit = request.query_params.get("limit", str(HISTORY_LIMIT_MAX))
-        if not limit.isdigit() or not 1 <= int(limit) <= HISTORY_LIMIT_MAX:
+        if not (limit.isascii() and limit.isdigit() and len(limit) <= 6) or not 1 <= int(limit) <= HISTORY_LIMIT_MAX:
             raise exceptions.ValidationError({"limit": [f"a whole number from 1 to {HISTORY_LIMIT_MAX}"]})
         limit = int(limit)
         topic = topic_names.user_notifications(user_id)

@@ -56,8 +56,8 @@ def test_a_user_who_never_joined_is_a_404_and_someone_else_is_a_403(api, problem
     problem(api.get("/api/guilds/nope/ann/messages", HTTP_X_USER_ID="ann"), 404)
 
 
-@pytest.mark.parametrize("query", ["?limit=abc", "?limit=0", "?limit=-3", "?limit=1001", "?since_id=xyz",
-                                   "?since_id=-1"])
+@pytest.mark.parametrize("query", ["?limit=abc", "?limit=0", "?limit=-3", "?limit=1001", "?limit=%C2%B2",
+                                   "?limit=%D9%A1", "?limit=" + "9" * 5000, "?since_id=xyz", "?since_id=-1"])
 def test_bad_paging_parameters_are_a_400(api, problem, query):
     guild = make_guild()
     joined(guild, "ann")
