@@ -66,7 +66,7 @@ class GuildSocket(AsyncWebsocketConsumer):
         self.loop = asyncio.get_running_loop()
         # Bounded: a client too slow to read is closed (4429) and resumes with last_seen_id, losing nothing.
         self.outbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=settings.GUILDSITE_WS_OUTBOX_LIMIT)
-        self.delivered = RecentIds(1_000)
+        self.delivered = RecentIds(1_000, horizon=300.0)  # a resume's replay meets live frames within it
         self.bucket = TokenBucket(settings.GUILDSITE_WS_RATE_PER_SECOND, settings.GUILDSITE_WS_RATE_BURST)
         self.client = SimpleClient(id=f"{self.kind}:{self.user.id}:{uuid.uuid4().hex[:12]}", name=self.user.name,
                                    handler=self._from_bus)

@@ -41,7 +41,8 @@ from messaging.topics import is_self_inbox, namespaced
 
 logger = logging.getLogger(__name__)
 
-_RECENT_PER_CLIENT = 4096  # ids remembered per client to deliver multi-topic messages once
+# Ids remembered per client to deliver multi-topic messages once: the copies arrive together.
+_RECENT_PER_CLIENT, _RECENT_HORIZON_S = 4096, 60.0
 
 
 class _SharedBackend:
@@ -149,7 +150,7 @@ class MessagingInterface:
             raise ValueError(f"a client with id {client.id!r} is already registered in {self.namespace}")
         self._clients[client.id] = client
         self._topics_of[client.id] = set()
-        self._recent[client.id] = RecentIds(_RECENT_PER_CLIENT)
+        self._recent[client.id] = RecentIds(_RECENT_PER_CLIENT, _RECENT_HORIZON_S)
 
     async def unregister_client(self, client: Client) -> None:
         """Unsubscribe the client from everything and forget it (e.g. on disconnect)."""

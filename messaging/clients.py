@@ -28,11 +28,18 @@ AsyncHandler = Callable[[Message], Awaitable[None]]
 
 
 class RecentIds:
-    """A set of the most recent `capacity` ids (older ones are forgotten first)."""
+    """The ids added in the last `horizon` seconds, at most the last `capacity` of them.
 
-    def __init__(self, capacity: int):
+    Duplicates arrive close together (the copies of one publish, a replay overlapping live
+    delivery), so an id need not be remembered for long; without a horizon, a long-lived
+    receiver of a steady trickle (heartbeat ticks) would fill to `capacity` and stay there.
+    """
+
+    def __init__(self, capacity: int, horizon: float | None = None, clock: Callable[[], float] = time.monotonic):
         self.capacity = capacity
-        self._order: deque[int] = deque()
+        self.horizon = horizon
+        self._clock = clock
+        self._order: deque[tuple[float, int]] = deque()  # (forget at, id), oldest first
         self._ids: set[int] = set()
 
     def __contains__(self, message_id: object) -> bool:
@@ -42,10 +49,12 @@ class RecentIds:
         """Remember the id; False if it was already remembered."""
         if message_id in self._ids:
             return False
+        now = self._clock() if self.horizon is not None else 0.0
+        order = self._order
+        while order and (len(order) >= self.capacity or order[0][0] <= now):
+            self._ids.discard(order.popleft()[1])
         self._ids.add(message_id)
-        self._order.append(message_id)
-        if len(self._order) > self.capacity:
-            self._ids.discard(self._order.popleft())
+        order.append((now + self.horizon if self.horizon is not None else float("inf"), message_id))
         return True
 
     def __len__(self) -> int:
@@ -89,18 +98,20 @@ class MessageTrackingClient(Client):
 
     Waiting messages sit in a heap ordered by `(priority, id)`; a single drain task runs
     `await handler(message)` for each. A handler that raises is logged and the client goes
-    on. Ids already seen (the last `dedupe_capacity`) are dropped, so at-least-once
-    delivery upstream becomes effectively-once here. A message arriving late with an id
+    on. Ids already seen (in the last `dedupe_horizon` seconds, at most the last
+    `dedupe_capacity`) are dropped, so at-least-once delivery upstream becomes
+    effectively-once here. A message arriving late with an id
     below `last_processed_id` is still handled.
     """
 
-    def __init__(self, id: str, name: str, handler: AsyncHandler, *, dedupe_capacity: int = 10_000):
+    def __init__(self, id: str, name: str, handler: AsyncHandler, *, dedupe_capacity: int = 10_000,
+                 dedupe_horizon: float = 600.0):
         super().__init__(id, name)
         self.handler = handler
         self.last_processed_id: int | None = None  # id of the message handled most recently
         self.handled = 0
         self._heap: list[tuple[int, int, Message]] = []
-        self._seen = RecentIds(dedupe_capacity)
+        self._seen = RecentIds(dedupe_capacity, dedupe_horizon)
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()

@@ -29,6 +29,18 @@ def test_recent_ids_is_bounded():
     assert not recent.add(4)
 
 
+def test_recent_ids_forgets_what_it_has_held_past_the_horizon():
+    now = [100.0]
+    recent = RecentIds(1_000, horizon=60.0, clock=lambda: now[0])
+    for message_id in range(500):  # a steady trickle, one id a second
+        recent.add(message_id)
+        now[0] += 1.0
+    assert len(recent) <= 61  # not 500: a long-lived receiver does not fill to capacity
+    assert not recent.add(499)  # a duplicate within the horizon is still caught
+    assert 400 not in recent
+    assert recent.add(400)
+
+
 async def test_tracking_client_never_handles_an_id_twice():
     handled = []
 
