@@ -28,19 +28,23 @@ AsyncHandler = Callable[[Message], Awaitable[None]]
 
 
 class RecentIds:
-    """The ids added in the last `horizon` seconds, at most the last `capacity` of them.
+    """The ids added in the last `horizon` seconds (to the second), at most the last `capacity`.
 
     Duplicates arrive close together (the copies of one publish, a replay overlapping live
     delivery), so an id need not be remembered for long; without a horizon, a long-lived
     receiver of a steady trickle (heartbeat ticks) would fill to `capacity` and stay there.
+    Times are kept per second, not per id: a mark says how many ids had been added when.
     """
 
     def __init__(self, capacity: int, horizon: float | None = None, clock: Callable[[], float] = time.monotonic):
         self.capacity = capacity
         self.horizon = horizon
         self._clock = clock
-        self._order: deque[tuple[float, int]] = deque()  # (forget at, id), oldest first
+        self._order: deque[int] = deque()  # oldest first
         self._ids: set[int] = set()
+        self._marks: deque[tuple[float, int]] = deque()  # (time, ids added before it)
+        self._added = 0
+        self._forgotten = 0
 
     def __contains__(self, message_id: object) -> bool:
         return message_id in self._ids
@@ -49,13 +53,24 @@ class RecentIds:
         """Remember the id; False if it was already remembered."""
         if message_id in self._ids:
             return False
-        now = self._clock() if self.horizon is not None else 0.0
-        order = self._order
-        while order and (len(order) >= self.capacity or order[0][0] <= now):
-            self._ids.discard(order.popleft()[1])
+        if self.horizon is not None:
+            now, marks = self._clock(), self._marks
+            if not marks or now - marks[-1][0] >= 1.0:
+                marks.append((now, self._added))
+            while marks[0][0] <= now - self.horizon:  # the newest mark is never that old
+                self._forget(marks.popleft()[1])
+        if len(self._order) >= self.capacity:
+            self._forget(self._forgotten + 1)
         self._ids.add(message_id)
-        order.append((now + self.horizon if self.horizon is not None else float("inf"), message_id))
+        self._order.append(message_id)
+        self._added += 1
         return True
+
+    def _forget(self, until: int) -> None:
+        """Forget the ids added before the `until`-th."""
+        while self._forgotten < until and self._order:
+            self._ids.discard(self._order.popleft())
+            self._forgotten += 1
 
     def __len__(self) -> int:
         return len(self._ids)

@@ -39,6 +39,10 @@ def test_recent_ids_forgets_what_it_has_held_past_the_horizon():
     assert not recent.add(499)  # a duplicate within the horizon is still caught
     assert 400 not in recent
     assert recent.add(400)
+    for message_id in range(1_000, 3_000):  # a burst within one second: the capacity still bounds it
+        recent.add(message_id)
+    assert len(recent) == 1_000
+    assert 2_999 in recent
 
 
 async def test_tracking_client_never_handles_an_id_twice():
