@@ -50,6 +50,9 @@ class _Entry:
     record_key: tuple[str, int] | None = None
 
 
+_DROPPED = _Entry(seq=0, msg_id=0, timestamp=0, json=b"", expires_at=0.0)
+
+
 @dataclass(slots=True)
 class _TopicLog:
     entries: list[_Entry] = field(default_factory=list)
@@ -63,6 +66,7 @@ class _TopicLog:
             entry.record.refs -= 1
             if entry.record.refs <= 0 and _STORE.messages.get(entry.record_key) is entry.record:
                 del _STORE.messages[entry.record_key]  # out of every topic's history: gone by id too
+        self.entries[self.start] = _DROPPED  # its bytes go now, its slot when the list is compacted
         self.start += 1
         if self.start > 1024 and self.start * 2 > len(self.entries):
             del self.entries[: self.start]
