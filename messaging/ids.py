@@ -15,6 +15,7 @@ In JSON, ids travel as decimal strings (a JavaScript number loses precision abov
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -179,6 +180,11 @@ class IdGenerator:
             return (offset << TIMESTAMP_SHIFT) | (priority << PRIORITY_SHIFT) | node_and_seq
 
 
+@functools.lru_cache(maxsize=4096)  # few agents send: no sha256 on every send
+def _agent_hash(agent_id: str, parent_kind: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{agent_id}\x1f{parent_kind}".encode()).digest()[:4], "big")
+
+
 def derive_id(parent_id: int, agent_id: str, index: int, priority: int) -> int:
     """A deterministic id for the `index`-th message `agent_id` sends while handling `parent_id`.
 
@@ -201,8 +207,7 @@ def derive_id(parent_id: int, agent_id: str, index: int, priority: int) -> int:
         raise ValueError(f"index must be >= 0, got {index}")
     # A derived parent's low bits are not unique among its millisecond's ids: its priority counts too.
     parent_kind = (parent_id >> _DERIVED_BITS) & 0xF if parent_id & (1 << _DERIVED_BITS) else 0
-    agent_hash = int.from_bytes(hashlib.sha256(f"{agent_id}\x1f{parent_kind}".encode()).digest()[:4], "big")
-    base = ((parent_id & _DERIVED_MASK) * _DERIVED_SPREAD + agent_hash) & _DERIVED_MASK
+    base = ((parent_id & _DERIVED_MASK) * _DERIVED_SPREAD + _agent_hash(agent_id, parent_kind)) & _DERIVED_MASK
     position = (((parent_id >> TIMESTAMP_SHIFT) + 1) << _DERIVED_BITS) + base + index
     offset, low = position >> _DERIVED_BITS, position & _DERIVED_MASK
     if offset > MAX_TIMESTAMP:
