@@ -47,7 +47,14 @@ async def measure(launches: int, echoes: int, users: int) -> dict:
     spec = validate_guild_spec({"name": "bench", "agents": [{
         "name": "EchoAgent", "class_name": "rustic_ai.core.agents.testutils.echo_agent.EchoAgent",
         "additional_topics": ["echo_topic"], "listen_to_default_topic": False}]})
-    create = sync_to_async(lambda: guild_create(spec=spec, name="bench", user_id="bench", launch=False))
+    from guildsite.accounts.services import organization_for_development, user_get_or_create
+
+    def create_guild():
+        launcher = user_get_or_create("bench")
+        organization = organization_for_development(organization_id="bench", user=launcher)
+        return guild_create(spec=spec, name="bench", launched_by=launcher, organization=organization, launch=False)
+
+    create = sync_to_async(create_guild)
 
     launch_ms: list[float] = []
     guild = None

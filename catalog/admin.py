@@ -12,6 +12,8 @@ from django.http import HttpRequest
 from catalog.forms import GuildSpecField
 from catalog.models import AgentEntry, Blueprint, Category
 from guilds.runtime.registry import AgentClassError, resolve_agent_class
+from guildsite.accounts.admin import OrganizationScopedAdmin
+from guildsite.redaction import SecretNotStored, redact_spec, restore_secrets
 
 
 def _json_or(value: Any, empty: Any, kind: type, described: str) -> Any:
@@ -49,6 +51,8 @@ class AgentEntryForm(forms.ModelForm):
 
 @admin.register(AgentEntry)
 class AgentEntryAdmin(admin.ModelAdmin):
+    """Agent classes are site-wide code: superusers and staff with Django's model permissions manage them."""
+
     form = AgentEntryForm
     list_display = ["qualified_class_name", "agent_name", "updated_at"]
     search_fields = ["qualified_class_name", "agent_name", "description"]
@@ -56,8 +60,8 @@ class AgentEntryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
-    list_display = ["name", "description", "blueprint_count", "id"]
+class CategoryAdmin(OrganizationScopedAdmin):
+    list_display = ["name", "organization", "description", "blueprint_count", "id"]
     search_fields = ["name", "description"]
     readonly_fields = ["id", "created_at"]
 
@@ -74,8 +78,23 @@ class BlueprintForm(forms.ModelForm):
 
     class Meta:
         model = Blueprint
-        fields = ["name", "description", "version", "category", "exposure", "author_id", "organization_id", "spec",
+        fields = ["name", "description", "version", "category", "exposure", "author", "organization", "spec",
                   "tags", "intro_msg", "icon"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.instance._state.adding:
+            # The spec's secrets are shown as "***"; sent back unchanged, they keep their stored values.
+            self.initial["spec"] = redact_spec(self.instance.spec)
+
+    def clean_spec(self) -> Any:
+        spec = self.cleaned_data.get("spec")
+        if self.instance._state.adding:
+            return spec
+        try:
+            return restore_secrets(spec, Blueprint.objects.get(pk=self.instance.pk).spec)
+        except SecretNotStored as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def clean_tags(self) -> list:
         tags = _json_or(self.cleaned_data.get("tags"), [], list, 'a JSON list of strings, e.g. ["demo", "echo"]')
@@ -85,16 +104,18 @@ class BlueprintForm(forms.ModelForm):
 
 
 @admin.register(Blueprint)
-class BlueprintAdmin(admin.ModelAdmin):
+class BlueprintAdmin(OrganizationScopedAdmin):
     form = BlueprintForm
-    list_display = ["name", "version", "category", "author_id", "organization_id", "exposure", "updated_at"]
+    list_display = ["name", "version", "category", "author", "organization", "exposure", "updated_at"]
     list_filter = ["exposure", "category"]
-    list_select_related = ["category"]
-    search_fields = ["name", "description", "author_id", "organization_id", "id"]
+    list_select_related = ["category", "author", "organization"]
+    search_fields = ["name", "description", "author__username", "organization__id", "id"]
+    autocomplete_fields = ["author"]
+    filter_horizontal = ["shared_with"]
     readonly_fields = ["id", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["id", "name", "description", "version", "category", "exposure"]}),
-        ("Ownership", {"fields": ["author_id", "organization_id"]}),
+        ("Ownership", {"fields": ["author", "organization", "shared_with"]}),
         ("Guild spec", {"fields": ["spec"]}),
         ("Presentation", {"fields": ["tags", "intro_msg", "icon"], "classes": ["collapse"]}),
         ("Timestamps", {"fields": ["created_at", "updated_at"]}),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 
+from guildsite.accounts.models import Organization
 from guildsite.public_ids import new_public_id
 
 
@@ -31,18 +34,25 @@ class Category(models.Model):
     id = models.CharField(primary_key=True, max_length=64, default=new_public_id, editable=False)
     name = models.CharField(max_length=128)
     description = models.TextField(blank=True, default="")
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE,
+                                     related_name="categories", help_text="Empty: a site-wide category.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "categories"
-        # Categories are a small browsing vocabulary: two "Testing" entries would only confuse.
+        # Categories are a small browsing vocabulary: two "Testing" entries in one place would only confuse.
         constraints = [
             models.UniqueConstraint(
-                Lower("name"),
-                name="catalog_category_unique_name",
-                violation_error_message="A category with this name already exists.",
-            )
+                Lower("name"), condition=Q(organization__isnull=True),
+                name="catalog_category_unique_sitewide_name",
+                violation_error_message="A site-wide category with this name already exists.",
+            ),
+            models.UniqueConstraint(
+                Lower("name"), "organization", condition=Q(organization__isnull=False),
+                name="catalog_category_unique_name_per_organization",
+                violation_error_message="This organisation has a category with this name already.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -63,9 +73,13 @@ class Blueprint(models.Model):
     name = models.CharField(max_length=128)
     description = models.TextField(blank=True, default="")
     version = models.CharField(max_length=64, blank=True, default="")
-    author_id = models.CharField(max_length=128, db_index=True)
-    organization_id = models.CharField(max_length=128, blank=True, default="", db_index=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="blueprints")
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="blueprints")
     exposure = models.CharField(max_length=32, choices=Exposure.choices, default=Exposure.PRIVATE)
+    shared_with = models.ManyToManyField(Organization, blank=True, related_name="shared_blueprints",
+                                         help_text="Organisations a `shared` blueprint is shared with.")
     category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="blueprints")
     spec = models.JSONField(help_text="A guild spec: name, description, agents, properties, routes.")
     tags = models.JSONField(default=list, blank=True)

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from django.db.models import QuerySet
 
 from catalog.models import AgentEntry, Blueprint, Category
+from guildsite import permissions
+from guildsite.identity import Actor
 
 
 def agent_entry_list(*, class_names: Iterable[str] = ()) -> QuerySet[AgentEntry]:
@@ -21,26 +23,32 @@ def agent_entry_get(*, qualified_class_name: str) -> AgentEntry | None:
     return AgentEntry.objects.filter(qualified_class_name=qualified_class_name).first()
 
 
-def category_list() -> QuerySet[Category]:
-    return Category.objects.all()
+def category_list(*, actor: Actor) -> QuerySet[Category]:
+    return permissions.category_queryset(actor, Category.objects.all())
 
 
-def category_get(*, category_id: str) -> Category | None:
-    return Category.objects.filter(pk=category_id).first()
+def category_get(*, actor: Actor, category_id: str) -> Category | None:
+    return category_list(actor=actor).filter(pk=category_id).first()
 
 
 def blueprint_list(
-    *, category_id: str | None = None, organization_id: str | None = None, author_id: str | None = None
+    *, actor: Actor, category_id: str | None = None, organization_id: str | None = None, author_id: str | None = None
 ) -> QuerySet[Blueprint]:
-    blueprints = Blueprint.objects.select_related("category")
+    """The blueprints the actor may read, newest first."""
+    blueprints = permissions.blueprint_queryset(actor, Blueprint.objects.select_related("category", "author"))
     if category_id:
         blueprints = blueprints.filter(category_id=category_id)
     if organization_id:
         blueprints = blueprints.filter(organization_id=organization_id)
     if author_id:
-        blueprints = blueprints.filter(author_id=author_id)
+        blueprints = blueprints.filter(author__username=author_id)
     return blueprints
 
 
-def blueprint_get(*, blueprint_id: str) -> Blueprint | None:
-    return Blueprint.objects.select_related("category").filter(pk=blueprint_id).first()
+def blueprint_get(*, actor: Actor, blueprint_id: str) -> Blueprint:
+    """The blueprint, if the actor may read it; permissions.NotFound otherwise (404, whatever the reason)."""
+    blueprint = Blueprint.objects.select_related("category", "author").filter(pk=blueprint_id).first()
+    if blueprint is None:
+        raise permissions.NotFound(f"Blueprint '{blueprint_id}' not found.")
+    permissions.blueprint_read_check(actor, blueprint)
+    return blueprint

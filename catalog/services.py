@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from catalog.models import AgentEntry, Blueprint, Category, Exposure
@@ -17,6 +18,8 @@ from guilds.models import Guild
 from guilds.runtime.registry import resolve_agent_class
 from guilds.services import guild_create
 from guilds.spec import SpecError, validate_guild_spec
+from guildsite.accounts.models import Organization
+from guildsite.redaction import SecretNotStored, restore_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -72,22 +75,25 @@ def agent_entry_register(
     return entry
 
 
-def category_create(*, name: str, description: str = "") -> tuple[Category, bool]:
-    """Create a category, or return the existing one when the same name and description are sent again.
+def category_create(*, name: str, description: str = "", organization: Organization | None = None
+                    ) -> tuple[Category, bool]:
+    """Create a category (site-wide without an organisation), or return the existing one when the same
+    name and description are sent again in the same place.
 
-    Returns (category, created). A name taken with a different description raises CategoryNameTaken,
-    so a retried request is harmless but two different meanings of one name are refused.
+    Returns (category, created). A name taken there with a different description raises
+    CategoryNameTaken, so a retried request is harmless but two meanings of one name are refused.
     """
     name = name.strip()
-    existing = Category.objects.filter(name__iexact=name).first()
+    same_place = Category.objects.filter(name__iexact=name, organization=organization)
+    existing = same_place.first()
     if existing is None:
-        category = Category(name=name, description=description)
+        category = Category(name=name, description=description, organization=organization)
         try:
             with transaction.atomic():
                 category.save(force_insert=True)
             return category, True
         except IntegrityError:
-            existing = Category.objects.filter(name__iexact=name).first()
+            existing = same_place.first()
             if existing is None:
                 raise
     if existing.description == description:
@@ -107,11 +113,11 @@ def _checked_spec(spec: Any) -> dict[str, Any]:
 def blueprint_create(
     *,
     name: str,
-    author_id: str,
+    author: AbstractBaseUser,
+    organization: Organization,
     spec: dict[str, Any],
     description: str = "",
     version: str = "",
-    organization_id: str | None = "",
     exposure: str = Exposure.PRIVATE,
     category: Category | None = None,
     tags: list[str] | None = None,
@@ -123,8 +129,8 @@ def blueprint_create(
         name=name,
         description=description,
         version=version,
-        author_id=author_id,
-        organization_id=organization_id or "",
+        author=author,
+        organization=organization,
         exposure=exposure,
         category=category,
         spec=_checked_spec(spec),
@@ -138,20 +144,25 @@ def blueprint_create(
 
 
 _UPDATABLE = frozenset(
-    {"name", "description", "version", "author_id", "organization_id", "exposure", "category", "spec", "tags",
+    {"name", "description", "version", "author", "organization", "exposure", "category", "spec", "tags",
      "intro_msg", "icon"}
 )
 
 
 def blueprint_update(*, blueprint: Blueprint, **changes: Any) -> Blueprint:
-    """Change the given fields. Raises SpecError when a new spec does not validate."""
+    """Change the given fields. A spec sent back with `"***"` where a secret was keeps that secret.
+
+    Raises SpecError when a new spec does not validate.
+    """
     unknown = set(changes) - _UPDATABLE
     if unknown:
         raise TypeError(f"blueprint_update got unknown fields: {', '.join(sorted(unknown))}")
     if "spec" in changes:
-        changes["spec"] = _checked_spec(changes["spec"])
-    if "organization_id" in changes:
-        changes["organization_id"] = changes["organization_id"] or ""
+        try:
+            restored = restore_secrets(changes["spec"], blueprint.spec)
+        except SecretNotStored as exc:
+            raise SpecError({exc.path: [str(exc).split(": ", 1)[1]]}) from None
+        changes["spec"] = _checked_spec(restored)
     for field, value in changes.items():
         setattr(blueprint, field, value)
     blueprint.save()
@@ -166,12 +177,23 @@ def blueprint_delete(*, blueprint: Blueprint) -> None:
     logger.info("blueprint deleted", extra={"blueprint_id": blueprint_id})
 
 
+def blueprint_share(*, blueprint: Blueprint, organization: Organization) -> None:
+    """Share with an organisation (it takes effect while the blueprint's exposure is `shared`)."""
+    blueprint.shared_with.add(organization)
+    logger.info("blueprint shared", extra={"blueprint_id": blueprint.id, "organization_id": organization.id})
+
+
+def blueprint_unshare(*, blueprint: Blueprint, organization_id: str) -> None:
+    blueprint.shared_with.remove(*blueprint.shared_with.filter(pk=organization_id))
+    logger.info("blueprint unshared", extra={"blueprint_id": blueprint.id, "organization_id": organization_id})
+
+
 def blueprint_launch(
     *,
     blueprint: Blueprint,
     guild_name: str,
-    user_id: str,
-    org_id: str = "",
+    launched_by: AbstractBaseUser,
+    organization: Organization,
     description: str | None = None,
 ) -> Guild:
     """Create a guild from the blueprint's spec; it is stored REQUESTED and launched once committed."""
@@ -182,13 +204,13 @@ def blueprint_launch(
     guild = guild_create(
         spec=spec,
         name=guild_name,
-        user_id=user_id,
-        organization_id=org_id,
+        launched_by=launched_by,
+        organization=organization,
         description=description or None,
         blueprint_id=blueprint.id,
     )
     logger.info(
         "guild requested from blueprint",
-        extra={"guild_id": guild.id, "blueprint_id": blueprint.id, "user_id": user_id},
+        extra={"guild_id": guild.id, "blueprint_id": blueprint.id, "user_id": launched_by.get_username()},
     )
     return guild

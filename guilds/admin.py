@@ -11,9 +11,13 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from catalog.forms import GuildSpecField
-from guilds.models import Guild, GuildAgent
+from guilds.models import Guild, GuildAgent, GuildMember
 from guilds.services import GuildStopped, guild_create, guild_relaunch, guild_stop
 from guilds.spec import validate_guild_spec
+from guildsite import permissions
+from guildsite.accounts.admin import OrganizationScopedAdmin, OrganizationScopedInline
+from guildsite.identity import Actor
+from guildsite.redaction import redact_spec
 
 
 def _pretty(value: Any) -> str:
@@ -23,7 +27,7 @@ def _pretty(value: Any) -> str:
 _AGENT_FIELDS = ["agent_id", "name", "kind", "class_name", "status", "status_detail", "updated_at"]
 
 
-class GuildAgentInline(admin.TabularInline):
+class GuildAgentInline(OrganizationScopedInline, admin.TabularInline):
     model = GuildAgent
     fields = _AGENT_FIELDS
     readonly_fields = _AGENT_FIELDS
@@ -35,13 +39,28 @@ class GuildAgentInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class GuildMemberInline(OrganizationScopedInline, admin.TabularInline):
+    model = GuildMember
+    fields = ["user", "joined_at"]
+    readonly_fields = ["joined_at"]
+    extra = 0
+    autocomplete_fields = ["user"]
+
 
 class GuildAddForm(forms.ModelForm):
     spec = GuildSpecField(required=False)
 
     class Meta:
         model = Guild
-        fields = ["name", "description", "blueprint", "organization_id", "user_id", "spec"]
+        fields = ["name", "description", "blueprint", "organization", "launched_by", "spec"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["organization"].required = True
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -59,13 +78,14 @@ class GuildAddForm(forms.ModelForm):
 
 
 @admin.register(Guild)
-class GuildAdmin(admin.ModelAdmin):
-    list_display = ["name", "id", "status", "organization_id", "user_id", "blueprint", "created_at"]
-    list_filter = ["status", "organization_id"]
-    list_select_related = ["blueprint"]
+class GuildAdmin(OrganizationScopedAdmin):
+    list_display = ["name", "id", "status", "organization", "launched_by", "blueprint", "created_at"]
+    list_filter = ["status", "organization"]
+    list_select_related = ["blueprint", "organization", "launched_by"]
     search_fields = ["name", "id"]
     date_hierarchy = "created_at"
-    inlines = [GuildAgentInline]
+    inlines = [GuildMemberInline, GuildAgentInline]
+    autocomplete_fields = ["launched_by"]
     actions = ["stop_guilds", "relaunch_guilds"]
     _always_read_only = ["id", "status", "status_detail", "state_json", "created_at", "updated_at", "started_at",
                          "stopped_at"]
@@ -78,7 +98,7 @@ class GuildAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Guild | None = None) -> list[str]:
         if obj is None:
             return list(GuildAddForm.Meta.fields)
-        return ["name", "description", "blueprint", "organization_id", "user_id", "spec_json",
+        return ["name", "description", "blueprint", "organization", "launched_by", "spec_json",
                 *self._always_read_only]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Guild | None = None) -> list[str]:
@@ -89,7 +109,7 @@ class GuildAdmin(admin.ModelAdmin):
 
     @admin.display(description="spec")
     def spec_json(self, guild: Guild) -> str:
-        return _pretty(guild.spec)
+        return _pretty(redact_spec(guild.spec))
 
     @admin.display(description="state")
     def state_json(self, guild: Guild) -> str:
@@ -100,9 +120,10 @@ class GuildAdmin(admin.ModelAdmin):
         # The same service as POST /api/guilds/{id}/stop and the system socket's stopGuildRequest.
         for guild in queryset:
             try:
-                guild_stop(guild_id=guild.id, user_id=f"admin:{request.user.get_username()}")
+                permissions.guild_control_check(Actor(user=request.user), guild, doing="stopping a guild")
+                guild_stop(guild_id=guild.id, user_id=request.user.get_username())
                 self.message_user(request, f"{guild.name}: stopped.", messages.SUCCESS)
-            except GuildStopped as exc:
+            except (GuildStopped, permissions.PermissionProblem) as exc:
                 self.message_user(request, f"{guild.name}: {exc}", messages.WARNING)
             except Exception as exc:
                 self.message_user(request, f"{guild.name}: stop failed: {exc}", messages.ERROR)
@@ -111,10 +132,11 @@ class GuildAdmin(admin.ModelAdmin):
     def relaunch_guilds(self, request: HttpRequest, queryset) -> None:
         for guild in queryset:
             try:
+                permissions.guild_control_check(Actor(user=request.user), guild, doing="relaunching a guild")
                 started = guild_relaunch(guild_id=guild.id)
                 text = "relaunching." if started else "already running here; nothing to do."
                 self.message_user(request, f"{guild.name}: {text}", messages.SUCCESS)
-            except GuildStopped as exc:
+            except (GuildStopped, permissions.PermissionProblem) as exc:
                 self.message_user(request, f"{guild.name}: {exc}", messages.WARNING)
 
     def get_inlines(self, request: HttpRequest, obj: Guild | None) -> list:
@@ -130,8 +152,8 @@ class GuildAdmin(admin.ModelAdmin):
         guild = guild_create(
             spec=validate_guild_spec(data["spec"]),
             name=data["name"],
-            user_id=data.get("user_id") or "",
-            organization_id=data.get("organization_id") or "",
+            launched_by=data.get("launched_by") or request.user,
+            organization=data["organization"],
             description=data.get("description") or None,
             blueprint_id=blueprint.pk if blueprint else None,
         )
@@ -141,7 +163,8 @@ class GuildAdmin(admin.ModelAdmin):
 
 
 @admin.register(GuildAgent)
-class GuildAgentAdmin(admin.ModelAdmin):
+class GuildAgentAdmin(OrganizationScopedAdmin):
+    organization_lookup = "guild__organization"
     list_display = ["name", "agent_id", "guild", "kind", "class_name", "status", "updated_at"]
     list_filter = ["kind", "status"]
     list_select_related = ["guild"]

@@ -1,9 +1,12 @@
 """The guild sockets (seed 000 phases 3 to 5): thin edges between a browser and the guild's bus.
 
 Both sockets subscribe a client on the guild's bus (on the runtime loop) and relay what it
-receives; what the browser sends is parsed by guilds.sockets.frames and published. Close
-codes (README "Protocol"): 4400 bad user id, 4404 unknown guild, 4410 guild stopped (sent after
-an ErrorMessage frame, so a browser sees the reason), 4429 a client too slow to read its frames.
+receives; what the browser sends is parsed by guilds.sockets.frames and published. Who is
+connecting comes from guildsite.identity (scope["actor"]); what they may do from
+guildsite.permissions. Checks run in this order, each refusal an ErrorMessage frame and then a
+close (README "Protocol"): 4401 no or bad credentials, 4400 bad user id, 4404 unknown guild (or
+another organisation's), 4403 not permitted, 4410 guild stopped, 1008 too many sockets for this
+user. 4429 closes a client too slow to read its frames.
 """
 
 from __future__ import annotations
@@ -17,15 +20,19 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from guilds.models import GuildStatus
+from guilds.models import Guild, GuildStatus
 from guilds.runtime import formats
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime.guild import bus_of
 from guilds.runtime.manager import user_proxy_id
 from guilds.runtime.requests import system_request
-from guilds.selectors import aguild_get, guild_members
-from guilds.sockets import frames
+from guilds.selectors import guild_for
+from guilds.services import guild_member_add
+from guilds.sockets import cap, frames
 from guilds.sockets.throttle import TokenBucket
+from guildsite import permissions
+from guildsite.accounts.names import USER_ID_RULE, is_display_name, is_user_id
+from guildsite.identity import Actor
 from messaging import topics as topic_names
 from messaging.clients import RecentIds, SimpleClient
 from messaging.errors import MessagingError
@@ -35,9 +42,19 @@ from messaging.message import Message
 logger = logging.getLogger(__name__)
 
 CLOSE_BAD_USER = 4400
+CLOSE_NOT_AUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
 CLOSE_UNKNOWN_GUILD = 4404
 CLOSE_GUILD_STOPPED = 4410
 CLOSE_TOO_SLOW = 4429
+CLOSE_POLICY = 1008
+
+
+class Refused(Exception):
+    def __init__(self, code: int, error_type: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.error_type = error_type
 
 
 class GuildSocket(AsyncWebsocketConsumer):
@@ -51,34 +68,67 @@ class GuildSocket(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.client: SimpleClient | None = None
         self.pump: asyncio.Task | None = None
-        self.user = self.scope["user"]
-        self.guild_id = self.scope["url_route"]["kwargs"]["guild_id"]
-        self.error_topic = topic_names.user_notifications(self.user.id)
-        guild = await aguild_get(self.guild_id)
-        if guild is None:
-            return await self._refuse(CLOSE_UNKNOWN_GUILD, f"guild '{self.guild_id}' does not exist")
-        if guild.status == GuildStatus.STOPPED:
-            return await self._refuse(CLOSE_GUILD_STOPPED, f"guild '{self.guild_id}' is stopped")
-        if ":" in self.user.id or not self.user.id.strip():
-            return await self._refuse(CLOSE_BAD_USER, "a user id must be non-empty and contain no ':'")
-        self.guild = guild
+        self.counted: str | None = None
+        self.actor: Actor = self.scope["actor"]
+        route = self.scope["url_route"]["kwargs"]
+        self.guild_id = route["guild_id"]
+        self.user_id = route["user_id"]
+        self.user_name = route.get("user_name") or self.user_id
+        self.error_topic = topic_names.user_notifications(self.user_id if is_user_id(self.user_id) else "unknown")
+        try:
+            self.guild = await self._admit()
+        except Refused as refused:
+            return await self._refuse(refused.code, refused.error_type, str(refused))
         self.stopped = False
         self.loop = asyncio.get_running_loop()
         # Bounded: a client too slow to read is closed (4429) and resumes with last_seen_id, losing nothing.
         self.outbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=settings.GUILDSITE_WS_OUTBOX_LIMIT)
         self.delivered = RecentIds(1_000, horizon=300.0)  # a resume's replay meets live frames within it
         self.bucket = TokenBucket(settings.GUILDSITE_WS_RATE_PER_SECOND, settings.GUILDSITE_WS_RATE_BURST)
-        self.client = SimpleClient(id=f"{self.kind}:{self.user.id}:{uuid.uuid4().hex[:12]}", name=self.user.name,
+        self.client = SimpleClient(id=f"{self.kind}:{self.user_id}:{uuid.uuid4().hex[:12]}", name=self.user_name,
                                    handler=self._from_bus)
         try:
             self.bus = await runtime_loop.arun(self._subscribe())
         except MessagingError as exc:
             logger.error("socket cannot reach the guild's bus: %s", exc, extra={"guild_id": self.guild_id})
             self.client = None
-            return await self._refuse(1011, f"the guild's messaging backend is unavailable: {exc}")
+            return await self._refuse(1011, frames.UNAVAILABLE, f"the guild's messaging backend is unavailable: {exc}")
         await self.accept()
         await self.opened()
         self.pump = asyncio.ensure_future(self._pump())
+
+    async def _admit(self) -> Guild:
+        """Who may open this socket, checked in the documented order; Refused says why not."""
+        if self.scope.get("auth_error") or not (self.actor.is_authenticated or self.actor.development):
+            raise Refused(CLOSE_NOT_AUTHENTICATED, frames.UNAUTHENTICATED,
+                          self.scope.get("auth_error") or "no credentials: connect with ?token=<access token>")
+        if not is_user_id(self.user_id) or not is_display_name(self.user_name):
+            raise Refused(CLOSE_BAD_USER, frames.INVALID_USER,
+                          f"a user id is {USER_ID_RULE}; a name 1-64 printable characters")
+        if not self.actor.is_authenticated:  # development, and the URL's id could not be used
+            raise Refused(CLOSE_BAD_USER, frames.INVALID_USER, f"a user id is {USER_ID_RULE}")
+        try:
+            guild = await database_sync_to_async(guild_for)(self.actor, self.guild_id)
+        except permissions.NotFound:
+            raise Refused(CLOSE_UNKNOWN_GUILD, frames.NOT_FOUND, f"guild '{self.guild_id}' does not exist") from None
+        if self.user_id != self.actor.username:
+            raise Refused(CLOSE_FORBIDDEN, frames.FORBIDDEN,
+                          f"you are {self.actor.username}: a socket's user id must be your own, not {self.user_id}")
+        try:
+            await database_sync_to_async(self.permitted)(guild)
+        except permissions.Forbidden as exc:
+            raise Refused(CLOSE_FORBIDDEN, frames.FORBIDDEN, str(exc)) from None
+        if guild.status == GuildStatus.STOPPED:
+            raise Refused(CLOSE_GUILD_STOPPED, frames.GUILD_STOPPED, f"guild '{self.guild_id}' is stopped")
+        socket_id = uuid.uuid4().hex
+        if not await cap.acquire(self.user_id, socket_id):
+            raise Refused(CLOSE_POLICY, frames.TOO_MANY_SOCKETS,
+                          f"{self.user_id} has {settings.GUILDSITE_WS_MAX_PER_USER} sockets open already: close one first")
+        self.counted = socket_id
+        return guild
+
+    def permitted(self, guild: Guild) -> None:
+        """What this kind of socket needs beyond seeing the guild (blocking; raises permissions.Forbidden)."""
 
     def topics(self) -> list[str]:
         """The topics this socket listens to (each socket kind names its own)."""
@@ -91,14 +141,18 @@ class GuildSocket(AsyncWebsocketConsumer):
             await bus.subscribe(topic, self.client)
         return bus
 
-    async def _refuse(self, code: int, reason: str) -> None:
+    async def _refuse(self, code: int, error_type: str, reason: str) -> None:
+        # Accepted first: a close before accept reaches a browser as HTTP 403 and code 1006, not this code.
         await self.accept()
-        await self.send(text_data=frames.error_frame(frames.UNAVAILABLE, reason, topic=self.error_topic).decode())
+        await self.send(text_data=frames.error_frame(error_type, reason, topic=self.error_topic).decode())
         await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
         if self.pump is not None:
             self.pump.cancel()
+        if self.counted is not None:
+            counted, self.counted = self.counted, None
+            await cap.release(self.user_id, counted)
         if self.client is not None:
             try:
                 await runtime_loop.arun(self.bus.unregister_client(self.client))
@@ -117,7 +171,7 @@ class GuildSocket(AsyncWebsocketConsumer):
         try:
             self.outbox.put_nowait(message)
         except asyncio.QueueFull:
-            logger.warning("socket too slow, closing it", extra={"guild_id": self.guild_id, "user_id": self.user.id})
+            logger.warning("socket too slow, closing it", extra={"guild_id": self.guild_id, "user_id": self.user_id})
             self._closing = asyncio.ensure_future(self.close(code=CLOSE_TOO_SLOW))
 
     async def _pump(self) -> None:
@@ -181,19 +235,23 @@ class UserCommsConsumer(GuildSocket):
 
     def topics(self) -> list[str]:
         # Guild events only tell this socket when the guild stops; they are not relayed.
-        return [topic_names.user_notifications(self.user.id), topic_names.GUILD_EVENTS_TOPIC]
+        return [topic_names.user_notifications(self.user_id), topic_names.GUILD_EVENTS_TOPIC]
+
+    def permitted(self, guild: Guild) -> None:
+        permissions.guild_join_check(self.actor, guild)
 
     async def opened(self) -> None:
+        await database_sync_to_async(guild_member_add)(guild=self.guild, user=self.actor.user)
         await runtime_loop.arun(
             system_request(self.guild, format_name=formats.USER_AGENT_CREATION_REQUEST,
-                           payload={"user_id": self.user.id, "user_name": self.user.name}, user_id=self.user.id)
+                           payload={"user_id": self.user_id, "user_name": self.user_name}, user_id=self.user_id)
         )
         for message in await runtime_loop.arun(self._missed()):
             await self.deliver(message)
 
     async def _missed(self) -> list[Message]:
         """What the user missed: everything after the message they name, or recent history."""
-        notifications = topic_names.user_notifications(self.user.id)
+        notifications = topic_names.user_notifications(self.user_id)
         query = dict(part.split("=", 1) for part in self.scope.get("query_string", b"").decode().split("&") if "=" in part)
         last_seen = query.get("last_seen_id") or query.get("since_id")
         if last_seen:
@@ -210,7 +268,7 @@ class UserCommsConsumer(GuildSocket):
         await super().deliver(message)
 
     async def handle_frame(self, frame: dict[str, Any]) -> None:
-        message = frames.user_message(frame, user_id=self.user.id, user_name=self.user.name)
+        message = frames.user_message(frame, user_id=self.user_id, user_name=self.user_name)
         await runtime_loop.arun(self.bus.publish(message))
 
 
@@ -222,10 +280,10 @@ class SysCommsConsumer(GuildSocket):
     async def connect(self) -> None:
         await super().connect()
         if self.client is not None:
-            self.error_topic = topic_names.user_system_notifications(self.user.id)
+            self.error_topic = topic_names.user_system_notifications(self.user_id)
 
     def topics(self) -> list[str]:
-        return [topic_names.GUILD_STATUS_TOPIC, topic_names.user_system_notifications(self.user.id)]
+        return [topic_names.GUILD_STATUS_TOPIC, topic_names.user_system_notifications(self.user_id)]
 
     async def opened(self) -> None:
         # The seed's client opens its user socket on the first report: send one at once.
@@ -252,15 +310,19 @@ class SysCommsConsumer(GuildSocket):
         payload = report.payload
         if payload.get("guild_health") != "ok":
             return report
-        proxy = (payload.get("agents") or {}).get(user_proxy_id(self.user.id))
+        proxy = (payload.get("agents") or {}).get(user_proxy_id(self.user_id))
         if proxy is not None and proxy.get("checkstatus") == "ok" and payload.get("guild_status") == GuildStatus.RUNNING:
             return report
         return report.model_copy(update={"payload": {**payload, "guild_health": "starting"}})
 
     async def handle_frame(self, frame: dict[str, Any]) -> None:
         name, payload = frames.system_request(frame)
-        if name == formats.STOP_GUILD_REQUEST and self.user.id not in await database_sync_to_async(guild_members)(self.guild):
-            raise frames.FrameError(frames.FORBIDDEN, "only the guild's members (its launcher and users who joined) may stop it")
-        payload = {**payload, "guild_id": self.guild_id, "user_id": self.user.id}
-        await runtime_loop.arun(system_request(self.guild, format_name=name, payload=payload, user_id=self.user.id))
+        if name == formats.STOP_GUILD_REQUEST:
+            try:
+                await database_sync_to_async(permissions.guild_control_check)(self.actor, self.guild,
+                                                                             doing="stopping a guild")
+            except permissions.Forbidden as exc:
+                raise frames.FrameError(frames.FORBIDDEN, str(exc)) from None
+        payload = {**payload, "guild_id": self.guild_id, "user_id": self.user_id}
+        await runtime_loop.arun(system_request(self.guild, format_name=name, payload=payload, user_id=self.user_id))
 

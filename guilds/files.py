@@ -1,7 +1,8 @@
 """Files members upload to a guild, so the `url` in a FilesWithTextFormat message resolves.
 
-Stored under MEDIA_ROOT/<guild id>/, size-limited (GUILDSITE_FILE_MAX_BYTES), listed and
-served only to the guild's members: whoever launched it and every user who joined it.
+Stored under MEDIA_ROOT/<guild id>/, size-limited (GUILDSITE_FILE_MAX_BYTES). Who may list, read,
+upload and delete them is guildsite.permissions' `guild_files_check` (the guild's members and the
+organisation's admins); the views call it before these.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
 from guilds.models import Guild, GuildFile, GuildStatus
-from guilds.selectors import guild_members
 
 
 class FileRejected(ValueError):
@@ -28,17 +28,8 @@ class FileExists(FileRejected):
     pass
 
 
-class NotAMember(PermissionError):
-    pass
-
-
 class GuildIsStopped(FileRejected):
     """A stopped guild is final: nothing there could read a new file."""
-
-
-def member_check(guild: Guild, user_id: str | None) -> None:
-    if not user_id or user_id not in guild_members(guild):
-        raise NotAMember(f"user '{user_id or ''}' is not a member of guild {guild.id}: join it first")
 
 
 def _safe_name(name: str) -> str:
@@ -61,7 +52,6 @@ def file_url(guild_id: str, name: str) -> str:
 
 
 def guild_file_upload(*, guild: Guild, user_id: str, upload: UploadedFile, metadata: dict[str, Any]) -> GuildFile:
-    member_check(guild, user_id)
     if guild.status == GuildStatus.STOPPED:
         raise GuildIsStopped(f"guild {guild.id} is stopped: it takes no new files")
     limit = settings.GUILDSITE_FILE_MAX_BYTES
@@ -86,7 +76,6 @@ def guild_file_upload(*, guild: Guild, user_id: str, upload: UploadedFile, metad
     return record
 
 
-def guild_file_delete(*, record: GuildFile, user_id: str) -> None:
-    member_check(record.guild, user_id)
+def guild_file_delete(*, record: GuildFile) -> None:
     file_path(record.guild_id, record.name).unlink(missing_ok=True)
     record.delete()

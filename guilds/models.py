@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
+from guildsite.accounts.models import Organization
 from guildsite.public_ids import new_public_id
 
 
@@ -24,8 +26,10 @@ class Guild(models.Model):
     blueprint = models.ForeignKey(
         "catalog.Blueprint", null=True, blank=True, on_delete=models.SET_NULL, related_name="guilds"
     )
-    organization_id = models.CharField(max_length=128, blank=True, default="", db_index=True)
-    user_id = models.CharField(max_length=128, blank=True, default="", db_index=True, help_text="Who launched it.")
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="guilds")
+    launched_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="launched_guilds")
     spec = models.JSONField(help_text="The guild spec as launched.")
     status = models.CharField(max_length=20, choices=GuildStatus.choices, default=GuildStatus.REQUESTED, db_index=True)
     status_detail = models.TextField(blank=True, default="", help_text="Why the guild is in ERROR or WARNING.")
@@ -40,6 +44,21 @@ class Guild(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id}, {self.status})"
+
+
+class GuildMember(models.Model):
+    """A user in a guild: its launcher, and every member of its organisation who joined over the user socket."""
+
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="guild_memberships")
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["guild", "joined_at"]
+        constraints = [models.UniqueConstraint(fields=["guild", "user"], name="one_guild_member_row_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.guild_id}"
 
 
 class AgentKind(models.TextChoices):

@@ -7,34 +7,35 @@ from collections.abc import Iterable
 from django.db.models import QuerySet
 
 from guilds.models import Guild
+from guildsite import permissions
+from guildsite.identity import Actor
 
 
-def guild_get(guild_id: str) -> Guild | None:
-    return Guild.objects.filter(pk=guild_id).first()
-
-
-async def aguild_get(guild_id: str) -> Guild | None:
-    return await Guild.objects.filter(pk=guild_id).afirst()
+def guild_for(actor: Actor, guild_id: str) -> Guild:
+    """The guild if the actor may see it; permissions.NotFound otherwise (whatever the reason)."""
+    guild = Guild.objects.select_related("launched_by").filter(pk=guild_id).first()
+    if guild is None:
+        raise permissions.NotFound(f"Guild '{guild_id}' not found.")
+    permissions.guild_read_check(actor, guild)
+    return guild
 
 
 def guild_list(
-    *, organization_id: str | None = None, user_id: str | None = None, statuses: Iterable[str] = ()
+    *, actor: Actor, organization_id: str | None = None, user_id: str | None = None, statuses: Iterable[str] = ()
 ) -> QuerySet[Guild]:
-    """Newest first, for GET /api/guilds. Spec and state stay out: a list shows who, what and how it is doing."""
-    guilds = Guild.objects.defer("spec", "state")
+    """Newest first, for GET /api/guilds: the guilds of the actor's organisations. Spec and state stay out:
+    a list shows who, what and how it is doing."""
+    guilds = permissions.guild_queryset(actor, Guild.objects.defer("spec", "state").select_related("launched_by"))
     if organization_id:
         guilds = guilds.filter(organization_id=organization_id)
     if user_id:
-        guilds = guilds.filter(user_id=user_id)
+        guilds = guilds.filter(launched_by__username=user_id)
     statuses = list(statuses)
     if statuses:
         guilds = guilds.filter(status__in=statuses)
     return guilds
 
 
-def guild_members(guild: Guild) -> set[str]:
-    """Who belongs to a guild: whoever launched it, and every user who joined it (has a proxy)."""
-    from guilds.models import AgentKind, GuildAgent
-
-    joined = GuildAgent.objects.filter(guild=guild, kind=AgentKind.HUMAN).values_list("spec", flat=True)
-    return ({guild.user_id} | {spec.get("properties", {}).get("user_id") for spec in joined}) - {None, ""}
+def guild_has_member(guild: Guild, username: str) -> bool:
+    """Has this user joined the guild (or launched it)?"""
+    return guild.members.filter(user__username=username).exists()

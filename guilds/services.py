@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import time
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from guilds.models import Guild, GuildStatus
+from guilds.models import Guild, GuildMember, GuildStatus
 from guilds.spec import GuildSpec
+from guildsite.accounts.models import Organization
 
 logger = logging.getLogger(__name__)
 
@@ -17,30 +19,39 @@ def guild_create(
     *,
     spec: GuildSpec,
     name: str,
-    user_id: str,
-    organization_id: str = "",
+    launched_by: AbstractBaseUser | None,
+    organization: Organization | None,
     description: str | None = None,
     blueprint_id: str | None = None,
     launch: bool = True,
 ) -> Guild:
-    """Store a guild with its spec (status REQUESTED) and, once committed, launch it."""
+    """Store a guild with its spec (status REQUESTED), its launcher as its first member, and once
+    committed, launch it."""
     spec = spec.model_copy(update={"name": name, **({"description": description} if description else {})})
     guild = Guild(
         name=name,
         description=spec.description,
         blueprint_id=blueprint_id,
-        organization_id=organization_id or "",
-        user_id=user_id,
+        organization=organization,
+        launched_by=launched_by,
         status=GuildStatus.REQUESTED,
     )
     spec = spec.model_copy(update={"id": guild.id})
     guild.spec = spec.model_dump(mode="json")
-    guild.save(force_insert=True)
+    with transaction.atomic():
+        guild.save(force_insert=True)
+        if launched_by is not None:
+            GuildMember.objects.create(guild=guild, user=launched_by)
     logger.info("guild created", extra={"guild_id": guild.id, "guild_name": name})
     if launch:
         guild_id = guild.id
         transaction.on_commit(lambda: guild_launch(guild_id=guild_id))
     return guild
+
+
+def guild_member_add(*, guild: Guild, user: AbstractBaseUser) -> None:
+    """A user joined (the user socket): they are a member from now on."""
+    GuildMember.objects.get_or_create(guild=guild, user=user)
 
 
 def guild_launch(*, guild_id: str) -> None:

@@ -1,9 +1,16 @@
 """The browser pages: the chat page at / (and /chat/)."""
 
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.urls import path
-from django.views.generic import TemplateView
+from django.views.decorators.csrf import ensure_csrf_cookie
 
-chat = TemplateView.as_view(template_name="chat.html")
+
+@ensure_csrf_cookie  # the page's API calls send the CSRF token with the session cookie
+def chat(request: HttpRequest) -> HttpResponse:
+    return render(request, "chat.html", {"auth_disabled": settings.AUTH_DISABLED})
+
 
 urlpatterns = [
     path("", chat, name="chat"),

@@ -12,13 +12,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from guilds.routing import websocket_urlpatterns  # noqa: E402
-from guildsite.identity import SocketIdentityMiddleware  # noqa: E402
+from guildsite.identity import SocketAuthMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # daphne serves no static files; the admin and the chat page need theirs.
         "http": ASGIStaticFilesHandler(django_http),
-        "websocket": SocketIdentityMiddleware(URLRouter(websocket_urlpatterns)),
+        "websocket": SocketAuthMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )
 

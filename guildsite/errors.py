@@ -46,11 +46,21 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _from_domain(exc: Exception) -> Exception:
+    """The permission layer's and the identity resolver's refusals as HTTP errors."""
+    from guildsite import identity, permissions
+
+    if isinstance(exc, Http404 | permissions.NotFound):
+        return exceptions.NotFound(str(exc) or "Not found.")
+    if isinstance(exc, PermissionDenied | permissions.Forbidden | identity.NamedAnother):
+        return exceptions.PermissionDenied(str(exc) or None)
+    if isinstance(exc, identity.InvalidInput):
+        return exceptions.ValidationError({exc.field: [str(exc)]})
+    return exc
+
+
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound(str(exc) or "Not found.")
-    elif isinstance(exc, PermissionDenied):
-        exc = exceptions.PermissionDenied(str(exc) or None)
+    exc = _from_domain(exc)
     response = exception_handler(exc, context)
     if response is None:
         return None

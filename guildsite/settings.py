@@ -52,6 +52,23 @@ PORT = env_int("PORT", 8880, minimum=1, maximum=65535)
 
 REDIS_URL = redis_url_checked(env_str("REDIS_URL"))
 
+# --- identity --------------------------------------------------------------
+# Development only: trust the user a request names (seed 000's flow, unchanged). README "Authentication".
+AUTH_DISABLED = env_bool("AUTH_DISABLED", DEBUG)
+if AUTH_DISABLED and not DEBUG:
+    raise ConfigurationError(
+        "AUTH_DISABLED=1 trusts whatever user a request names and is for development only; it needs DEBUG=1. "
+        "Unset AUTH_DISABLED (authentication on) to run with DEBUG off."
+    )
+GUILDSITE_JWT_SECRET = env_str("GUILDSITE_JWT_SECRET") or SECRET_KEY
+GUILDSITE_ACCESS_TOKEN_SECONDS = env_int("GUILDSITE_ACCESS_TOKEN_SECONDS", 30 * 60, minimum=30)
+GUILDSITE_REFRESH_TOKEN_SECONDS = env_int("GUILDSITE_REFRESH_TOKEN_SECONDS", 14 * 24 * 3600, minimum=60)
+# Attempts at POST /api/auth/token per minute, counted per username and per client address.
+GUILDSITE_TOKEN_RATE_PER_MINUTE = env_int("GUILDSITE_TOKEN_RATE_PER_MINUTE", 10, minimum=1)
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -64,6 +81,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "guildsite.accounts",
     "messaging",
     "catalog",
     "guilds",
@@ -75,7 +93,6 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "guildsite.identity.IdentityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -134,6 +151,14 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_ROOT = Path(env_str("GUILDSITE_FILES_DIR", str(VAR_DIR / "files")))
 GUILDSITE_FILE_MAX_BYTES = env_int("GUILDSITE_FILE_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
 
+# Throttle counters and socket counts: shared by every process when Redis is there.
+GUILDSITE_CACHE_PREFIX = env_str("GUILDSITE_CACHE_PREFIX", "guildsite")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": GUILDSITE_CACHE_PREFIX}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": GUILDSITE_CACHE_PREFIX}}
+
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -178,6 +203,8 @@ GUILDSITE_WS_RATE_BURST = env_int("GUILDSITE_WS_RATE_BURST", 100, minimum=1)
 GUILDSITE_WS_HISTORY_ON_CONNECT = env_int("GUILDSITE_WS_HISTORY_ON_CONNECT", 50, minimum=0)
 # Frames waiting for a slow client; past this the socket is closed (4429) and the client resumes.
 GUILDSITE_WS_OUTBOX_LIMIT = env_int("GUILDSITE_WS_OUTBOX_LIMIT", 10_000, minimum=10)
+# Open sockets per user (every process together); the next is closed with 1008 TOO_MANY_SOCKETS.
+GUILDSITE_WS_MAX_PER_USER = env_int("GUILDSITE_WS_MAX_PER_USER", 20, minimum=1)
 
 # --- Celery ----------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -210,10 +237,14 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
-    # Identity comes from the seed's user_id for now; auth arrives as middleware.
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "UNAUTHENTICATED_USER": None,
+    # guildsite.identity: the one resolver. Development's trusted X-User-Id comes before the session
+    # so that the seed's clients act as the user they name.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "guildsite.identity.BearerAuthentication",
+        "guildsite.identity.DevelopmentAuthentication",
+        "guildsite.identity.SessionCookieAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["guildsite.identity.SignedIn"],
     "EXCEPTION_HANDLER": "guildsite.errors.problem_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -226,6 +257,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The Authorize button's token survives a reload of the page.
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

@@ -10,7 +10,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("catalog/", include("catalog.api.urls")),
+    path("api/", include("guildsite.accounts.api.urls")),
     path("api/", include("guilds.api.urls")),
+    path("accounts/", include("guildsite.accounts.web_urls")),
     path("", include("guilds.web_urls")),
     # Keep last: unknown API routes answer in the error shape even with DEBUG on, where Django
     # would otherwise show its HTML debug page instead of handler404.

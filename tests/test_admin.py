@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from catalog.models import AgentEntry, Blueprint, Category
 from guilds.models import Guild, GuildAgent, GuildStatus
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -31,8 +32,10 @@ def admin_url(model, view: str, *args) -> str:
 @pytest.fixture
 def objects() -> dict:
     category = Category.objects.create(name="Testing")
-    blueprint = Blueprint.objects.create(name="EchoTestBlueprint", author_id="a", category=category, spec=SPEC)
-    guild = Guild.objects.create(name="G", spec=SPEC, blueprint=blueprint, organization_id="org1",
+    blueprint = factories.blueprint(author="a", org="org1", spec=SPEC)
+    blueprint.category = category
+    blueprint.save()
+    guild = Guild.objects.create(name="G", spec=SPEC, blueprint=blueprint, organization=factories.organization("org1"),
                                  status=GuildStatus.RUNNING)
     agent = GuildAgent.objects.create(guild=guild, agent_id="echo1", name="EchoAgent", class_name=ECHO, spec={})
     entry = AgentEntry.objects.create(qualified_class_name=ECHO)
@@ -40,9 +43,9 @@ def objects() -> dict:
 
 
 def blueprint_form(spec, **fields) -> dict:
-    return {"name": "B", "description": "", "version": "v1", "author_id": "me", "organization_id": "",
-            "exposure": "private", "category": "", "spec": json.dumps(spec), "tags": "[]", "intro_msg": "",
-            "icon": "", **fields}
+    return {"name": "B", "description": "", "version": "v1", "author": factories.user("me").pk,
+            "organization": factories.organization("org1").pk, "exposure": "private", "category": "",
+            "spec": json.dumps(spec), "tags": "[]", "intro_msg": "", "icon": "", **fields}
 
 
 @pytest.mark.parametrize("model", list(admin.site._registry), ids=lambda m: m._meta.label)
@@ -85,7 +88,7 @@ def test_guild_list_filters_and_search(admin_client, objects):
     url = admin_url(Guild, "changelist")
 
     assert "G" in admin_client.get(url, {"status__exact": "RUNNING"}).content.decode()
-    assert admin_client.get(url, {"organization_id": "org1"}).status_code == 200
+    assert admin_client.get(url, {"organization__id__exact": "org1"}).status_code == 200
     assert admin_client.get(url, {"q": "G"}).context["cl"].result_count == 1
     assert admin_client.get(url, {"q": "zzz"}).context["cl"].result_count == 0
 
@@ -161,8 +164,8 @@ def test_a_duplicate_category_name_is_refused(admin_client):
 
 def test_adding_a_guild_from_a_blueprint_goes_through_the_service(admin_client, objects):
     blueprint = objects[Blueprint]
-    form = {"name": "FromAdmin", "description": "", "blueprint": blueprint.pk, "organization_id": "org9",
-            "user_id": "u9", "spec": ""}
+    form = {"name": "FromAdmin", "description": "", "blueprint": blueprint.pk,
+            "organization": factories.organization("org9").pk, "launched_by": factories.user("u9").pk, "spec": ""}
 
     response = admin_client.post(admin_url(Guild, "add"), form)
 
@@ -175,7 +178,8 @@ def test_adding_a_guild_from_a_blueprint_goes_through_the_service(admin_client, 
 
 
 def test_adding_a_guild_needs_a_spec_or_a_blueprint(admin_client):
-    form = {"name": "X", "description": "", "blueprint": "", "organization_id": "", "user_id": "u", "spec": ""}
+    form = {"name": "X", "description": "", "blueprint": "", "organization": factories.organization("org9").pk,
+            "launched_by": "", "spec": ""}
 
     response = admin_client.post(admin_url(Guild, "add"), form)
 
@@ -195,7 +199,8 @@ def test_admin_actions_stop_and_relaunch_guilds_through_the_runtime(admin_client
 
     if settings.GUILDSITE_EXECUTION_ENGINE == "celery":
         request.getfixturevalue("celery_workers")  # the site's engine runs agents in workers
-    guild = guild_create(spec=validate_guild_spec(echo_spec()), name="Admin guild", user_id="u1")
+    guild = guild_create(spec=validate_guild_spec(echo_spec()), name="Admin guild", launched_by=factories.user("u1"),
+                         organization=factories.organization("org1"))
     wait_for(lambda: Guild.objects.get(pk=guild.pk).status == GuildStatus.RUNNING, what="RUNNING")
     response = admin_client.post("/admin/guilds/guild/", {"action": "relaunch_guilds", "_selected_action": [guild.pk]},
                                  follow=True)

@@ -7,9 +7,8 @@ from typing import Any
 from rest_framework import serializers
 
 from catalog.models import AgentEntry, Blueprint, Category, Exposure
-
-# Ids travel in topic names and socket URLs, where ':' and '/' carry meaning.
-ID_PATTERN = r"^[^\s:/]+$"
+from guildsite.accounts.names import USER_ID_PATTERN, USER_ID_RULE
+from guildsite.redaction import redact_spec
 
 
 class IdSerializer(serializers.Serializer):
@@ -61,14 +60,18 @@ class AgentEntryCreateSerializer(serializers.Serializer):
 
 
 class CategorySerializer(serializers.ModelSerializer):
+    organization_id = serializers.CharField(allow_null=True, read_only=True, help_text="null: site-wide.")
+
     class Meta:
         model = Category
-        fields = ["id", "name", "description"]
+        fields = ["id", "name", "description", "organization_id"]
 
 
 class CategoryCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=128)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+    organization_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None,
+                                            max_length=63, help_text="Leave out for a site-wide category (staff).")
 
 
 # --- blueprints ------------------------------------------------------------
@@ -79,6 +82,8 @@ class BlueprintInfoSerializer(serializers.ModelSerializer):
 
     category_id = serializers.CharField(allow_null=True, read_only=True)
     category_name = serializers.SerializerMethodField()
+    author_id = serializers.SerializerMethodField(help_text="The author's user id (username).")
+    organization_id = serializers.CharField(allow_null=True, read_only=True)
 
     class Meta:
         model = Blueprint
@@ -100,29 +105,41 @@ class BlueprintInfoSerializer(serializers.ModelSerializer):
     def get_category_name(self, blueprint: Blueprint) -> str | None:
         return blueprint.category.name if blueprint.category else None
 
+    def get_author_id(self, blueprint: Blueprint) -> str | None:
+        return blueprint.author.get_username() if blueprint.author else None
+
 
 class BlueprintDetailSerializer(BlueprintInfoSerializer):
-    spec = serializers.JSONField(help_text="The guild spec, exactly as it was sent.")
+    spec = serializers.SerializerMethodField(help_text='The guild spec as it was sent, its secrets shown as "***".')
+    shared_with = serializers.SerializerMethodField(help_text="Organisations a shared blueprint is shared with.")
 
     class Meta(BlueprintInfoSerializer.Meta):
-        fields = [*BlueprintInfoSerializer.Meta.fields, "spec", "tags", "intro_msg"]
+        fields = [*BlueprintInfoSerializer.Meta.fields, "spec", "tags", "intro_msg", "shared_with"]
+
+    def get_spec(self, blueprint: Blueprint) -> dict[str, Any]:
+        return redact_spec(blueprint.spec)
+
+    def get_shared_with(self, blueprint: Blueprint) -> list[str]:
+        return sorted(blueprint.shared_with.values_list("pk", flat=True))
 
 
 class BlueprintWriteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=128)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
     version = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    author_id = serializers.CharField(max_length=128)
-    organization_id = serializers.CharField(max_length=128, required=False, allow_blank=True, allow_null=True,
-                                            default="")
+    author_id = serializers.CharField(max_length=128, required=False, allow_null=True, default=None, help_text=(
+        "Development only: the author, trusted. With authentication on the author is the caller."))
+    organization_id = serializers.CharField(max_length=63, required=False, allow_blank=True, allow_null=True,
+                                            default=None, help_text="Default: your first organisation.")
     exposure = serializers.ChoiceField(choices=Exposure.choices, required=False, default=Exposure.PRIVATE)
     category_id = serializers.PrimaryKeyRelatedField(
         queryset=Category.objects.all(), source="category", required=False, allow_null=True, default=None,
         pk_field=serializers.CharField(),
     )
     spec = JSONObjectField(help_text="A guild spec: name, description, agents, properties, routes.")
-    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
-    intro_msg = serializers.CharField(required=False, allow_blank=True, default="")
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list,
+                                 max_length=100)
+    intro_msg = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
     icon = serializers.CharField(max_length=512, required=False, allow_blank=True, default="")
 
 
@@ -132,8 +149,12 @@ class BlueprintWriteSerializer(serializers.Serializer):
 class BlueprintLaunchSerializer(serializers.Serializer):
     # The guild's name is copied into its spec, whose names are at most 64 characters.
     guild_name = serializers.CharField(max_length=64)
-    user_id = serializers.RegexField(ID_PATTERN, max_length=128, error_messages={
-        "invalid": "must not contain spaces, ':' or '/' (it is part of topic names and socket URLs)."
-    })
-    org_id = serializers.CharField(max_length=128, allow_blank=True)
-    description = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    user_id = serializers.RegexField(USER_ID_PATTERN, error_messages={"invalid": f"a user id is {USER_ID_RULE}."},
+                                     help_text="The launcher: with authentication on, the caller's username.")
+    org_id = serializers.CharField(max_length=63, allow_blank=True,
+                                   help_text="The organisation to launch into; empty: your first organisation.")
+    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=10_000)
+
+
+class ShareSerializer(serializers.Serializer):
+    organization_id = serializers.CharField(max_length=63)

@@ -13,4 +13,7 @@ urlpatterns = [
     *api_path("blueprints/", views.BlueprintListCreateApi, "catalog-blueprints"),
     *api_path("blueprints/<str:blueprint_id>", views.BlueprintDetailApi, "catalog-blueprint"),
     *api_path("blueprints/<str:blueprint_id>/guilds", views.BlueprintLaunchApi, "catalog-blueprint-guilds"),
+    *api_path("blueprints/<str:blueprint_id>/share/", views.BlueprintShareApi, "catalog-blueprint-share"),
+    *api_path("blueprints/<str:blueprint_id>/share/<str:organization_id>", views.BlueprintUnshareApi,
+              "catalog-blueprint-unshare"),
 ]

@@ -12,12 +12,14 @@ from rest_framework.views import APIView
 
 from catalog import selectors, services
 from catalog.api import serializers as s
-from catalog.models import Blueprint
 from catalog.seed import SEED_BLUEPRINT_REQUEST, SEED_ECHO_AGENT
 from guilds.runtime.registry import AgentClassError
 from guilds.spec import SpecError
+from guildsite import permissions
+from guildsite.accounts.models import Organization
 from guildsite.api_common import LIST_PARAMETERS, list_response, problem_responses
 from guildsite.errors import Conflict
+from guildsite.identity import Actor, acting_organization_id, acting_user, actor_of
 
 
 class CatalogApi(APIView):
@@ -29,11 +31,18 @@ def _spec_invalid(exc: SpecError) -> exceptions.ValidationError:
     return exceptions.ValidationError(exc.errors)
 
 
-def _blueprint_or_404(blueprint_id: str) -> Blueprint:
-    blueprint = selectors.blueprint_get(blueprint_id=blueprint_id)
-    if blueprint is None:
-        raise exceptions.NotFound(f"Blueprint '{blueprint_id}' not found.")
-    return blueprint
+def _organization_or_404(organization_id: str) -> Organization:
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        raise exceptions.NotFound(f"organisation '{organization_id}' not found")
+    return organization
+
+
+def _organization_to_write(actor: Actor, user, named: str | None, *, field: str, doing: str) -> Organization:
+    """The organisation a blueprint goes to: named or the user's first, where the actor is a member."""
+    organization_id = acting_organization_id(actor, user, named, field=field)
+    permissions.require_role(actor, organization_id, "member", doing=doing)
+    return _organization_or_404(organization_id)
 
 
 # --- agents ----------------------------------------------------------------
@@ -60,6 +69,7 @@ class AgentListCreateApi(CatalogApi):
         tags=["catalog: agents"],
     )
     def post(self, request: Request) -> Response:
+        permissions.agent_register_check(actor_of(request))
         body = s.AgentEntryCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
@@ -110,9 +120,10 @@ class CategoryListCreateApi(CatalogApi):
         operation_id="createCategory",
         summary="Create a category",
         description=(
-            "Names are unique (ignoring case). Sending a name that exists with the same description "
-            "answers 200 with the existing id, so a retried request is harmless; with another "
-            "description it is a 409."
+            "Names are unique (ignoring case) within an organisation, and among site-wide categories. "
+            "Sending a name that exists there with the same description answers 200 with the existing id, "
+            "so a retried request is harmless; with another description it is a 409. Without "
+            "`organization_id` the category is site-wide, which needs site staff."
         ),
         request=s.CategoryCreateSerializer,
         responses={
@@ -132,8 +143,12 @@ class CategoryListCreateApi(CatalogApi):
     def post(self, request: Request) -> Response:
         body = s.CategoryCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        organization_id = data.pop("organization_id", None) or None
+        permissions.category_create_check(actor_of(request), organization_id)
+        organization = _organization_or_404(organization_id) if organization_id else None
         try:
-            category, created = services.category_create(**body.validated_data)
+            category, created = services.category_create(**data, organization=organization)
         except services.CategoryNameTaken as exc:
             raise Conflict(str(exc)) from None
         return Response({"id": category.id}, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
@@ -146,7 +161,7 @@ class CategoryListCreateApi(CatalogApi):
         tags=["catalog: categories"],
     )
     def get(self, request: Request) -> Response:
-        return list_response(request, selectors.category_list(), s.CategorySerializer)
+        return list_response(request, selectors.category_list(actor=actor_of(request)), s.CategorySerializer)
 
 
 class CategoryDetailApi(CatalogApi):
@@ -157,7 +172,7 @@ class CategoryDetailApi(CatalogApi):
         tags=["catalog: categories"],
     )
     def get(self, request: Request, category_id: str) -> Response:
-        category = selectors.category_get(category_id=category_id)
+        category = selectors.category_get(actor=actor_of(request), category_id=category_id)
         if category is None:
             raise exceptions.NotFound(f"Category '{category_id}' not found.")
         return Response(s.CategorySerializer(category).data)
@@ -175,15 +190,20 @@ class BlueprintListCreateApi(CatalogApi):
             "path, e.g. `spec.agents.0.name`."
         ),
         request=s.BlueprintWriteSerializer,
-        responses={201: s.IdSerializer, **problem_responses(400, 415)},
+        responses={201: s.IdSerializer, **problem_responses(400, 403, 404, 415)},
         examples=[OpenApiExample("Seed 000", request_only=True, value=SEED_BLUEPRINT_REQUEST)],
         tags=["catalog: blueprints"],
     )
     def post(self, request: Request) -> Response:
         body = s.BlueprintWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        actor = actor_of(request)
+        author = acting_user(actor, data.pop("author_id"), must_be_caller=False, field="author_id")
+        organization = _organization_to_write(actor, author, data.pop("organization_id"), field="organization_id",
+                                              doing="creating a blueprint")
         try:
-            blueprint = services.blueprint_create(**body.validated_data)
+            blueprint = services.blueprint_create(**data, author=author, organization=organization)
         except SpecError as exc:
             raise _spec_invalid(exc) from None
         return Response({"id": blueprint.id}, status=status.HTTP_201_CREATED)
@@ -204,6 +224,7 @@ class BlueprintListCreateApi(CatalogApi):
     def get(self, request: Request) -> Response:
         query = request.query_params
         blueprints = selectors.blueprint_list(
+            actor=actor_of(request),
             category_id=query.get("category_id"),
             organization_id=query.get("organization_id") or query.get("org_id"),
             author_id=query.get("author_id"),
@@ -219,14 +240,27 @@ class BlueprintDetailApi(CatalogApi):
         tags=["catalog: blueprints"],
     )
     def get(self, request: Request, blueprint_id: str) -> Response:
-        return Response(s.BlueprintDetailSerializer(_blueprint_or_404(blueprint_id)).data)
+        blueprint = selectors.blueprint_get(actor=actor_of(request), blueprint_id=blueprint_id)
+        return Response(s.BlueprintDetailSerializer(blueprint).data)
 
     def _update(self, request: Request, blueprint_id: str, *, partial: bool) -> Response:
-        blueprint = _blueprint_or_404(blueprint_id)
+        actor = actor_of(request)
+        blueprint = selectors.blueprint_get(actor=actor, blueprint_id=blueprint_id)
+        permissions.blueprint_change_check(actor, blueprint)
         body = s.BlueprintWriteSerializer(data=request.data, partial=partial)
         body.is_valid(raise_exception=True)
+        changes = dict(body.validated_data)
+        # The author changes only in development (trusted); with authentication on it stays.
+        named_author = changes.pop("author_id", None)
+        if named_author and actor.development:
+            changes["author"] = acting_user(actor, named_author, must_be_caller=False, field="author_id")
+        named_organization = changes.pop("organization_id", None)
+        if named_organization and named_organization != blueprint.organization_id:
+            changes["organization"] = _organization_to_write(
+                actor, changes.get("author") or blueprint.author or actor.user, named_organization,
+                field="organization_id", doing="moving a blueprint")
         try:
-            blueprint = services.blueprint_update(blueprint=blueprint, **body.validated_data)
+            blueprint = services.blueprint_update(blueprint=blueprint, **changes)
         except SpecError as exc:
             raise _spec_invalid(exc) from None
         return Response(s.BlueprintDetailSerializer(blueprint).data)
@@ -235,7 +269,7 @@ class BlueprintDetailApi(CatalogApi):
         operation_id="replaceBlueprint",
         summary="Replace a blueprint (fields left out return to their defaults)",
         request=s.BlueprintWriteSerializer,
-        responses={200: s.BlueprintDetailSerializer, **problem_responses(400, 404, 415)},
+        responses={200: s.BlueprintDetailSerializer, **problem_responses(400, 403, 404, 415)},
         tags=["catalog: blueprints"],
     )
     def put(self, request: Request, blueprint_id: str) -> Response:
@@ -245,7 +279,7 @@ class BlueprintDetailApi(CatalogApi):
         operation_id="updateBlueprint",
         summary="Change some fields of a blueprint",
         request=s.BlueprintWriteSerializer(partial=True),
-        responses={200: s.BlueprintDetailSerializer, **problem_responses(400, 404, 415)},
+        responses={200: s.BlueprintDetailSerializer, **problem_responses(400, 403, 404, 415)},
         tags=["catalog: blueprints"],
     )
     def patch(self, request: Request, blueprint_id: str) -> Response:
@@ -254,11 +288,49 @@ class BlueprintDetailApi(CatalogApi):
     @extend_schema(
         operation_id="deleteBlueprint",
         summary="Delete a blueprint (guilds launched from it are not touched)",
-        responses={204: None, **problem_responses(404)},
+        responses={204: None, **problem_responses(403, 404)},
         tags=["catalog: blueprints"],
     )
     def delete(self, request: Request, blueprint_id: str) -> Response:
-        services.blueprint_delete(blueprint=_blueprint_or_404(blueprint_id))
+        actor = actor_of(request)
+        blueprint = selectors.blueprint_get(actor=actor, blueprint_id=blueprint_id)
+        permissions.blueprint_change_check(actor, blueprint, doing="deleting this blueprint")
+        services.blueprint_delete(blueprint=blueprint)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BlueprintShareApi(CatalogApi):
+    @extend_schema(
+        operation_id="shareBlueprint",
+        summary="Share a blueprint with an organisation (its author or an admin of its organisation)",
+        description="Members of that organisation may then read and launch it while its exposure is `shared`.",
+        request=s.ShareSerializer,
+        responses={204: None, **problem_responses(400, 403, 404, 415)},
+        tags=["catalog: blueprints"],
+    )
+    def post(self, request: Request, blueprint_id: str) -> Response:
+        actor = actor_of(request)
+        blueprint = selectors.blueprint_get(actor=actor, blueprint_id=blueprint_id)
+        permissions.blueprint_change_check(actor, blueprint, doing="sharing this blueprint")
+        body = s.ShareSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        organization = _organization_or_404(body.validated_data["organization_id"])
+        services.blueprint_share(blueprint=blueprint, organization=organization)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BlueprintUnshareApi(CatalogApi):
+    @extend_schema(
+        operation_id="unshareBlueprint",
+        summary="Stop sharing a blueprint with an organisation",
+        responses={204: None, **problem_responses(403, 404)},
+        tags=["catalog: blueprints"],
+    )
+    def delete(self, request: Request, blueprint_id: str, organization_id: str) -> Response:
+        actor = actor_of(request)
+        blueprint = selectors.blueprint_get(actor=actor, blueprint_id=blueprint_id)
+        permissions.blueprint_change_check(actor, blueprint, doing="unsharing this blueprint")
+        services.blueprint_unshare(blueprint=blueprint, organization_id=organization_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -268,10 +340,12 @@ class BlueprintLaunchApi(CatalogApi):
         summary="Launch a guild from a blueprint",
         description=(
             "Stores the guild with the blueprint's spec (status REQUESTED) and launches it. "
-            "Follow its status on `GET /api/guilds/{id}` or the system socket."
+            "Follow its status on `GET /api/guilds/{id}` or the system socket. With authentication on, "
+            "`user_id` must be the caller's username (403 otherwise) and `org_id` an organisation where the "
+            "caller is a member (404 when the caller is not in it, 403 for a viewer)."
         ),
         request=s.BlueprintLaunchSerializer,
-        responses={201: s.IdSerializer, **problem_responses(400, 404, 409, 415)},
+        responses={201: s.IdSerializer, **problem_responses(400, 403, 404, 409, 415)},
         examples=[
             OpenApiExample(
                 "Seed 000",
@@ -287,11 +361,18 @@ class BlueprintLaunchApi(CatalogApi):
         tags=["catalog: blueprints"],
     )
     def post(self, request: Request, blueprint_id: str) -> Response:
-        blueprint = _blueprint_or_404(blueprint_id)
+        actor = actor_of(request)
+        blueprint = selectors.blueprint_get(actor=actor, blueprint_id=blueprint_id)
         body = s.BlueprintLaunchSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        data = body.validated_data
+        launcher = acting_user(actor, data["user_id"], must_be_caller=True, field="user_id")
+        organization_id = acting_organization_id(actor, launcher, data["org_id"], field="org_id")
+        permissions.blueprint_launch_check(actor, blueprint, organization_id)
         try:
-            guild = services.blueprint_launch(blueprint=blueprint, **body.validated_data)
+            guild = services.blueprint_launch(blueprint=blueprint, guild_name=data["guild_name"], launched_by=launcher,
+                                              organization=_organization_or_404(organization_id),
+                                              description=data.get("description"))
         except services.BlueprintNotLaunchable as exc:
             # The request is fine; the stored blueprint is not (an agent class went away since it was saved).
             raise Conflict(str(exc), code="blueprint_invalid") from None

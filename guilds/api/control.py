@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 from django.http import FileResponse
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -20,12 +19,14 @@ from rest_framework.views import APIView
 
 from guilds import files, services
 from guilds.api.serializers import GuildDetailSerializer
-from guilds.models import Guild, GuildFile
+from guilds.models import GuildFile
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime.guild import bus_of
-from guilds.selectors import guild_members
+from guilds.selectors import guild_for, guild_has_member
+from guildsite import permissions
 from guildsite.api_common import problem_responses
 from guildsite.errors import Conflict
+from guildsite.identity import acting_user, actor_of
 from messaging import topics as topic_names
 from messaging.errors import InvalidMessageId
 from messaging.ids import parse_id
@@ -33,31 +34,25 @@ from messaging.ids import parse_id
 HISTORY_LIMIT_MAX = 1000  # messages per history request; page on with since_id
 
 
-def _acting_user(request: Request, *, required: bool = True) -> str | None:
-    identity = getattr(request._request, "identity", None)
-    user_id = identity.id if identity else (request.data.get("user_id") if isinstance(request.data, dict) else None)
-    if required and not user_id:
-        raise exceptions.ValidationError({"user_id": ["say who is acting: an X-User-Id header or a user_id field"]})
-    return user_id
-
-
-def _require_member(guild: Guild, user_id: str | None) -> None:
-    try:
-        files.member_check(guild, user_id)
-    except files.NotAMember as exc:
-        raise exceptions.PermissionDenied(str(exc)) from None
+def _named_user(request: Request) -> str | None:
+    """The user a JSON or form body names (the seed's clients say who acts in `user_id`)."""
+    data = request.data
+    return data.get("user_id") if hasattr(data, "get") else None
 
 
 class GuildStopApi(APIView):
     @extend_schema(operation_id="stopGuild", summary="Stop the guild (final), as the system socket's stopGuildRequest",
-                   request=inline_serializer("StopGuild", {"user_id": serializers.CharField()}),
+                   description="For the guild's launcher and the admins of its organisation.",
+                   request=inline_serializer("StopGuild", {"user_id": serializers.CharField(
+                       required=False, help_text="Development only: who stops it (else the caller).")}),
                    responses={200: GuildDetailSerializer, **problem_responses(400, 403, 404, 409)}, tags=["guilds"])
     def post(self, request: Request, guild_id: str) -> Response:
-        guild = get_object_or_404(Guild, pk=guild_id)
-        user_id = _acting_user(request)
-        _require_member(guild, user_id)
+        actor = actor_of(request)
+        guild = guild_for(actor, guild_id)
+        stopper = acting_user(actor, _named_user(request), must_be_caller=True, field="user_id")
+        permissions.guild_control_check(actor, guild, doing="stopping a guild")
         try:
-            guild = services.guild_stop(guild_id=guild_id, user_id=user_id)
+            guild = services.guild_stop(guild_id=guild_id, user_id=stopper.get_username())
         except services.GuildStopped as exc:
             raise Conflict(str(exc)) from None
         return Response(GuildDetailSerializer(guild).data)
@@ -66,11 +61,13 @@ class GuildStopApi(APIView):
 class GuildRelaunchApi(APIView):
     @extend_schema(operation_id="relaunchGuild",
                    summary="Start a guild whose agents are gone (after a restart, or out of ERROR)",
+                   description="For the guild's launcher and the admins of its organisation.",
                    request=None,
                    responses={200: inline_serializer("Relaunch", {"is_relaunching": serializers.BooleanField()}),
-                              **problem_responses(404, 409)}, tags=["guilds"])
+                              **problem_responses(403, 404, 409)}, tags=["guilds"])
     def post(self, request: Request, guild_id: str) -> Response:
-        get_object_or_404(Guild, pk=guild_id)
+        actor = actor_of(request)
+        permissions.guild_control_check(actor, guild_for(actor, guild_id), doing="relaunching a guild")
         try:
             started = services.guild_relaunch(guild_id=guild_id)
         except services.GuildStopped as exc:
@@ -82,6 +79,7 @@ class UserMessagesApi(APIView):
     @extend_schema(
         operation_id="getUserMessages",
         summary="A user's message history in the guild (what their socket shows), oldest first",
+        description="A user reads their own; the guild's launcher and the admins of its organisation read anyone's.",
         parameters=[OpenApiParameter("since_id", OpenApiTypes.STR, description="Only messages after this one."),
                     OpenApiParameter("limit", OpenApiTypes.INT,
                                      description=f"At most this many (1-{HISTORY_LIMIT_MAX}, the default): the newest, "
@@ -89,11 +87,14 @@ class UserMessagesApi(APIView):
         responses={200: OpenApiTypes.OBJECT, **problem_responses(400, 403, 404)}, tags=["guilds"],
     )
     def get(self, request: Request, guild_id: str, user_id: str) -> Response:
-        guild = get_object_or_404(Guild, pk=guild_id)
-        acting = _acting_user(request)
-        if acting not in {user_id, guild.user_id}:
-            raise exceptions.PermissionDenied(f"only {user_id} (or the guild's owner) may read {user_id}'s messages")
-        if user_id not in guild_members(guild):
+        actor = actor_of(request)
+        guild = guild_for(actor, guild_id)
+        if actor.user is None and not actor.development:
+            raise exceptions.NotAuthenticated()
+        if actor.user is None:
+            raise exceptions.ValidationError({"user_id": ["say who is reading: an X-User-Id header or ?user_id="]})
+        permissions.guild_history_check(actor, guild, user_id)
+        if not guild_has_member(guild, user_id):
             raise exceptions.NotFound(f"user {user_id} has not joined guild {guild.id}")
         try:
             since = request.query_params.get("since_id")
@@ -129,11 +130,13 @@ class FileSerializer(serializers.ModelSerializer):
 class GuildFilesApi(APIView):
     parser_classes = [MultiPartParser]
 
-    @extend_schema(operation_id="listGuildFiles", summary="Files uploaded to the guild (members only)",
+    @extend_schema(operation_id="listGuildFiles",
+                   summary="Files uploaded to the guild (its members and the organisation's admins)",
                    responses={200: FileSerializer(many=True), **problem_responses(403, 404)}, tags=["files"])
     def get(self, request: Request, guild_id: str) -> Response:
-        guild = get_object_or_404(Guild, pk=guild_id)
-        self._member(guild, request)
+        actor = actor_of(request)
+        guild = guild_for(actor, guild_id)
+        permissions.guild_files_check(actor, guild)
         return Response(FileSerializer(guild.files.all(), many=True).data)
 
     @extend_schema(
@@ -145,7 +148,10 @@ class GuildFilesApi(APIView):
         responses={201: OpenApiTypes.OBJECT, **problem_responses(400, 403, 404, 409)}, tags=["files"],
     )
     def post(self, request: Request, guild_id: str) -> Response:
-        guild = get_object_or_404(Guild, pk=guild_id)
+        actor = actor_of(request)
+        guild = guild_for(actor, guild_id)
+        permissions.guild_files_check(actor, guild)
+        uploader = acting_user(actor, _named_user(request), must_be_caller=True, field="user_id")
         upload = request.FILES.get("file")
         if upload is None:
             raise exceptions.ValidationError({"file": ["attach the file as the multipart field 'file'"]})
@@ -156,10 +162,8 @@ class GuildFilesApi(APIView):
         except ValueError:
             raise exceptions.ValidationError({"file_meta": ["must be a JSON object"]}) from None
         try:
-            record = files.guild_file_upload(guild=guild, user_id=_acting_user(request), upload=upload,
+            record = files.guild_file_upload(guild=guild, user_id=uploader.get_username(), upload=upload,
                                              metadata=metadata)
-        except files.NotAMember as exc:
-            raise exceptions.PermissionDenied(str(exc)) from None
         except (files.FileExists, files.GuildIsStopped) as exc:
             raise Conflict(str(exc)) from None
         except files.FileRejected as exc:
@@ -168,18 +172,24 @@ class GuildFilesApi(APIView):
                          "content_type": record.content_type, "content_length": record.size},
                         status=status.HTTP_201_CREATED)
 
-    @staticmethod
-    def _member(guild: Guild, request: Request) -> None:
-        _require_member(guild, _acting_user(request, required=False))
+
+def _file_record(request: Request, guild_id: str, name: str) -> GuildFile:
+    actor = actor_of(request)
+    guild = guild_for(actor, guild_id)
+    permissions.guild_files_check(actor, guild)
+    record = GuildFile.objects.filter(guild=guild, name=name).first()
+    if record is None:
+        raise exceptions.NotFound(f"guild {guild_id} has no file named '{name}'")
+    return record
 
 
 class GuildFileApi(APIView):
-    @extend_schema(operation_id="getGuildFile", summary="A file's bytes, as an attachment (members only)",
+    @extend_schema(operation_id="getGuildFile",
+                   summary="A file's bytes, as an attachment (the guild's members and the organisation's admins)",
                    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **problem_responses(403, 404)},
                    tags=["files"])
     def get(self, request: Request, guild_id: str, name: str) -> FileResponse:
-        record = get_object_or_404(GuildFile, guild_id=guild_id, name=name)
-        GuildFilesApi._member(record.guild, request)
+        record = _file_record(request, guild_id, name)
         # Always an attachment, never rendered: an uploaded page must not run on the site's origin.
         response = FileResponse(files.file_path(guild_id, record.name).open("rb"), as_attachment=True,
                                 filename=record.name, content_type=record.content_type)
@@ -190,9 +200,5 @@ class GuildFileApi(APIView):
     @extend_schema(operation_id="deleteGuildFile", summary="Delete a file", responses={204: None,
                    **problem_responses(403, 404)}, tags=["files"])
     def delete(self, request: Request, guild_id: str, name: str) -> Response:
-        record = get_object_or_404(GuildFile, guild_id=guild_id, name=name)
-        try:
-            files.guild_file_delete(record=record, user_id=_acting_user(request))
-        except files.NotAMember as exc:
-            raise exceptions.PermissionDenied(str(exc)) from None
+        files.guild_file_delete(record=_file_record(request, guild_id, name))
         return Response(status=status.HTTP_204_NO_CONTENT)

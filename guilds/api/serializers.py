@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from guilds.models import Guild
+from guildsite.redaction import redact_spec
 
 _SUMMARY_FIELDS = [
     "id",
@@ -26,14 +31,23 @@ class GuildSummarySerializer(serializers.ModelSerializer):
     """A guild in a list: everything but the spec."""
 
     blueprint_id = serializers.CharField(allow_null=True, read_only=True)
+    organization_id = serializers.CharField(allow_null=True, read_only=True)
+    user_id = serializers.SerializerMethodField(help_text="Who launched it (their user id).")
 
     class Meta:
         model = Guild
         fields = _SUMMARY_FIELDS
 
+    def get_user_id(self, guild: Guild) -> str | None:
+        return guild.launched_by.get_username() if guild.launched_by else None
+
 
 class GuildDetailSerializer(GuildSummarySerializer):
-    spec = serializers.JSONField(help_text="The spec the guild runs, with its agents' ids.")
+    spec = serializers.SerializerMethodField(help_text='The spec the guild runs, with its agents\' ids; secrets as "***".')
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_spec(self, guild: Guild) -> dict[str, Any]:
+        return redact_spec(guild.spec)
 
     class Meta(GuildSummarySerializer.Meta):
         fields = [*_SUMMARY_FIELDS[:3], "spec", *_SUMMARY_FIELDS[3:]]

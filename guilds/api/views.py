@@ -13,6 +13,7 @@ from guilds import selectors
 from guilds.api import serializers as s
 from guilds.models import GuildStatus
 from guildsite.api_common import LIST_PARAMETERS, list_response, problem_responses
+from guildsite.identity import actor_of
 
 
 def parse_statuses(values: list[str]) -> list[str]:
@@ -31,7 +32,7 @@ def parse_statuses(values: list[str]) -> list[str]:
 class GuildListApi(APIView):
     @extend_schema(
         operation_id="listGuilds",
-        summary="List guilds, newest first (without their specs)",
+        summary="List the guilds of your organisations, newest first (without their specs)",
         parameters=[
             OpenApiParameter("organization_id", OpenApiTypes.STR, description="Only this organization's guilds."),
             OpenApiParameter("org_id", OpenApiTypes.STR, description="Same as organization_id."),
@@ -48,6 +49,7 @@ class GuildListApi(APIView):
     def get(self, request: Request) -> Response:
         query = request.query_params
         guilds = selectors.guild_list(
+            actor=actor_of(request),
             organization_id=query.get("organization_id") or query.get("org_id"),
             user_id=query.get("user_id"),
             statuses=parse_statuses(query.getlist("status")),
@@ -63,7 +65,4 @@ class GuildDetailApi(APIView):
         tags=["guilds"],
     )
     def get(self, request: Request, guild_id: str) -> Response:
-        guild = selectors.guild_get(guild_id)
-        if guild is None:
-            raise exceptions.NotFound(f"Guild '{guild_id}' not found.")
-        return Response(s.GuildDetailSerializer(guild).data)
+        return Response(s.GuildDetailSerializer(selectors.guild_for(actor_of(request), guild_id)).data)

@@ -8,27 +8,37 @@
   const TIMEOUTS = { HEALTH_REPORT: 10000, READY_STATUS: 15000, CONNECTION: 5000 };
   const MAX_RECONNECT_ATTEMPTS = 5;
   const BACKOFF_BASE = 1000;
-  const FINAL_CLOSE_CODES = new Set([4400, 4404, 4410]);
+  // 4401 no or expired sign-in, 4403 not allowed, 1008 too many sockets: reconnecting would not help.
+  const FINAL_CLOSE_CODES = new Set([1008, 4400, 4401, 4403, 4404, 4410]);
 
   const $ = (id) => document.getElementById(id);
   const params = new URLSearchParams(location.search);
   const wsBase = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
 
+  // With authentication on you are who you signed in as; in development, whoever you type (trusted).
+  const development = document.body.dataset.authDisabled === "1";
+  const signedIn = document.body.dataset.username || "";
   const me = {
-    id: localStorage.getItem("guildsite.userId") || `user-${Math.random().toString(36).slice(2, 8)}`,
-    name: localStorage.getItem("guildsite.userName") || "Guest",
+    id: development ? localStorage.getItem("guildsite.userId") || `user-${Math.random().toString(36).slice(2, 8)}`
+      : signedIn,
+    name: localStorage.getItem("guildsite.userName") || (development ? "Guest" : signedIn),
   };
   $("user-id").value = me.id;
   $("user-name").value = me.name;
   const remember = () => {
-    me.id = $("user-id").value.trim() || me.id;
+    if (development) me.id = $("user-id").value.trim() || me.id;
     me.name = $("user-name").value.trim() || me.name;
     localStorage.setItem("guildsite.userId", me.id);
     localStorage.setItem("guildsite.userName", me.name);
   };
+  const csrfToken = () => (document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/) || [])[1] || "";
+  // Development names the user on every call; signed in, the session cookie says who it is.
+  const asMe = (url) => development ? `${url}${url.includes("?") ? "&" : "?"}user_id=${encodeURIComponent(me.id)}` : url;
 
   async function api(method, url, body) {
-    const options = { method, headers: {} };
+    const options = { method, headers: {}, credentials: "same-origin" };
+    if (development) options.headers["X-User-Id"] = me.id;
+    if (!["GET", "HEAD"].includes(method)) options.headers["X-CSRFToken"] = csrfToken();
     if (body instanceof FormData) options.body = body;
     else if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
@@ -43,12 +53,16 @@
   // --- picking a guild -----------------------------------------------------------------
   async function loadPicker() {
     try {
-      const [blueprints, guilds] = await Promise.all([
+      const [blueprints, guilds, myself] = await Promise.all([
         api("GET", "/catalog/blueprints/"),
         api("GET", "/api/guilds?status=RUNNING,WARNING,STARTING,PENDING_LAUNCH,REQUESTED"),
+        api("GET", "/api/auth/me"),
       ]);
       fill($("blueprints"), blueprints, (b) => `${b.name} ${b.version || ""}`.trim());
       fill($("guilds"), guilds, (g) => `${g.name} (${g.status})`);
+      // Launching needs the role member; development makes you one of your own when you have none.
+      const launchable = myself.organizations.filter((o) => o.role !== "viewer");
+      fill($("organizations"), launchable, (o) => `${o.name} (${o.role})`);
     } catch (err) {
       $("pick-error").textContent = err.message;
     }
@@ -65,7 +79,8 @@
     try {
       const name = $("guild-name").value.trim() || `${$("blueprints").selectedOptions[0].text} for ${me.name}`;
       const { id } = await api("POST", `/catalog/blueprints/${blueprintId}/guilds`,
-        { guild_name: name.slice(0, 64), user_id: me.id, org_id: "", description: "Launched from the chat page" });
+        { guild_name: name.slice(0, 64), user_id: me.id, org_id: $("organizations").value,
+          description: "Launched from the chat page" });
       location.search = `?guild=${encodeURIComponent(id)}`;
     } catch (err) {
       $("pick-error").textContent = `Launch failed: ${err.message}`;
@@ -82,7 +97,7 @@
   let systemWS = null, userWS = null;
   let state = "disconnected";
   let firstReport = false, ready = false, stopped = false;
-  let reconnectAttempts = 0, lastSeenId = null, timers = [];
+  let reconnectAttempts = 0, lastSeenId = null, timers = [], refusal = "";
 
   function setState(next, text) {
     state = next;
@@ -165,6 +180,7 @@
       showStatus(message.payload.status);
       if (message.payload.status === "STOPPED") onStopped();
     } else if (message.format === ERROR) {
+      refusal = message.payload.error_message;
       $("notice").textContent = message.payload.error_message;
     }
   }
@@ -191,14 +207,14 @@
     who.textContent = message.sender ? message.sender.name || message.sender.id : "";
     li.append(who);
     if (message.format === ERROR) {
+      refusal = message.payload.error_message;
       li.classList.add("error");
       li.append(document.createTextNode(`${message.payload.error_type}: ${message.payload.error_message}`));
     } else {
       li.append(document.createTextNode(message.payload.text ?? JSON.stringify(message.payload)));
       for (const file of message.payload.files || []) {
         const link = document.createElement("a");
-        const sep = file.url.includes("?") ? "&" : "?";
-        link.href = `${file.url}${sep}user_id=${encodeURIComponent(me.id)}`;
+        link.href = asMe(file.url);
         link.textContent = ` [file: ${file.name}]`;
         link.target = "_blank";
         li.append(link);
@@ -243,7 +259,8 @@
     if (ws !== systemWS && ws !== userWS) return; // an old socket from before a reconnect
     if (FINAL_CLOSE_CODES.has(event.code)) {
       if (event.code === 4410) onStopped();
-      else setState("error", `The guild refused the connection (${event.code})`);
+      else if (event.code === 4401) setState("error", "You are not signed in (or your sign-in expired): reload and sign in.");
+      else setState("error", `The guild refused the connection (${event.code}${refusal ? `: ${refusal}` : ""})`);
       return;
     }
     if (stopped || state === "reconnecting") return;
@@ -287,7 +304,7 @@
       try {
         const form = new FormData();
         form.append("file", file);
-        const uploaded = await api("POST", `/api/guilds/${encodeURIComponent(guildId)}/files/?user_id=${encodeURIComponent(me.id)}`, form);
+        const uploaded = await api("POST", asMe(`/api/guilds/${encodeURIComponent(guildId)}/files/`), form);
         frame.format = FILES;
         frame.payload = { files: [{ name: uploaded.filename, url: uploaded.url }], text, tagged_users: [] };
       } catch (err) {

@@ -46,7 +46,7 @@ def test_list_and_detail(api, seed_category_body):
 
     assert [c["name"] for c in listed] == ["Assistants", "Testing"]
     assert detail.status_code == 200
-    assert detail.json() == {"id": category_id, **seed_category_body}
+    assert detail.json() == {"id": category_id, **seed_category_body, "organization_id": None}
 
 
 def test_without_trailing_slash_too(api, seed_category_body):

@@ -44,7 +44,7 @@ def test_a_restarted_server_relaunches_its_guilds_with_their_state():
                 {"name": "Counter", "class_name": "guilds.agents.probe.ProbeAgent"}]}})
         assert status == 201, blueprint
         status, guild = first.request("POST", f"/catalog/blueprints/{blueprint['id']}/guilds",
-                                      {"guild_name": "Counting", "user_id": "u1", "org_id": "o"})
+                                      {"guild_name": "Counting", "user_id": "u1", "org_id": "testorg456"})
         wait_running(first, guild["id"])
         assert chat(first, guild["id"], "one") == "count: 1"
         assert chat(first, guild["id"], "two") == "count: 2"

@@ -28,7 +28,7 @@ def launch(server: LiveServer, agent_class: str) -> str:
             {"name": "Agent", "class_name": agent_class}]}})
     assert status == 201, blueprint
     status, guild = server.request("POST", f"/catalog/blueprints/{blueprint['id']}/guilds",
-                                   {"guild_name": "Faults", "user_id": "u1", "org_id": "o"})
+                                   {"guild_name": "Faults", "user_id": "u1", "org_id": "testorg456"})
     deadline = time.monotonic() + 30
     while server.request("GET", f"/api/guilds/{guild['id']}")[1]["status"] != "RUNNING":
         assert time.monotonic() < deadline, server.log()

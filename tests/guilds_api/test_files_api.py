@@ -6,7 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from guilds.models import GuildStatus
-from tests.guilds_api.test_guilds_api import make_guild
+from tests.factories import guild as make_guild
 
 pytestmark = pytest.mark.django_db
 

@@ -7,24 +7,9 @@ from datetime import timedelta
 import pytest
 
 from guilds.models import Guild, GuildStatus
-from guilds.services import guild_create
-from guilds.spec import validate_guild_spec
+from tests.factories import guild as make_guild
 
 pytestmark = pytest.mark.django_db
-
-SPEC = {
-    "name": "EchoTestBlueprint",
-    "description": "Echo agent for integration testing",
-    "agents": [{"name": "EchoAgent", "class_name": "rustic_ai.core.agents.testutils.echo_agent.EchoAgent"}],
-}
-
-
-def make_guild(name: str = "G", *, org: str = "org1", user: str = "user1", status: str = GuildStatus.REQUESTED
-               ) -> Guild:
-    guild = guild_create(spec=validate_guild_spec(SPEC), name=name, user_id=user, organization_id=org, launch=False)
-    if status != GuildStatus.REQUESTED:
-        Guild.objects.filter(pk=guild.pk).update(status=status)
-    return guild
 
 
 def ids(api, query: str = "") -> set[str]:

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from guilds.models import AgentKind, GuildAgent
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime.guild import bus_of
 from messaging import topics as t
 from messaging.message import Message
-from tests.guilds_api.test_guilds_api import make_guild
+from tests.factories import guild as make_guild
+from tests.factories import joined
 
 pytestmark = pytest.mark.django_db
-
-
-def joined(guild, user_id: str) -> None:
-    GuildAgent.objects.create(guild=guild, agent_id=f"upa-{user_id}", name=user_id, kind=AgentKind.HUMAN,
-                              class_name="guilds.runtime.user_proxy.UserProxyAgent",
-                              spec={"properties": {"user_id": user_id}})
 
 
 def told(guild, user_id: str, *texts: str) -> list[Message]:

@@ -20,6 +20,7 @@ from guilds.spec import validate_guild_spec
 from messaging import topics as topic_names
 from messaging.clients import SimpleClient
 from messaging.message import AgentTag, Message
+from tests import factories
 
 ECHO = "rustic_ai.core.agents.testutils.echo_agent.EchoAgent"
 PROBE = "guilds.agents.probe.ProbeAgent"
@@ -81,8 +82,9 @@ class GuildRig:
         properties = dict(spec.get("properties") or {})
         properties.setdefault("execution_engine", self.engine.name)
         spec = {**spec, "properties": properties}
-        guild = guild_create(spec=validate_guild_spec(spec), name=spec["name"], user_id=user_id,
-                             organization_id="testorg456", launch=False)
+        launcher = factories.member("testorg456", user_id)
+        guild = guild_create(spec=validate_guild_spec(spec), name=spec["name"], launched_by=launcher,
+                             organization=launcher.organizations.get(pk="testorg456"), launch=False)
         self.guilds.append(guild)
         if launch:
             self.launch(guild)

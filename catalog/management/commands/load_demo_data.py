@@ -1,8 +1,9 @@
 """`manage.py load_demo_data`: what a newcomer needs to try the seed's flow, safe to run every time.
 
 Registers the EchoAgent under the seed's name, the "Testing" category and the seed's
-EchoTestBlueprint (on the site's default messaging and engine), makes sure an `admin`
-superuser exists whose password is kept in var/admin_password, and prints the URLs.
+EchoTestBlueprint (on the site's default messaging and engine) in the seed's organisation
+`testorg456`, makes sure an `admin` superuser exists (an admin of that organisation) whose
+password is kept in var/admin_password, and prints the URLs and how to get a token.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ from django.db import transaction
 from catalog.models import AgentEntry, Blueprint, Category
 from catalog.seed import SEED_CATEGORY, SEED_ECHO_AGENT, demo_blueprint_spec
 from catalog.services import agent_entry_register, blueprint_create, category_create
+from guildsite.accounts.models import Membership, Organization, Role
+from guildsite.accounts.services import organization_create, user_get_or_create
 
 ADMIN_USERNAME = "admin"
-DEMO_BLUEPRINT = {"name": "EchoTestBlueprint", "version": "v1", "author_id": "test_author"}
+DEMO_ORGANIZATION = "testorg456"
+DEMO_AUTHOR = "test_author"
+DEMO_BLUEPRINT = {"name": "EchoTestBlueprint", "version": "v1"}
 
 
 class Command(BaseCommand):
@@ -34,8 +39,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
         with transaction.atomic():
+            password_note, password = self._admin_login()
             blueprint = self._catalog()
-            password_note = self._admin_login()
         base = f"http://{host}:{port}"
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS("guildsite is ready:"))
@@ -43,11 +48,32 @@ class Command(BaseCommand):
         self.stdout.write(f"  API docs    {base}/api/docs/   (schema: {base}/api/schema/)")
         self.stdout.write(f"  admin       {base}/admin/   user: {ADMIN_USERNAME}  {password_note}")
         self.stdout.write(f"  demo blueprint {blueprint.name} id={blueprint.id}; launch a guild from it with")
-        self.stdout.write(
-            f"    curl -X POST {base}/catalog/blueprints/{blueprint.id}/guilds -H 'Content-Type: application/json' "
-            """-d '{"guild_name": "EchoTestGuild", "user_id": "testuser123", "org_id": "testorg456"}'"""
-        )
+        if settings.AUTH_DISABLED:
+            self.stdout.write(
+                f"    curl -X POST {base}/catalog/blueprints/{blueprint.id}/guilds -H 'Content-Type: application/json' "
+                """-d '{"guild_name": "EchoTestGuild", "user_id": "testuser123", "org_id": "testorg456"}'"""
+            )
+            self.stdout.write("  authentication is off (AUTH_DISABLED=1, development): requests act as the user they name.")
+        else:
+            self.stdout.write(
+                f"    curl -X POST {base}/catalog/blueprints/{blueprint.id}/guilds -H 'Content-Type: application/json' "
+                f"""-H "Authorization: Bearer $TOKEN" -d '{{"guild_name": "EchoTestGuild", "user_id": "{ADMIN_USERNAME}", """
+                f""""org_id": "{DEMO_ORGANIZATION}"}}'"""
+            )
+        self.stdout.write("  get a token:")
+        self.stdout.write(f"    curl -X POST {base}/api/auth/token -H 'Content-Type: application/json' "
+                          f"""-d '{{"username": "{ADMIN_USERNAME}", "password": "{password or '<password>'}"}}'""")
+        self.stdout.write(f"    (or: .venv/bin/python manage.py mint_token {ADMIN_USERNAME})")
         self.stdout.write("")
+
+    def _organization(self) -> Organization:
+        admin = get_user_model().objects.get(username=ADMIN_USERNAME)
+        organization = Organization.objects.filter(pk=DEMO_ORGANIZATION).first()
+        if organization is None:
+            organization = organization_create(name=DEMO_ORGANIZATION, creator=admin, id=DEMO_ORGANIZATION)
+            self.stdout.write(f"created organisation {DEMO_ORGANIZATION}")
+        Membership.objects.get_or_create(user=admin, organization=organization, defaults={"role": Role.ADMIN})
+        return organization
 
     def _catalog(self) -> Blueprint:
         if not AgentEntry.objects.filter(qualified_class_name=SEED_ECHO_AGENT).exists():
@@ -58,28 +84,34 @@ class Command(BaseCommand):
         if category is None:
             category, _ = category_create(**SEED_CATEGORY)
             self.stdout.write(f"created category {category.name}")
-        blueprint = Blueprint.objects.filter(**DEMO_BLUEPRINT).order_by("created_at").first()
+        organization = self._organization()
+        blueprint = Blueprint.objects.filter(**DEMO_BLUEPRINT, author__username=DEMO_AUTHOR).order_by("created_at").first()
         if blueprint is None:
+            author = user_get_or_create(DEMO_AUTHOR)  # a name, not an account anyone signs in with
+            Membership.objects.get_or_create(user=author, organization=organization, defaults={"role": Role.MEMBER})
             blueprint = blueprint_create(
                 **DEMO_BLUEPRINT,
+                author=author,
                 description="Echo agent for integration testing",
-                organization_id="testorg456",
-                exposure="private",
+                organization=organization,
+                # Anyone in the organisation may launch the demo (the seed's own blueprint is private).
+                exposure="organization",
                 category=category,
                 spec=demo_blueprint_spec(),
             )
             self.stdout.write(f"created blueprint {blueprint.name}")
         return blueprint
 
-    def _admin_login(self) -> str:
-        """Make sure `admin` can log in; never change a password that already exists."""
+    def _admin_login(self) -> tuple[str, str | None]:
+        """Make sure `admin` can log in; never change a password that already exists.
+        Returns (what to print about the password, the password when it is known)."""
         password_file = Path(settings.VAR_DIR) / "admin_password"
         stored = password_file.read_text().strip() if password_file.exists() else ""
         users = get_user_model()
         if users.objects.filter(username=ADMIN_USERNAME).exists():
             if stored:
-                return f"password: {stored}   (kept in {password_file})"
-            return "password: the one set earlier (not in var/admin_password; `manage.py changepassword admin`)"
+                return f"password: {stored}   (kept in {password_file})", stored
+            return "password: the one set earlier (not in var/admin_password; `manage.py changepassword admin`)", None
         # A kept password is reused, so a fresh database still matches the file a newcomer has seen.
         password = stored or secrets.token_urlsafe(12)
         users.objects.create_superuser(ADMIN_USERNAME, email="", password=password)
@@ -89,4 +121,4 @@ class Command(BaseCommand):
             with os.fdopen(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
                 out.write(password + "\n")
         self.stdout.write(f"created superuser {ADMIN_USERNAME}")
-        return f"password: {password}   (kept in {password_file})"
+        return f"password: {password}   (kept in {password_file})", password

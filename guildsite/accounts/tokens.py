@@ -1,0 +1,69 @@
+"""Credentials: access tokens (HS256 JWTs), refresh tokens and API keys, and how each is checked.
+
+Refresh tokens and API keys are random secrets of which only the SHA-256 is stored; a JWT is
+checked by its signature, expiry, issuer and type, with the one algorithm we issue (so a token
+claiming `alg: none` or signed with another key is refused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from django.conf import settings
+
+ALGORITHM = "HS256"
+ISSUER = "guildsite"
+ACCESS = "access"
+API_KEY_PREFIX = "gsk_"
+REFRESH_PREFIX = "gsr_"
+# A JWT has three dot-separated parts; our keys and refresh tokens have none.
+_JWT_DOTS = 2
+
+
+class CredentialError(Exception):
+    """The credential is malformed, expired, revoked or unknown; the message says which, for the client."""
+
+
+def secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def looks_like_jwt(credential: str) -> bool:
+    return credential.count(".") == _JWT_DOTS
+
+
+def new_api_key() -> tuple[str, str]:
+    """(key, visible prefix). The prefix is the start of the key, so a user can match one to its row."""
+    key = f"{API_KEY_PREFIX}{secrets.token_urlsafe(32)}"
+    return key, key[: len(API_KEY_PREFIX) + 8]
+
+
+def new_refresh_token() -> str:
+    return f"{REFRESH_PREFIX}{secrets.token_urlsafe(32)}"
+
+
+def access_token_encode(*, user_pk: int, username: str, lifetime: timedelta | None = None) -> tuple[str, int]:
+    """(token, seconds until it expires)."""
+    lifetime = lifetime or timedelta(seconds=settings.GUILDSITE_ACCESS_TOKEN_SECONDS)
+    now = datetime.now(UTC)
+    claims = {"sub": str(user_pk), "username": username, "iss": ISSUER, "typ": ACCESS, "iat": now,
+              "exp": now + lifetime, "jti": secrets.token_hex(8)}
+    return jwt.encode(claims, settings.GUILDSITE_JWT_SECRET, algorithm=ALGORITHM), int(lifetime.total_seconds())
+
+
+def access_token_decode(token: str) -> dict[str, Any]:
+    """The claims of a valid access token; CredentialError saying what is wrong otherwise."""
+    try:
+        claims = jwt.decode(token, settings.GUILDSITE_JWT_SECRET, algorithms=[ALGORITHM], issuer=ISSUER,
+                            options={"require": ["exp", "iat", "sub", "iss"]})
+    except jwt.ExpiredSignatureError:
+        raise CredentialError("the access token has expired: get a new one from /api/auth/token/refresh") from None
+    except jwt.InvalidTokenError as exc:
+        raise CredentialError(f"the access token is not valid ({exc})") from None
+    if claims.get("typ") != ACCESS or not str(claims.get("sub", "")).isdigit():
+        raise CredentialError("the token is not a guildsite access token")
+    return claims
