@@ -105,7 +105,8 @@ class GuildAdmin(OrganizationScopedAdmin):
         if obj is None:
             return []
         # A running guild's spec is what it was launched with; changing the row would not change the agents.
-        return ["blueprint", "spec_json", *self._always_read_only]
+        # Its organisation and launcher are who may see and control it: not moved from here either.
+        return ["blueprint", "organization", "launched_by", "spec_json", *self._always_read_only]
 
     @admin.display(description="spec")
     def spec_json(self, guild: Guild) -> str:

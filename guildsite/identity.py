@@ -36,7 +36,7 @@ from rest_framework.request import Request
 from guildsite.accounts import services as accounts
 from guildsite.accounts.models import ApiKey, Role, Scope
 from guildsite.accounts.names import USER_ID_RULE, is_user_id
-from guildsite.accounts.tokens import CredentialError, access_token_decode, looks_like_jwt, secret_hash
+from guildsite.accounts.tokens import CredentialError, access_token_decode, looks_like_jwt, secret_hash, stamp_matches
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +124,8 @@ def actor_from_credential(credential: str) -> Actor:
         raise CredentialError("the token's user does not exist or is disabled")
     if claims.get("username") != user.get_username():
         raise CredentialError("the token was issued to another username: sign in again")
+    if not stamp_matches(user, claims.get("pwd", "")):
+        raise CredentialError("the password changed since this token was issued: sign in again")
     return Actor(user=user, development=auth_disabled())
 
 

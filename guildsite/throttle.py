@@ -1,12 +1,28 @@
-"""Fixed-window rate limits on Django's cache (Redis when REDIS_URL is set, so every process shares them)."""
+"""Rate limits on Django's cache (Redis when REDIS_URL is set, so every process shares them).
+
+A sliding window estimated from two fixed windows: the current window's count plus the previous
+one's, weighted by how much of it still overlaps the last `period`. A burst is caught whether or
+not it straddles a window's edge, with two atomic counters per key.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 
 from django.conf import settings
 from django.core.cache import cache
+
+
+def _count(cache_key: str, period: int) -> int:
+    # add() is a no-op when the counter exists; incr() is atomic in Redis and under the local cache's lock.
+    cache.add(cache_key, 0, timeout=2 * period + 1)
+    try:
+        return cache.incr(cache_key)
+    except ValueError:  # expired between the two calls
+        cache.add(cache_key, 1, timeout=2 * period + 1)
+        return 1
 
 
 def over_limit(bucket: str, key: str, *, limit: int, period: int = 60) -> int | None:
@@ -14,17 +30,24 @@ def over_limit(bucket: str, key: str, *, limit: int, period: int = 60) -> int | 
     now = time.time()
     window = int(now // period)
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-    cache_key = f"throttle:{bucket}:{digest}:{window}"
-    # add() is a no-op when the counter exists; incr() is atomic in Redis and under the local cache's lock.
-    cache.add(cache_key, 0, timeout=period + 1)
-    try:
-        count = cache.incr(cache_key)
-    except ValueError:  # the window's key expired between the two calls
-        cache.add(cache_key, 1, timeout=period + 1)
-        count = 1
-    if count <= limit:
+    current = _count(f"throttle:{bucket}:{digest}:{window}", period)
+    previous = cache.get(f"throttle:{bucket}:{digest}:{window - 1}", 0)
+    elapsed = (now - window * period) / period
+    if current + previous * (1 - elapsed) <= limit:
         return None
-    return max(1, int((window + 1) * period - now + 0.999))
+    return _seconds_until_allowed(current, previous, elapsed, limit=limit, period=period)
+
+
+def _seconds_until_allowed(current: int, previous: int, elapsed: float, *, limit: int, period: int) -> int:
+    """When the next attempt (counting one more) fits under `limit`, if none is made meanwhile."""
+    room = limit - 1
+    if current <= room and previous > 0:
+        # Later in this window, as the previous window's weight fades.
+        wait = (1 - (room - current) / previous - elapsed) * period
+    else:
+        # In the next window, once this one's weight has faded enough.
+        wait = (1 - elapsed + max(0.0, 1 - room / current)) * period
+    return max(1, math.ceil(wait))
 
 
 def sign_in_attempt(username: str, address: str) -> int | None:

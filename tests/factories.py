@@ -91,7 +91,7 @@ def joined(made: Guild, username: str) -> None:
 
 def token(username: str, *, lifetime: timedelta | None = None) -> str:
     account = get_user_model().objects.get(username=username)
-    return access_token_encode(user_pk=account.pk, username=username, lifetime=lifetime)[0]
+    return access_token_encode(user=account, lifetime=lifetime)[0]
 
 
 def bearer(username: str) -> dict[str, str]:

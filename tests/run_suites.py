@@ -39,6 +39,8 @@ def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "GUILDSITE_EXECUTION_ENGINE"}}
     env["GUILDSITE_VAR_DIR"] = str(ROOT / "var" / "test")
     env.setdefault("DEBUG", "1")
+    # Throttle counters and socket counts in a shared Redis: this run's own.
+    env.setdefault("GUILDSITE_CACHE_PREFIX", f"guildsite-test-{os.getpid()}")
     return env
 
 

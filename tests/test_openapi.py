@@ -17,8 +17,21 @@ DOCUMENTED = {
     "/catalog/blueprints/": {"get", "post"},
     "/catalog/blueprints/{blueprint_id}": {"get", "put", "patch", "delete"},
     "/catalog/blueprints/{blueprint_id}/guilds": {"post"},
+    "/catalog/blueprints/{blueprint_id}/share/": {"post"},
+    "/catalog/blueprints/{blueprint_id}/share/{organization_id}": {"delete"},
     "/api/guilds": {"get"},
     "/api/guilds/{guild_id}": {"get"},
+    "/api/auth/token": {"post"},
+    "/api/auth/token/refresh": {"post"},
+    "/api/auth/logout": {"post"},
+    "/api/auth/me": {"get"},
+    "/api/users": {"post"},
+    "/api/organizations": {"get", "post"},
+    "/api/organizations/{organization_id}": {"get"},
+    "/api/organizations/{organization_id}/members": {"get", "post"},
+    "/api/organizations/{organization_id}/members/{username}": {"patch", "delete"},
+    "/api/organizations/{organization_id}/api-keys": {"get", "post"},
+    "/api/organizations/{organization_id}/api-keys/{key_id}": {"delete"},
 }
 
 
@@ -55,8 +68,32 @@ def test_request_bodies_are_documented(schema):
     assert {"guild_name", "user_id", "org_id"} <= set(schema["components"]["schemas"][ref]["required"])
 
 
+def test_bearer_auth_is_declared_and_required_except_to_get_a_token(schema):
+    bearer = schema["components"]["securitySchemes"]["bearerAuth"]
+    assert (bearer["type"], bearer["scheme"]) == ("http", "bearer")
+    assert {"bearerAuth": []} in schema["paths"]["/api/guilds"]["get"]["security"]
+    for path in ("/api/auth/token", "/api/auth/token/refresh", "/api/auth/logout"):
+        assert schema["paths"][path]["post"].get("security") in (None, [], [{}]), path
+
+
+def test_token_request_and_answer_are_documented(schema):
+    issue = schema["paths"]["/api/auth/token"]["post"]
+    ref = issue["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(schema["components"]["schemas"][ref]["required"]) == {"username", "password"}
+    answer = issue["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert {"access", "refresh", "expires_in"} <= set(schema["components"]["schemas"][answer]["properties"])
+    assert {"401", "429"} <= set(issue["responses"])
+
+
 def test_schema_and_docs_are_served(client):
     assert client.get("/api/schema/").status_code == 200
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     assert b"swagger" in docs.content.lower()
+
+
+def test_schema_and_docs_are_public_with_authentication_on(client, settings):
+    settings.AUTH_DISABLED = False
+    assert client.get("/api/schema/").status_code == 200
+    assert client.get("/api/docs/").status_code == 200
+    assert client.get("/api/guilds").status_code == 401

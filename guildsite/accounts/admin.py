@@ -58,7 +58,9 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         scope = admin_scope(request)
         if scope is not None and db_field.related_model is Organization:
+            # Only their organisations, and one is required: a row without one would leave their scope.
             kwargs["queryset"] = Organization.objects.filter(pk__in=scope)
+            kwargs["required"] = True
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_module_permission(self, request: HttpRequest) -> bool:

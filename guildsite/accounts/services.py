@@ -51,6 +51,10 @@ class LastAdmin(AccountError):
     """An organisation keeps at least one admin."""
 
 
+class ScopeAboveRole(AccountError):
+    """A key may not do more than its creator: a viewer's keys only read."""
+
+
 class InvalidPassword(AccountError):
     def __init__(self, messages: list[str]) -> None:
         super().__init__(" ".join(messages))
@@ -198,6 +202,11 @@ def api_key_create(*, organization: Organization, created_by: AbstractBaseUser, 
         raise AccountError(f"scopes must be a non-empty list of {', '.join(Scope.values)}")
     if expires_at is not None and expires_at <= timezone.now():
         raise AccountError("expires_at is in the past")
+    role = Membership.objects.filter(user=created_by, organization=organization).values_list("role", flat=True).first()
+    if role is None:
+        raise ScopeAboveRole(f"{created_by.get_username()} is not in {organization.pk}")
+    if Scope.WRITE in scopes and role == Role.VIEWER:
+        raise ScopeAboveRole("a viewer's keys can only read: ask for scopes ['read']")
     raw, prefix = tokens.new_api_key()
     key = ApiKey.objects.create(organization=organization, created_by=created_by, name=name.strip() or prefix,
                                 prefix=prefix, key_hash=tokens.secret_hash(raw), scopes=sorted(set(scopes)),
@@ -217,9 +226,10 @@ def api_key_revoke(*, key: ApiKey) -> None:
 
 def token_pair_issue(*, user: AbstractBaseUser) -> dict[str, object]:
     """`{"access", "refresh", "expires_in"}` for a user who proved who they are."""
-    access, expires_in = tokens.access_token_encode(user_pk=user.pk, username=user.get_username())
+    access, expires_in = tokens.access_token_encode(user=user)
     refresh = tokens.new_refresh_token()
     RefreshToken.objects.create(user=user, token_hash=tokens.secret_hash(refresh),
+                                password_stamp=tokens.password_stamp(user),
                                 expires_at=timezone.now() + timedelta(seconds=settings.GUILDSITE_REFRESH_TOKEN_SECONDS))
     return {"access": access, "refresh": refresh, "expires_in": expires_in}
 
@@ -235,12 +245,14 @@ def _live_refresh(refresh: str) -> RefreshToken:
         raise tokens.CredentialError("the refresh token has expired: sign in again")
     if not record.user.is_active:
         raise tokens.CredentialError("the account is disabled")
+    if not tokens.stamp_matches(record.user, record.password_stamp):
+        raise tokens.CredentialError("the password changed since this sign-in: sign in again")
     return record
 
 
 def access_token_refresh(*, refresh: str) -> dict[str, object]:
     record = _live_refresh(refresh)
-    access, expires_in = tokens.access_token_encode(user_pk=record.user.pk, username=record.user.get_username())
+    access, expires_in = tokens.access_token_encode(user=record.user)
     return {"access": access, "expires_in": expires_in}
 
 

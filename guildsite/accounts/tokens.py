@@ -8,12 +8,16 @@ claiming `alg: none` or signed with another key is refused).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
 
 ALGORITHM = "HS256"
 ISSUER = "guildsite"
@@ -46,13 +50,27 @@ def new_refresh_token() -> str:
     return f"{REFRESH_PREFIX}{secrets.token_urlsafe(32)}"
 
 
-def access_token_encode(*, user_pk: int, username: str, lifetime: timedelta | None = None) -> tuple[str, int]:
+def password_stamp(user: AbstractBaseUser) -> str:
+    """Changes when the user's password does (an HMAC of its hash, as Django's sessions use): tokens
+    issued under an old password stop working."""
+    return user.get_session_auth_hash()[:32]
+
+
+def stamp_matches(user: AbstractBaseUser, stamp: str) -> bool:
+    return hmac.compare_digest(password_stamp(user), stamp or "")
+
+
+def access_token_encode(*, user: AbstractBaseUser, lifetime: timedelta | None = None) -> tuple[str, int]:
     """(token, seconds until it expires)."""
-    lifetime = lifetime or timedelta(seconds=settings.GUILDSITE_ACCESS_TOKEN_SECONDS)
+    lifetime = settings_lifetime() if lifetime is None else lifetime
     now = datetime.now(UTC)
-    claims = {"sub": str(user_pk), "username": username, "iss": ISSUER, "typ": ACCESS, "iat": now,
-              "exp": now + lifetime, "jti": secrets.token_hex(8)}
+    claims = {"sub": str(user.pk), "username": user.get_username(), "iss": ISSUER, "typ": ACCESS, "iat": now,
+              "exp": now + lifetime, "jti": secrets.token_hex(8), "pwd": password_stamp(user)}
     return jwt.encode(claims, settings.GUILDSITE_JWT_SECRET, algorithm=ALGORITHM), int(lifetime.total_seconds())
+
+
+def settings_lifetime() -> timedelta:
+    return timedelta(seconds=settings.GUILDSITE_ACCESS_TOKEN_SECONDS)
 
 
 def access_token_decode(token: str) -> dict[str, Any]:

@@ -90,3 +90,85 @@ def test_launch_chat_reload_and_stop_in_the_browser(server, browser):
     expect(page.locator("#connection")).to_have_text("stopped")
     expect(page.locator("#text")).to_be_disabled()
     page.screenshot(path=str(ARTIFACTS / "chat-stopped.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def authenticated_server():
+    """Authentication on: alice (a member of acme, with a password) and acme's echo blueprint."""
+    server = LiveServer(env={"AUTH_DISABLED": "0", "GUILDSITE_HEARTBEAT_INTERVAL": "0.5", **service_env()})
+    server.migrate()
+    server.manage("create_user", "alice", "--password-stdin", stdin="alice-password-1\n")
+    server.manage("create_user", "boss", "--password-stdin", stdin="boss-password-1\n")
+    server.manage("create_organization", "Acme", "--id", "acme", "--admin", "boss")
+    server.manage("add_member", "acme", "alice", "--role", "member")
+    token = server.manage("mint_token", "boss").strip()
+    server.start()
+    status, body = server.request("POST", "/catalog/blueprints/", {
+        "name": "EchoTestBlueprint", "version": "v1", "organization_id": "acme", "exposure": "organization",
+        "spec": {"name": "EchoTestBlueprint", "agents": [
+            {"name": "EchoAgent", "class_name": "rustic_ai.core.agents.testutils.echo_agent.EchoAgent",
+             "additional_topics": ["echo_topic"], "listen_to_default_topic": False}]}},
+        headers={"Authorization": f"Bearer {token}"})
+    assert status == 201, body
+    server.boss_token = token
+    yield server
+    server.stop()
+
+
+def test_signed_in_chat_launches_into_the_users_organisation(authenticated_server, browser):
+    from playwright.sync_api import expect
+
+    server = authenticated_server
+    page = browser.new_page()
+    page.goto(server.base + "/")
+    expect(page.locator("#sign-in")).to_be_visible()
+    expect(page.locator("#pick")).to_have_count(0)
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "not her password")
+    page.click("#sign-in button[type=submit]")
+    expect(page.locator("#sign-in .error")).to_contain_text("did not match")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "alice-password-1")
+    page.click("#sign-in button[type=submit]")
+
+    expect(page.locator("#signed-in")).to_contain_text("Signed in as alice")
+    expect(page.locator("#user-id")).to_have_value("alice")
+    expect(page.locator("#organizations option")).to_have_text(["Acme (member)"])
+    page.fill("#user-name", "Alice A.")
+    page.click("#launch")
+    expect(page.locator("#connection")).to_have_text("ready", timeout=15000)
+    expect(page.locator("#participants")).to_contain_text("Alice A. (human)")
+    page.fill("#text", "Hello Echo!")
+    page.click("#send")
+    expect(page.locator("#log")).to_contain_text("Echo: Hello Echo!")
+
+    guild_id = page.evaluate("new URLSearchParams(location.search).get('guild')")
+    status, guild = server.request("GET", f"/api/guilds/{guild_id}", headers={"Authorization": f"Bearer {server.boss_token}"})
+    assert status == 200
+    assert (guild["organization_id"], guild["user_id"]) == ("acme", "alice")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-signed-in.png"), full_page=True)
+
+    page.click("#sign-out button")
+    expect(page.locator("#sign-in")).to_be_visible()
+    # Signed out, the page's socket would be refused with 4401: the site no longer knows who this is.
+    status, _ = server.request("GET", "/api/guilds")
+    assert status == 401
+
+
+def test_the_api_docs_authorize_button_makes_calls_as_the_token_holder(authenticated_server, browser):
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.goto(authenticated_server.base + "/api/docs/")
+    page.click("button.authorize")
+    page.locator(".auth-container", has_text="bearerAuth").locator("input").fill(authenticated_server.boss_token)
+    page.locator(".auth-container", has_text="bearerAuth").locator("button.authorize").click()
+    page.click("button.btn-done")
+    operation = page.locator("#operations-auth-me")
+    operation.locator(".opblock-summary").click()
+    operation.locator("button.try-out__btn").click()
+    operation.locator("button.execute").click()
+    expect(operation.locator(".live-responses-table tbody .response-col_status").first).to_have_text("200",
+                                                                                                 timeout=10000)
+    expect(operation.locator(".live-responses-table tbody pre").first).to_contain_text('"username": "boss"')

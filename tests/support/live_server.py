@@ -28,7 +28,9 @@ class LiveServer:
         self.port = free_port()
         self.var_dir = var_dir or tempfile.mkdtemp(prefix="guildsite-live-")
         self.env = {**os.environ, "GUILDSITE_VAR_DIR": self.var_dir, "DEBUG": "1", "PORT": str(self.port),
-                    "PYTHONUNBUFFERED": "1", "GUILDSITE_CELERY_QUEUE": f"guildsite-live-{self.port}", **(env or {})}
+                    "PYTHONUNBUFFERED": "1", "GUILDSITE_CELERY_QUEUE": f"guildsite-live-{self.port}",
+                    # Throttle counters and socket counts of this server only, where servers share a Redis.
+                    "GUILDSITE_CACHE_PREFIX": f"guildsite-live-{self.port}", **(env or {})}
         self.process: subprocess.Popen | None = None
         self.log_path = Path(self.var_dir) / "server.log"
         self.workers = None
@@ -53,6 +55,12 @@ class LiveServer:
                 subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=self.env, check=True,
                                stdout=subprocess.DEVNULL)
 
+    def manage(self, *args: str, stdin: str | None = None) -> str:
+        """Run a management command against the server's database; its standard output."""
+        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True, text=True,
+                              input=stdin, capture_output=True)
+        return done.stdout
+
     def start(self, timeout: float = 30) -> LiveServer:
         if self.workers is not None and not self.workers.processes:
             self.workers.start()
@@ -66,7 +74,7 @@ class LiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                with urllib.request.urlopen(f"{self.base}/api/guilds", timeout=1):
+                with urllib.request.urlopen(f"{self.base}/api/schema/", timeout=1):
                     return self
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.1)

@@ -29,8 +29,8 @@ class Command(BaseCommand):
         account = get_user_model().objects.filter(username=user).first()
         if found is None or account is None:
             raise CommandError(f"no organisation '{organization}'" if found is None else f"no user '{user}'")
-        if not found.memberships.filter(user=account).exists():
-            raise CommandError(f"{user} is not in {organization}")
+        if expires_in_days is not None and expires_in_days < 1:
+            raise CommandError("--expires-in-days must be at least 1 (leave it out for a key that does not expire)")
         expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
         try:
             _, key = services.api_key_create(organization=found, created_by=account, name=name,

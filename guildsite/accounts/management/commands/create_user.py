@@ -13,6 +13,7 @@ from guildsite.accounts import services
 
 class Command(BaseCommand):
     help = "Create a user. The password comes from --password-stdin, or is asked for."
+    stealth_options = ("stdin",)  # call_command(..., stdin=...) as Django's createsuperuser takes it
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
@@ -21,7 +22,8 @@ class Command(BaseCommand):
         parser.add_argument("--password-stdin", action="store_true", help="Read the password from standard input.")
 
     def handle(self, *args: Any, username: str, email: str, staff: bool, password_stdin: bool, **options: Any) -> None:
-        password = sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass(f"Password for {username}: ")
+        stdin = options.get("stdin") or sys.stdin
+        password = stdin.readline().rstrip("\n") if password_stdin else getpass.getpass(f"Password for {username}: ")
         try:
             user = services.user_create(username=username, password=password, email=email, is_staff=staff)
         except services.AccountError as exc:

@@ -19,10 +19,12 @@ class Command(BaseCommand):
         parser.add_argument("--minutes", type=int, default=30, help="How long the token lasts (default 30).")
 
     def handle(self, *args: Any, usernames: list[str], minutes: int, **options: Any) -> None:
+        if minutes < 1:
+            raise CommandError("--minutes must be at least 1")
         users = {u.get_username(): u for u in get_user_model().objects.filter(username__in=usernames, is_active=True)}
         missing = [name for name in usernames if name not in users]
         if missing:
             raise CommandError(f"no active user named {', '.join(missing)}")
         for name in usernames:
-            token, _ = access_token_encode(user_pk=users[name].pk, username=name, lifetime=timedelta(minutes=minutes))
+            token, _ = access_token_encode(user=users[name], lifetime=timedelta(minutes=minutes))
             self.stdout.write(token)

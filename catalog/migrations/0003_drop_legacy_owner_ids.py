@@ -8,7 +8,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("catalog", "0003_owners_from_legacy_ids"),
+        ("catalog", "0002_owners_as_rows"),
+        ("guilds", "0004_owners_from_legacy_ids"),
     ]
 
     operations = [

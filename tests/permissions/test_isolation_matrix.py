@@ -1,0 +1,456 @@
+"""The isolation matrix of issue 11: every actor against every edge, with the exact outcome.
+
+TABLE is the one table: a row per operation, a column per actor; MATRIX flattens it (plus a few
+development-mode cells) into (actor, operation, expected) rows that drive three parametrised tests:
+REST cells (no running guild), control cells (stop and relaunch act on the runtime, so their
+database is committed) and socket cells (a guild running on each engine of the `rig`).
+
+Expected: an HTTP status or a socket close code; for lists, the names the actor sees; for an
+accepted socket, what the user then notices (OPEN: the first health report, ECHO: the echo of a
+chat message, STOPPED: the guild stops, KEEPS_RUNNING: a FORBIDDEN error frame and the guild
+still answers, JOINED: after chatting, a member of the guild: its files and their own history
+(with the echo) are theirs to read over REST). Every cell builds its own world, so a cell that stops a guild affects no other.
+Later issues add rows here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from catalog.models import Blueprint
+from guilds.engines import engine_named
+from guilds.models import Guild, GuildFile, GuildStatus
+from guilds.services import guild_stop
+from tests import factories
+from tests.permissions.conftest import ACTORS, ERROR, FILE_BYTES, FILE_NAME, ORG_A, ORG_B, ORG_C, REPORT, Socket, Who
+
+OPEN, ECHO, STOPPED, KEEPS_RUNNING, JOINED = "open", "echo", "stopped", "keeps running", "joined"
+
+
+def sees(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+A_ALL = sees("A-private", "A-org", "A-shared", "A-public")
+A_READ = sees("A-org", "A-shared", "A-public")
+B_ADMIN_READ = sees("A-shared", "A-public", "B-private", "B-org")
+B_READ = sees("A-shared", "A-public", "B-org")  # the key acts as b-admin capped to member: no B-private
+EVERY_BLUEPRINT = A_ALL | sees("B-private", "B-org")
+GUILD_A, GUILD_B = sees("guild-a"), sees("guild-b")
+
+COLUMNS = ("A-admin", "A-launcher", "A-member", "A-viewer", "B-admin", "B-member", "B-key", "anonymous")
+
+TABLE: list[tuple[Any, ...]] = [
+    # operation                      A-admin  A-launcher A-member A-viewer B-admin  B-member B-key    anonymous
+    ("blueprint-list",               A_ALL,   A_ALL,     A_READ,  A_READ,  B_ADMIN_READ, B_READ, B_READ, 401),
+    ("blueprint-detail-private",     200,     200,       404,     404,     404,     404,     404,     401),
+    ("blueprint-detail-org",         200,     200,       200,     200,     404,     404,     404,     401),
+    ("blueprint-detail-shared",      200,     200,       200,     200,     200,     200,     200,     401),
+    ("blueprint-detail-public",      200,     200,       200,     200,     200,     200,     200,     401),
+    ("blueprint-create-in-org-a",    201,     201,       201,     403,     404,     404,     404,     401),
+    ("blueprint-create-at-home",     201,     201,       201,     403,     201,     201,     201,     401),
+    ("blueprint-update-org",         200,     200,       403,     403,     404,     404,     404,     401),
+    ("blueprint-update-shared",      200,     200,       403,     403,     403,     403,     403,     401),
+    ("blueprint-share-org",          204,     204,       403,     403,     404,     404,     404,     401),
+    ("blueprint-unshare-shared",     204,     204,       403,     403,     403,     403,     403,     401),
+    ("launch-private",               201,     201,       404,     404,     404,     404,     404,     401),
+    ("launch-org",                   201,     201,       201,     403,     404,     404,     404,     401),
+    ("launch-shared",                201,     201,       201,     403,     201,     201,     201,     401),
+    ("launch-public",                201,     201,       201,     403,     201,     201,     201,     401),
+    ("launch-as-another-user",       403,     403,       403,     403,     403,     403,     403,     401),
+    ("launch-into-another-org",      404,     404,       404,     404,     404,     404,     404,     401),
+    ("guild-list",                   GUILD_A, GUILD_A,   GUILD_A, GUILD_A, GUILD_B, GUILD_B, GUILD_B, 401),
+    ("guild-detail",                 200,     200,       200,     200,     404,     404,     404,     401),
+    ("stop",                         200,     200,       403,     403,     404,     404,     404,     401),
+    ("relaunch",                     200,     200,       403,     403,     404,     404,     404,     401),
+    ("history-of-launcher",          200,     200,       403,     403,     404,     404,     404,     401),
+    ("history-of-one-never-joined",  404,     404,       404,     403,     404,     404,     404,     401),
+    ("files-list",                   200,     200,       403,     403,     404,     404,     404,     401),
+    ("files-download",               200,     200,       403,     403,     404,     404,     404,     401),
+    ("files-upload",                 201,     201,       403,     403,     404,     404,     404,     401),
+    ("syscomms",                     OPEN,    OPEN,      OPEN,    OPEN,    4404,    4404,    4404,    4401),
+    ("usercomms-chat",               ECHO,    ECHO,      ECHO,    4403,    4404,    4404,    4404,    4401),
+    ("chat-then-history-and-files",  JOINED,  JOINED,    JOINED,  4403,    4404,    4404,    4404,    4401),
+    ("stop-request",                 STOPPED, STOPPED,   KEEPS_RUNNING, KEEPS_RUNNING, 4404, 4404, 4404, 4401),
+    ("syscomms-as-another-user",     4403,    4403,      4403,    4403,    4404,    4404,    4404,    4401),
+    ("syscomms-bad-user-id",         4400,    4400,      4400,    4400,    4400,    4400,    4400,    4401),
+    ("syscomms-stopped-guild",       4410,    4410,      4410,    4410,    4404,    4404,    4404,    4401),
+]
+
+# An org-B key with the read scope acts as a viewer there.
+READ_KEY = [
+    ("B-read-key", "blueprint-list", B_READ),
+    ("B-read-key", "blueprint-create-at-home", 403),
+    ("B-read-key", "launch-public", 403),
+    ("B-read-key", "launch-shared", 403),
+    ("B-read-key", "guild-list", GUILD_B),
+    ("B-read-key", "guild-detail", 404),
+    ("B-read-key", "syscomms", 4404),
+]
+
+# Development (AUTH_DISABLED=1) keeps the seed's open catalog; guild rules (files, history, stop) still hold.
+DEVELOPMENT = [
+    ("dev-named", "blueprint-list", EVERY_BLUEPRINT),
+    ("dev-named", "blueprint-detail-private", 200),
+    ("dev-named", "blueprint-update-org", 200),
+    ("dev-named", "launch-private", 201),
+    ("dev-named", "guild-detail", 200),
+    ("dev-named", "history-of-launcher", 403),
+    ("dev-named", "files-list", 403),
+    ("dev-named", "stop", 403),
+    ("dev-named", "syscomms", OPEN),
+    ("dev-named", "usercomms-chat", ECHO),
+    ("dev-named", "chat-then-history-and-files", JOINED),  # not in the organisation, but joined: its files
+    ("dev-named", "stop-request", KEEPS_RUNNING),
+    ("dev-unnamed", "blueprint-list", EVERY_BLUEPRINT),
+    ("dev-unnamed", "blueprint-detail-private", 200),
+    ("dev-unnamed", "guild-list", GUILD_A | GUILD_B),
+    ("dev-unnamed", "files-list", 200),
+]
+
+
+@dataclass(frozen=True)
+class Cell:
+    actor: str
+    operation: str
+    expected: Any
+
+    @property
+    def id(self) -> str:
+        return f"{self.operation}/{self.actor}"
+
+
+MATRIX: list[Cell] = [
+    *(Cell(actor, row[0], expected) for row in TABLE for actor, expected in zip(COLUMNS, row[1:], strict=True)),
+    *(Cell(*row) for row in READ_KEY + DEVELOPMENT),
+]
+
+PROBLEM_CODES = {400: "invalid", 401: "not_authenticated", 403: "permission_denied", 404: "not_found"}
+
+
+def granted(response, expected: Any, problem) -> bool:
+    """True when the cell expects success (checked here); else checks the refusal's error body."""
+    wanted = 200 if isinstance(expected, frozenset) else expected
+    if wanted >= 400:
+        problem(response, wanted, PROBLEM_CODES[wanted])
+        return False
+    assert response.status_code == wanted, response.content
+    return True
+
+
+# --- REST operations: (api, world, who, expected, problem) -> None --------------------------
+
+
+def blueprint_list(api, w, who, expected, problem):
+    response = api.get("/catalog/blueprints/", **w.headers(who))
+    if granted(response, expected, problem):
+        assert {b["name"] for b in response.json()} == expected
+
+
+def blueprint_detail(name: str):
+    def run(api, w, who, expected, problem):
+        blueprint = w.blueprints[name]
+        response = api.get(f"/catalog/blueprints/{blueprint.id}", **w.headers(who))
+        if granted(response, expected, problem):
+            assert response.json()["id"] == blueprint.id
+            assert response.json()["name"] == name
+    return run
+
+
+def blueprint_create(organization: str | None):
+    def run(api, w, who, expected, problem):
+        into = organization or who.home
+        body = {"name": "Fresh", "organization_id": into, "exposure": "organization", "spec": factories.ECHO_SPEC}
+        response = api.post("/catalog/blueprints/", body, **w.headers(who))
+        if granted(response, expected, problem):
+            made = Blueprint.objects.get(pk=response.json()["id"])
+            assert (made.organization_id, made.author.username) == (into, who.username)
+        else:
+            assert not Blueprint.objects.filter(name="Fresh").exists()
+    return run
+
+
+def blueprint_update(name: str):
+    def run(api, w, who, expected, problem):
+        blueprint = w.blueprints[name]
+        response = api.patch(f"/catalog/blueprints/{blueprint.id}", {"name": "Renamed"}, **w.headers(who))
+        if granted(response, expected, problem):
+            assert response.json()["name"] == "Renamed"
+        blueprint.refresh_from_db()
+        assert blueprint.name == ("Renamed" if expected == 200 else name)
+    return run
+
+
+def blueprint_share(api, w, who, expected, problem):
+    blueprint = w.blueprints["A-org"]
+    response = api.post(f"/catalog/blueprints/{blueprint.id}/share/", {"organization_id": ORG_C}, **w.headers(who))
+    granted(response, expected, problem)
+    shared = set(blueprint.shared_with.values_list("pk", flat=True))
+    assert shared == ({ORG_C} if expected == 204 else set())
+
+
+def blueprint_unshare(api, w, who, expected, problem):
+    blueprint = w.blueprints["A-shared"]
+    response = api.delete(f"/catalog/blueprints/{blueprint.id}/share/{ORG_B}", **w.headers(who))
+    granted(response, expected, problem)
+    shared = set(blueprint.shared_with.values_list("pk", flat=True))
+    assert shared == (set() if expected == 204 else {ORG_B})
+
+
+def launch(name: str, *, as_user: str | None = None, into_other: bool = False):
+    def run(api, w, who, expected, problem):
+        blueprint = w.blueprints[name]
+        organization = (ORG_B if who.home == ORG_A else ORG_A) if into_other else who.home
+        body = {"guild_name": "launched", "user_id": as_user or who.acting_name, "org_id": organization}
+        response = api.post(f"/catalog/blueprints/{blueprint.id}/guilds", body, **w.headers(who))
+        if granted(response, expected, problem):
+            guild = Guild.objects.get(pk=response.json()["id"])
+            assert (guild.organization_id, guild.launched_by.username, guild.blueprint_id) == (
+                organization, who.username, blueprint.id)
+        else:
+            assert not Guild.objects.filter(name="launched").exists()
+    return run
+
+
+def guild_list(api, w, who, expected, problem):
+    response = api.get("/api/guilds", **w.headers(who))
+    if granted(response, expected, problem):
+        assert {g["name"] for g in response.json()} == expected
+
+
+def guild_detail(api, w, who, expected, problem):
+    response = api.get(f"/api/guilds/{w.guild.id}", **w.headers(who))
+    if granted(response, expected, problem):
+        assert (response.json()["id"], response.json()["status"]) == (w.guild.id, GuildStatus.RUNNING)
+
+
+def history(username: str):
+    def run(api, w, who, expected, problem):
+        response = api.get(f"/api/guilds/{w.guild.id}/{username}/messages", **w.headers(who))
+        if granted(response, expected, problem):
+            assert response.json() == []  # nothing was said: the guild never ran
+    return run
+
+
+def files_list(api, w, who, expected, problem):
+    response = api.get(f"/api/guilds/{w.guild.id}/files/", **w.headers(who))
+    if granted(response, expected, problem):
+        assert [f["name"] for f in response.json()] == [FILE_NAME]
+
+
+def files_download(api, w, who, expected, problem):
+    response = api.get(f"/api/guilds/{w.guild.id}/files/{FILE_NAME}", **w.headers(who))
+    if granted(response, expected, problem):
+        assert b"".join(response.streaming_content) == FILE_BYTES
+
+
+def files_upload(api, w, who, expected, problem):
+    upload = SimpleUploadedFile("upload.txt", b"from a cell", content_type="text/plain")
+    response = api.post(f"/api/guilds/{w.guild.id}/files/", {"file": upload}, format="multipart", **w.headers(who))
+    if granted(response, expected, problem):
+        assert GuildFile.objects.get(guild=w.guild, name="upload.txt").uploaded_by == who.username
+    else:
+        assert not GuildFile.objects.filter(name="upload.txt").exists()
+
+
+REST = {
+    "blueprint-list": blueprint_list,
+    "blueprint-detail-private": blueprint_detail("A-private"),
+    "blueprint-detail-org": blueprint_detail("A-org"),
+    "blueprint-detail-shared": blueprint_detail("A-shared"),
+    "blueprint-detail-public": blueprint_detail("A-public"),
+    "blueprint-create-in-org-a": blueprint_create(ORG_A),
+    "blueprint-create-at-home": blueprint_create(None),
+    "blueprint-update-org": blueprint_update("A-org"),
+    "blueprint-update-shared": blueprint_update("A-shared"),
+    "blueprint-share-org": blueprint_share,
+    "blueprint-unshare-shared": blueprint_unshare,
+    "launch-private": launch("A-private"),
+    "launch-org": launch("A-org"),
+    "launch-shared": launch("A-shared"),
+    "launch-public": launch("A-public"),
+    "launch-as-another-user": launch("A-public", as_user="someone-else"),
+    "launch-into-another-org": launch("A-public", into_other=True),
+    "guild-list": guild_list,
+    "guild-detail": guild_detail,
+    "history-of-launcher": history("launcher"),
+    "history-of-one-never-joined": history("a-member"),
+    "files-list": files_list,
+    "files-download": files_download,
+    "files-upload": files_upload,
+}
+
+
+# --- control: stop and relaunch reach the runtime (its own database threads) ---------------------
+
+
+def stop(api, w, who, expected, problem, launched):
+    response = api.post(f"/api/guilds/{w.guild.id}/stop", {}, **w.headers(who))
+    if granted(response, expected, problem):
+        assert response.json()["status"] == GuildStatus.STOPPED
+    w.guild.refresh_from_db()
+    assert w.guild.status == (GuildStatus.STOPPED if expected == 200 else GuildStatus.RUNNING)
+
+
+def relaunch(api, w, who, expected, problem, launched):
+    launched.append(w.guild.id)
+    response = api.post(f"/api/guilds/{w.guild.id}/relaunch", **w.headers(who))
+    if granted(response, expected, problem):
+        assert response.json() == {"is_relaunching": True}  # nothing ran it: it starts now
+    assert engine_named("inprocess").is_guild_running(w.guild.id) is (expected == 200)
+
+
+CONTROL = {"stop": stop, "relaunch": relaunch}
+
+
+# --- sockets: async (world, who, expected) -> None ----------------------------------------
+
+
+def _status(guild_id: str) -> str:
+    return Guild.objects.get(pk=guild_id).status
+
+
+async def syscomms(w, who, expected, *, user_id: str | None = None) -> Socket | None:
+    """Connect; a refusal is checked here (frame, then close code) and None returned."""
+    return await _connect(f"/ws/guilds/{w.guild.id}/syscomms/{user_id or who.acting_name}{w.query(who)}", expected)
+
+
+async def _connect(path: str, expected: Any) -> Socket | None:
+    socket = await Socket(path).connect()
+    if isinstance(expected, int):
+        frame, code = await socket.refusal()
+        assert frame["format"] == ERROR
+        assert frame["payload"]["error_type"] == REFUSAL_TYPES[expected]
+        assert code == expected
+        await socket.communicator.disconnect()
+        return None
+    return socket
+
+
+REFUSAL_TYPES = {4400: "INVALID_USER", 4401: "UNAUTHENTICATED", 4403: "FORBIDDEN", 4404: "NOT_FOUND",
+                 4410: "GUILD_STOPPED"}
+
+
+async def syscomms_connect(w, who, expected):
+    socket = await syscomms(w, who, expected)
+    if socket is not None:
+        async with socket:
+            first = await socket.receive()
+            assert first["format"] == REPORT
+            assert first["payload"]["guild_status"] == GuildStatus.RUNNING
+
+
+async def usercomms_chat(w, who, expected):
+    socket = await _connect(f"/ws/guilds/{w.guild.id}/usercomms/{who.acting_name}/Tester{w.query(who)}", expected)
+    if socket is not None:
+        async with socket:
+            await socket.send({"format": "text", "payload": {"text": f"hello from {who.label}"}})
+            echo = await socket.until(lambda f: f["payload"].get("text") == f"Echo: hello from {who.label}",
+                                      what="the echo")
+            assert echo["sender"]["name"] == "EchoAgent"
+
+
+async def chat_then_history_and_files(w, who, expected):
+    await usercomms_chat(w, who, expected)
+    if expected != JOINED:
+        return
+
+    def read() -> tuple:
+        api = APIClient()
+        return (api.get(f"/api/guilds/{w.guild.id}/{who.acting_name}/messages", **w.headers(who)),
+                api.get(f"/api/guilds/{w.guild.id}/files/", **w.headers(who)))
+
+    history, listing = await sync_to_async(read)()
+    assert history.status_code == 200, history.content
+    assert f"Echo: hello from {who.label}" in [m["payload"].get("text") for m in history.json()]
+    assert (listing.status_code, listing.json()) == (200, [])
+
+
+async def stop_request(w, who, expected):
+    socket = await syscomms(w, who, expected)
+    if socket is None:
+        assert await database_sync_to_async(_status)(w.guild.id) == GuildStatus.RUNNING
+        return
+    async with socket:
+        await socket.send({"format": "stopGuildRequest", "payload": {"guild_id": w.guild.id}})
+        if expected == STOPPED:
+            await socket.until(lambda f: f["format"] == "guildStatus" and f["payload"]["status"] == "STOPPED",
+                               what="guildStatus STOPPED")
+            assert await database_sync_to_async(_status)(w.guild.id) == GuildStatus.STOPPED
+            return
+        refused = await socket.until(lambda f: f["format"] == ERROR, what="an error frame")
+        assert refused["payload"]["error_type"] == "FORBIDDEN"
+        # The guild still answers, and is still running.
+        await socket.send({"format": "participantsRequest", "payload": {"guild_id": w.guild.id}})
+        await socket.until(lambda f: f["format"] == "Participants", what="Participants")
+        assert await database_sync_to_async(_status)(w.guild.id) == GuildStatus.RUNNING
+
+
+async def syscomms_as_another_user(w, who, expected):
+    other = "a-member" if who.username != "a-member" else "launcher"
+    assert await syscomms(w, who, expected, user_id=other) is None
+
+
+async def syscomms_bad_user_id(w, who, expected):
+    assert await syscomms(w, who, expected, user_id="not*a*user") is None
+
+
+async def syscomms_stopped_guild(w, who, expected):
+    await database_sync_to_async(guild_stop)(guild_id=w.guild.id, user_id="launcher")
+    assert await syscomms(w, who, expected) is None
+
+
+SOCKETS = {
+    "syscomms": syscomms_connect,
+    "usercomms-chat": usercomms_chat,
+    "chat-then-history-and-files": chat_then_history_and_files,
+    "stop-request": stop_request,
+    "syscomms-as-another-user": syscomms_as_another_user,
+    "syscomms-bad-user-id": syscomms_bad_user_id,
+    "syscomms-stopped-guild": syscomms_stopped_guild,
+}
+
+
+def cells(operations: dict) -> list:
+    return [pytest.param(cell, id=cell.id) for cell in MATRIX if cell.operation in operations]
+
+
+def _authentication(settings, who: Who) -> None:
+    settings.AUTH_DISABLED = who.development
+
+
+def test_every_cell_has_an_operation_and_an_actor():
+    assert {cell.operation for cell in MATRIX} == set(REST) | set(CONTROL) | set(SOCKETS)
+    assert {cell.actor for cell in MATRIX} <= set(ACTORS)
+    assert len({cell.id for cell in MATRIX}) == len(MATRIX)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("cell", cells(REST))
+def test_rest(cell, api, problem, settings, world):
+    who = ACTORS[cell.actor]
+    _authentication(settings, who)
+    REST[cell.operation](api, world, who, cell.expected, problem)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("cell", cells(CONTROL))
+def test_control(cell, api, problem, settings, world, forget_guilds):
+    who = ACTORS[cell.actor]
+    _authentication(settings, who)
+    CONTROL[cell.operation](api, world, who, cell.expected, problem, forget_guilds)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("cell", cells(SOCKETS))
+async def test_socket(cell, settings, socket_world):
+    who = ACTORS[cell.actor]
+    _authentication(settings, who)
+    await SOCKETS[cell.operation](socket_world, who, cell.expected)
