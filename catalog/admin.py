@@ -62,6 +62,7 @@ class AgentEntryAdmin(admin.ModelAdmin):
 @admin.register(Category)
 class CategoryAdmin(OrganizationScopedAdmin):
     list_display = ["name", "organization", "description", "blueprint_count", "id"]
+    list_filter = [("organization", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "description"]
     readonly_fields = ["id", "created_at"]
 
@@ -107,7 +108,9 @@ class BlueprintForm(forms.ModelForm):
 class BlueprintAdmin(OrganizationScopedAdmin):
     form = BlueprintForm
     list_display = ["name", "version", "category", "author", "organization", "exposure", "updated_at"]
-    list_filter = ["exposure", "category"]
+    # Only what the (scoped) rows use: a filter must not list other organisations' names.
+    list_filter = ["exposure", ("category", admin.RelatedOnlyFieldListFilter),
+                   ("organization", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["category", "author", "organization"]
     search_fields = ["name", "description", "author__username", "organization__id", "id"]
     autocomplete_fields = ["author"]

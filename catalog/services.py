@@ -19,7 +19,7 @@ from guilds.runtime.registry import resolve_agent_class
 from guilds.services import guild_create
 from guilds.spec import SpecError, validate_guild_spec
 from guildsite.accounts.models import Organization
-from guildsite.redaction import SecretNotStored, restore_secrets
+from guildsite.redaction import SecretNotStored, refuse_masks, restore_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +125,10 @@ def blueprint_create(
     icon: str = "",
 ) -> Blueprint:
     """Store a blueprint. Raises SpecError when the spec does not validate."""
+    try:
+        refuse_masks(spec)
+    except SecretNotStored as exc:
+        raise SpecError({exc.path: [str(exc).split(": ", 1)[1]]}) from None
     blueprint = Blueprint(
         name=name,
         description=description,

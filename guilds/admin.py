@@ -17,7 +17,7 @@ from guilds.spec import validate_guild_spec
 from guildsite import permissions
 from guildsite.accounts.admin import OrganizationScopedAdmin, OrganizationScopedInline
 from guildsite.identity import Actor
-from guildsite.redaction import redact_spec
+from guildsite.redaction import redact_agent_spec, redact_spec
 
 
 def _pretty(value: Any) -> str:
@@ -58,12 +58,21 @@ class GuildAddForm(forms.ModelForm):
         model = Guild
         fields = ["name", "description", "blueprint", "organization", "launched_by", "spec"]
 
+    actor: Actor  # set per request by GuildAdmin.get_form
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["organization"].required = True
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        blueprint, organization = cleaned.get("blueprint"), cleaned.get("organization")
+        if blueprint is not None and organization is not None:
+            # As POST /catalog/blueprints/{id}/guilds decides: the blueprint's credentials stay where they may go.
+            try:
+                permissions.blueprint_launch_check(self.actor, blueprint, organization.pk)
+            except permissions.PermissionProblem as exc:
+                self.add_error("blueprint", str(exc))
         # Left empty, the spec comes from the chosen blueprint, as with POST /catalog/blueprints/{id}/guilds.
         if not cleaned.get("spec") and "spec" not in self.errors:
             blueprint = cleaned.get("blueprint")
@@ -80,7 +89,8 @@ class GuildAddForm(forms.ModelForm):
 @admin.register(Guild)
 class GuildAdmin(OrganizationScopedAdmin):
     list_display = ["name", "id", "status", "organization", "launched_by", "blueprint", "created_at"]
-    list_filter = ["status", "organization"]
+    # Only what the (scoped) rows use: a filter must not list other organisations' names.
+    list_filter = ["status", ("organization", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["blueprint", "organization", "launched_by"]
     search_fields = ["name", "id"]
     date_hierarchy = "created_at"
@@ -92,7 +102,7 @@ class GuildAdmin(OrganizationScopedAdmin):
 
     def get_form(self, request: HttpRequest, obj: Guild | None = None, change: bool = False, **kwargs: Any):
         if obj is None:
-            kwargs["form"] = GuildAddForm
+            kwargs["form"] = type("GuildAddFormFor", (GuildAddForm,), {"actor": Actor(user=request.user)})
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Guild | None = None) -> list[str]:
@@ -166,6 +176,17 @@ class GuildAdmin(OrganizationScopedAdmin):
 @admin.register(GuildAgent)
 class GuildAgentAdmin(OrganizationScopedAdmin):
     organization_lookup = "guild__organization"
+    fields = ["guild", "agent_id", "name", "kind", "class_name", "status", "status_detail", "spec_json", "state_json",
+              "created_at", "updated_at"]
+    readonly_fields = fields
+
+    @admin.display(description="spec")
+    def spec_json(self, agent: GuildAgent) -> str:
+        return _pretty(redact_agent_spec(agent.spec))
+
+    @admin.display(description="state")
+    def state_json(self, agent: GuildAgent) -> str:
+        return _pretty(agent.state)
     list_display = ["name", "agent_id", "guild", "kind", "class_name", "status", "updated_at"]
     list_filter = ["kind", "status"]
     list_select_related = ["guild"]

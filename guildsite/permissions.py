@@ -153,6 +153,7 @@ def blueprint_queryset(actor: Actor, blueprints: QuerySet[Blueprint]) -> QuerySe
     if actor.user is None:
         return blueprints.none()
     readers = organization_ids_with(actor, Role.VIEWER)
+    writers = organization_ids_with(actor, Role.MEMBER)
     admins = organization_ids_with(actor, Role.ADMIN)
     shared_in = Blueprint.shared_with.through.objects.filter(organization_id__in=readers).values("blueprint_id")
     visible = (
@@ -161,12 +162,9 @@ def blueprint_queryset(actor: Actor, blueprints: QuerySet[Blueprint]) -> QuerySe
         | Q(exposure=Exposure.SHARED, pk__in=shared_in)
         | Q(exposure=Exposure.PRIVATE, organization_id__in=admins)
     )
-    if actor.api_key is None:
-        visible |= Q(exposure=Exposure.PUBLIC) | Q(exposure=Exposure.PRIVATE, author=actor.user)
-    else:
-        # A key stays inside its organisation: public blueprints, and its creator's own there.
-        visible |= Q(exposure=Exposure.PUBLIC) | Q(exposure=Exposure.PRIVATE, author=actor.user,
-                                                   organization_id__in=readers)
+    # Its author keeps a private blueprint while still a member of its organisation (a key: of the key's).
+    visible |= Q(exposure=Exposure.PUBLIC) | Q(exposure=Exposure.PRIVATE, author=actor.user,
+                                               organization_id__in=writers)
     return blueprints.filter(visible)
 
 
@@ -188,7 +186,8 @@ def blueprint_change_check(actor: Actor, blueprint: Blueprint, *, doing: str = "
         return
     role = organization_role(actor, blueprint.organization_id)
     is_author = actor.user is not None and blueprint.author_id == actor.user.pk
-    if role_at_least(role, Role.ADMIN) or (is_author and (actor.api_key is None or role_at_least(role, Role.MEMBER))):
+    # The author, while a member there (one removed from the organisation loses the blueprint).
+    if role_at_least(role, Role.ADMIN) or (is_author and role_at_least(role, Role.MEMBER)):
         return
     raise Forbidden(f"{doing} needs its author or an admin of {blueprint.organization_id}")
 
@@ -259,6 +258,16 @@ def guild_files_check(actor: Actor, guild: Guild) -> None:
     if _unlimited(actor) or _real_admin(actor, guild.organization_id) or _is_guild_member(actor, guild):
         return
     raise Forbidden(f"files of guild {guild.pk} are for its members: join it first")
+
+
+def guild_file_delete_check(actor: Actor, guild: Guild, uploaded_by: str) -> None:
+    """Deleting a file: whoever uploaded it (still a member), the launcher and the organisation's admins."""
+    guild_files_check(actor, guild)
+    if _unlimited(actor) or _real_admin(actor, guild.organization_id) or _is_launcher(actor, guild):
+        return
+    if actor.username == uploaded_by:
+        return
+    raise Forbidden(f"only {uploaded_by}, the guild's launcher or an admin may delete this file")
 
 
 def guild_history_check(actor: Actor, guild: Guild, username: str) -> None:

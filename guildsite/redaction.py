@@ -62,7 +62,7 @@ def redact_spec(spec: Any) -> Any:
     properties = spec.get("properties")
     if isinstance(properties, dict):
         messaging = properties.get("messaging")
-        masked = {k: (v if k == "messaging" else _mask_named(v)) for k, v in properties.items()}
+        masked = {k: v if k == "messaging" else _mask_named({k: v})[k] for k, v in properties.items()}
         if isinstance(messaging, dict) and isinstance(messaging.get("backend_config"), dict):
             config = messaging["backend_config"]
             client = config.get("redis_client")
@@ -80,6 +80,16 @@ def redact_spec(spec: Any) -> Any:
             for agent in agents
         ]
     return spec
+
+
+def refuse_masks(spec: Any, *, prefix: str = "spec") -> None:
+    """A new spec has no stored secrets: SecretNotStored for any `"***"` in it."""
+    restore_secrets(spec, {}, prefix=prefix)
+
+
+def redact_agent_spec(agent: Any) -> Any:
+    """One agent's spec (as a guild's agent rows keep it), its secrets masked."""
+    return redact_spec({"agents": [agent]})["agents"][0] if isinstance(agent, dict) else agent
 
 
 def _restore(new: Any, stored: Any, path: str) -> Any:

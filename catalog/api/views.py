@@ -38,6 +38,12 @@ def _organization_or_404(organization_id: str) -> Organization:
     return organization
 
 
+def _category_fits(category, organization: Organization | None) -> None:
+    """A blueprint's category is site-wide or its own organisation's (another's would show its name)."""
+    if category is not None and category.organization_id not in (None, organization.pk if organization else None):
+        raise exceptions.ValidationError({"category_id": [f"Invalid pk \"{category.pk}\" - object does not exist."]})
+
+
 def _organization_to_write(actor: Actor, user, named: str | None, *, field: str, doing: str) -> Organization:
     """The organisation a blueprint goes to: named or the user's first, where the actor is a member."""
     organization_id = acting_organization_id(actor, user, named, field=field)
@@ -202,6 +208,7 @@ class BlueprintListCreateApi(CatalogApi):
         author = acting_user(actor, data.pop("author_id"), must_be_caller=False, field="author_id")
         organization = _organization_to_write(actor, author, data.pop("organization_id"), field="organization_id",
                                               doing="creating a blueprint")
+        _category_fits(data.get("category"), organization)
         try:
             blueprint = services.blueprint_create(**data, author=author, organization=organization)
         except SpecError as exc:
@@ -259,6 +266,7 @@ class BlueprintDetailApi(CatalogApi):
             changes["organization"] = _organization_to_write(
                 actor, changes.get("author") or blueprint.author or actor.user, named_organization,
                 field="organization_id", doing="moving a blueprint")
+        _category_fits(changes.get("category", blueprint.category), changes.get("organization", blueprint.organization))
         try:
             blueprint = services.blueprint_update(blueprint=blueprint, **changes)
         except SpecError as exc:

@@ -197,8 +197,11 @@ class GuildFileApi(APIView):
         response["X-Content-Type-Options"] = "nosniff"
         return response
 
-    @extend_schema(operation_id="deleteGuildFile", summary="Delete a file", responses={204: None,
-                   **problem_responses(403, 404)}, tags=["files"])
+    @extend_schema(operation_id="deleteGuildFile",
+                   summary="Delete a file (its uploader, the guild's launcher or the organisation's admins)",
+                   responses={204: None, **problem_responses(403, 404)}, tags=["files"])
     def delete(self, request: Request, guild_id: str, name: str) -> Response:
-        files.guild_file_delete(record=_file_record(request, guild_id, name))
+        record = _file_record(request, guild_id, name)
+        permissions.guild_file_delete_check(actor_of(request), record.guild, record.uploaded_by)
+        files.guild_file_delete(record=record)
         return Response(status=status.HTTP_204_NO_CONTENT)

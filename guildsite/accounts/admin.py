@@ -29,6 +29,18 @@ def admin_scope(request: HttpRequest) -> list[str] | None:
     return permissions.admin_organization_ids(Actor(user=request.user))
 
 
+def related_choices(request: HttpRequest, model: type) -> QuerySet | None:
+    """What a scoped staff user may pick of another organisation-owned model (None: no limit here)."""
+    from catalog.models import Blueprint, Category
+
+    actor = Actor(user=request.user)
+    if model is Category:
+        return permissions.category_queryset(actor, Category.objects.all())
+    if model is Blueprint:
+        return permissions.blueprint_queryset(actor, Blueprint.objects.all())
+    return None
+
+
 class OrganizationScopedAdmin(admin.ModelAdmin):
     """Rows belong to an organisation through `organization_lookup` (a field path to its id)."""
 
@@ -57,11 +69,22 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         scope = admin_scope(request)
-        if scope is not None and db_field.related_model is Organization:
-            # Only their organisations, and one is required: a row without one would leave their scope.
-            kwargs["queryset"] = Organization.objects.filter(pk__in=scope)
-            kwargs["required"] = True
+        if scope is not None:
+            if db_field.related_model is Organization:
+                # Only their organisations, and one is required: a row without one would leave their scope.
+                kwargs["queryset"] = Organization.objects.filter(pk__in=scope)
+                kwargs["required"] = True
+            else:
+                choices = related_choices(request, db_field.related_model)
+                if choices is not None:
+                    kwargs["queryset"] = choices
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        scope = admin_scope(request)
+        if scope is not None and db_field.related_model is Organization:
+            kwargs["queryset"] = Organization.objects.filter(pk__in=scope)  # other organisations stay unnamed
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self._in_scope(request)

@@ -1,17 +1,17 @@
 """The isolation matrix of issue 11: every actor against every edge, with the exact outcome.
 
-TABLE is the one table: a row per operation, a column per actor; MATRIX flattens it (plus a few
-development-mode cells) into (actor, operation, expected) rows that drive three parametrised tests:
-REST cells (no running guild), control cells (stop and relaunch act on the runtime, so their
-database is committed) and socket cells (a guild running on each engine of the `rig`).
+TABLE is the one table: a row per operation, a column per actor. MATRIX flattens it (plus a few
+cells for an org-B read key and for development mode) into (actor, operation, expected) rows that
+drive three parametrised tests: REST cells (no running guild), control cells (stop and relaunch
+act through the runtime's own database threads, so their database is committed) and socket cells
+(a guild running on each engine of the `rig`).
 
 Expected: an HTTP status or a socket close code; for lists, the names the actor sees; for an
-accepted socket, what the user then notices (OPEN: the first health report, ECHO: the echo of a
-chat message, STOPPED: the guild stops, KEEPS_RUNNING: a FORBIDDEN error frame and the guild
-still answers, JOINED: after chatting, a member of the guild: its files and their own history
-(with the echo) are theirs to read over REST). Every cell builds its own world, so a cell that stops a guild affects no other.
-Later issues add rows here.
-"""
+accepted socket, what the user then notices (OPEN: the first health report; ECHO: the echo of a
+chat message; STOPPED: the guild stops; KEEPS_RUNNING: a FORBIDDEN error frame, and the guild
+still answers; JOINED: after chatting they are a member of the guild, so its files and their own
+history, echo included, are theirs to read over REST). Every cell builds its own world, so a cell
+that stops a guild affects no other. Later issues add rows here."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def sees(*names: str) -> frozenset[str]:
 A_ALL = sees("A-private", "A-org", "A-shared", "A-public")
 A_READ = sees("A-org", "A-shared", "A-public")
 B_ADMIN_READ = sees("A-shared", "A-public", "B-private", "B-org")
-B_READ = sees("A-shared", "A-public", "B-org")  # the key acts as b-admin capped to member: no B-private
+B_READ = sees("A-shared", "A-public", "B-org")  # the keys act as b-admin capped below admin: no B-private
 EVERY_BLUEPRINT = A_ALL | sees("B-private", "B-org")
 GUILD_A, GUILD_B = sees("guild-a"), sees("guild-b")
 
