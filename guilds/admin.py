@@ -16,6 +16,7 @@ from guilds.services import GuildStopped, guild_create, guild_relaunch, guild_st
 from guilds.spec import validate_guild_spec
 from guildsite import permissions
 from guildsite.accounts.admin import OrganizationScopedAdmin, OrganizationScopedInline
+from guildsite.accounts.models import Role
 from guildsite.identity import Actor
 from guildsite.redaction import redact_agent_spec, redact_spec
 
@@ -67,6 +68,10 @@ class GuildAddForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         blueprint, organization = cleaned.get("blueprint"), cleaned.get("organization")
+        launcher = cleaned.get("launched_by")
+        if launcher is not None and organization is not None and not organization.memberships.filter(
+                user=launcher, role__in=[Role.MEMBER, Role.ADMIN]).exists():
+            self.add_error("launched_by", f"{launcher} is not a member of {organization.pk}.")
         if blueprint is not None and organization is not None:
             # As POST /catalog/blueprints/{id}/guilds decides: the blueprint's credentials stay where they may go.
             try:

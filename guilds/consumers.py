@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 import uuid
 from typing import Any
 
@@ -32,7 +34,7 @@ from guilds.sockets import cap, frames
 from guilds.sockets.throttle import TokenBucket
 from guildsite import permissions
 from guildsite.accounts.names import USER_ID_RULE, is_display_name, is_user_id
-from guildsite.identity import Actor
+from guildsite.identity import Actor, resolve_socket_actor
 from messaging import topics as topic_names
 from messaging.clients import RecentIds, SimpleClient
 from messaging.errors import MessagingError
@@ -68,6 +70,7 @@ class GuildSocket(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.client: SimpleClient | None = None
         self.pump: asyncio.Task | None = None
+        self.watch: asyncio.Task | None = None
         self.counted: str | None = None
         self.actor: Actor = self.scope["actor"]
         route = self.scope["url_route"]["kwargs"]
@@ -96,6 +99,7 @@ class GuildSocket(AsyncWebsocketConsumer):
         await self.accept()
         await self.opened()
         self.pump = asyncio.ensure_future(self._pump())
+        self.watch = asyncio.ensure_future(self._keep_checking())
 
     async def _admit(self) -> Guild:
         """Who may open this socket, checked in the documented order; Refused says why not."""
@@ -115,7 +119,7 @@ class GuildSocket(AsyncWebsocketConsumer):
             raise Refused(CLOSE_FORBIDDEN, frames.FORBIDDEN,
                           f"you are {self.actor.username}: a socket's user id must be your own, not {self.user_id}")
         try:
-            await database_sync_to_async(self.permitted)(guild)
+            await database_sync_to_async(self.permitted)(self.actor, guild)
         except permissions.Forbidden as exc:
             raise Refused(CLOSE_FORBIDDEN, frames.FORBIDDEN, str(exc)) from None
         if guild.status == GuildStatus.STOPPED:
@@ -127,8 +131,43 @@ class GuildSocket(AsyncWebsocketConsumer):
         self.counted = socket_id
         return guild
 
-    def permitted(self, guild: Guild) -> None:
+    def permitted(self, actor: Actor, guild: Guild) -> None:
         """What this kind of socket needs beyond seeing the guild (blocking; raises permissions.Forbidden)."""
+
+    async def _keep_checking(self) -> None:
+        """Rights can end while a socket is open (a token expires, a key is revoked, a member leaves or is
+        demoted): check them again every GUILDSITE_WS_RECHECK_SECONDS and when the credential expires."""
+        interval = settings.GUILDSITE_WS_RECHECK_SECONDS
+        wait = random.uniform(0.5, 1.0) * interval  # sockets opened together do not all check together
+        while True:
+            if self.actor.expires_at is not None:
+                wait = min(wait, max(0.0, self.actor.expires_at - time.time()))
+            await asyncio.sleep(wait)
+            wait = interval
+            try:
+                self.actor = await database_sync_to_async(self._still_admitted)()
+            except Refused as refused:
+                logger.info("socket closed: %s", refused, extra={"guild_id": self.guild_id, "user_id": self.user_id})
+                await self._error(refused.error_type, str(refused), None)
+                await self.close(code=refused.code)
+                return
+            except Exception:
+                logger.exception("checking a socket's rights failed; trying again", extra={"guild_id": self.guild_id})
+
+    def _still_admitted(self) -> Actor:
+        """The connect checks again, with the socket's credential looked at afresh (blocking)."""
+        actor, why = resolve_socket_actor(self.scope)
+        if why or not actor.is_authenticated:
+            raise Refused(CLOSE_NOT_AUTHENTICATED, frames.UNAUTHENTICATED, why or "no longer signed in")
+        if actor.username != self.user_id:
+            raise Refused(CLOSE_FORBIDDEN, frames.FORBIDDEN, f"you are {actor.username}, not {self.user_id}")
+        try:
+            self.permitted(actor, guild_for(actor, self.guild_id))
+        except permissions.NotFound:
+            raise Refused(CLOSE_UNKNOWN_GUILD, frames.NOT_FOUND, f"guild '{self.guild_id}' does not exist") from None
+        except permissions.Forbidden as exc:
+            raise Refused(CLOSE_FORBIDDEN, frames.FORBIDDEN, str(exc)) from None
+        return actor
 
     def topics(self) -> list[str]:
         """The topics this socket listens to (each socket kind names its own)."""
@@ -148,8 +187,9 @@ class GuildSocket(AsyncWebsocketConsumer):
         await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
-        if self.pump is not None:
-            self.pump.cancel()
+        for task in (self.pump, self.watch):
+            if task is not None:
+                task.cancel()
         if self.counted is not None:
             counted, self.counted = self.counted, None
             await cap.release(self.user_id, counted)
@@ -237,8 +277,8 @@ class UserCommsConsumer(GuildSocket):
         # Guild events only tell this socket when the guild stops; they are not relayed.
         return [topic_names.user_notifications(self.user_id), topic_names.GUILD_EVENTS_TOPIC]
 
-    def permitted(self, guild: Guild) -> None:
-        permissions.guild_join_check(self.actor, guild)
+    def permitted(self, actor: Actor, guild: Guild) -> None:
+        permissions.guild_join_check(actor, guild)
 
     async def opened(self) -> None:
         await database_sync_to_async(guild_member_add)(guild=self.guild, user=self.actor.user)
@@ -318,11 +358,16 @@ class SysCommsConsumer(GuildSocket):
     async def handle_frame(self, frame: dict[str, Any]) -> None:
         name, payload = frames.system_request(frame)
         if name == formats.STOP_GUILD_REQUEST:
+            self.actor.memo.clear()  # the rights of now, not of when the socket opened
             try:
                 await database_sync_to_async(permissions.guild_control_check)(self.actor, self.guild,
                                                                              doing="stopping a guild")
             except permissions.Forbidden as exc:
                 raise frames.FrameError(frames.FORBIDDEN, str(exc)) from None
+            except permissions.NotFound:  # no longer in its organisation: the socket goes too
+                await self._error(frames.NOT_FOUND, f"guild '{self.guild_id}' does not exist", None)
+                await self.close(code=CLOSE_UNKNOWN_GUILD)
+                return
         payload = {**payload, "guild_id": self.guild_id, "user_id": self.user_id}
         await runtime_loop.arun(system_request(self.guild, format_name=name, payload=payload, user_id=self.user_id))
 

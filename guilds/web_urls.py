@@ -6,7 +6,10 @@ from django.shortcuts import render
 from django.urls import path
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from guildsite.page_policy import strict_page
 
+
+@strict_page
 @ensure_csrf_cookie  # the page's API calls send the CSRF token with the session cookie
 def chat(request: HttpRequest) -> HttpResponse:
     return render(request, "chat.html", {"auth_disabled": settings.AUTH_DISABLED})

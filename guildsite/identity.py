@@ -27,6 +27,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, CSRFCheck
@@ -55,6 +56,8 @@ class Actor:
     user: AbstractBaseUser | None = None
     api_key: ApiKey | None = None
     development: bool = False
+    # When the credential stops being valid (epoch seconds; None: it does not expire by itself).
+    expires_at: float | None = None
     # guildsite.permissions keeps what it looked up for this actor here (one request or socket).
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -108,7 +111,8 @@ def _api_key_actor(credential: str) -> Actor:
         raise CredentialError("the account behind this API key is disabled")
     if key.last_used_at is None or now - key.last_used_at >= _LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-    return Actor(user=key.created_by, api_key=key, development=auth_disabled())
+    return Actor(user=key.created_by, api_key=key, development=auth_disabled(),
+                 expires_at=key.expires_at.timestamp() if key.expires_at else None)
 
 
 def actor_from_credential(credential: str) -> Actor:
@@ -126,7 +130,7 @@ def actor_from_credential(credential: str) -> Actor:
         raise CredentialError("the token was issued to another username: sign in again")
     if not stamp_matches(user, claims.get("pwd", "")):
         raise CredentialError("the password changed since this token was issued: sign in again")
-    return Actor(user=user, development=auth_disabled())
+    return Actor(user=user, development=auth_disabled(), expires_at=float(claims["exp"]))
 
 
 def development_actor(username: str) -> Actor:
@@ -311,10 +315,14 @@ class SocketAuthMiddleware:
         self.inner = inner
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        try:
-            actor, why = await database_sync_to_async(resolve_socket_actor)(scope)
-        except accounts.InvalidName as exc:
-            actor, why = anonymous(), str(exc)
+        host = _headers(scope).get("host")
+        if host and not validate_host(split_domain_port(host)[0], settings.ALLOWED_HOSTS):
+            actor, why = anonymous(), f"host {host!r} is not served here (ALLOWED_HOSTS)"
+        else:
+            try:
+                actor, why = await database_sync_to_async(resolve_socket_actor)(scope)
+            except accounts.InvalidName as exc:
+                actor, why = anonymous(), str(exc)
         scope = dict(scope, actor=actor, user=actor.user or AnonymousUser(), auth_error=why)
         return await self.inner(scope, receive, send)
 

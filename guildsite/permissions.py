@@ -260,9 +260,16 @@ def guild_files_check(actor: Actor, guild: Guild) -> None:
     raise Forbidden(f"files of guild {guild.pk} are for its members: join it first")
 
 
+def guild_file_upload_check(actor: Actor, guild: Guild) -> None:
+    """Adding a file: a member of the guild who may still write there (a viewer, or a read key, only reads)."""
+    guild_files_check(actor, guild)
+    if not role_at_least(organization_role(actor, guild.organization_id), Role.MEMBER):
+        raise Forbidden("adding files needs the role member (a viewer or a read-only key only reads them)")
+
+
 def guild_file_delete_check(actor: Actor, guild: Guild, uploaded_by: str) -> None:
     """Deleting a file: whoever uploaded it (still a member), the launcher and the organisation's admins."""
-    guild_files_check(actor, guild)
+    guild_file_upload_check(actor, guild)
     if _unlimited(actor) or _real_admin(actor, guild.organization_id) or _is_launcher(actor, guild):
         return
     if actor.username == uploaded_by:

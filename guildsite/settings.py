@@ -65,6 +65,12 @@ GUILDSITE_ACCESS_TOKEN_SECONDS = env_int("GUILDSITE_ACCESS_TOKEN_SECONDS", 30 * 
 GUILDSITE_REFRESH_TOKEN_SECONDS = env_int("GUILDSITE_REFRESH_TOKEN_SECONDS", 14 * 24 * 3600, minimum=60)
 # Attempts at POST /api/auth/token per minute, counted per username and per client address.
 GUILDSITE_TOKEN_RATE_PER_MINUTE = env_int("GUILDSITE_TOKEN_RATE_PER_MINUTE", 10, minimum=1)
+# Served over HTTPS (the default with DEBUG off): the session and CSRF cookies go over TLS only.
+GUILDSITE_HTTPS = env_bool("GUILDSITE_HTTPS", not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = GUILDSITE_HTTPS
+if env_bool("GUILDSITE_BEHIND_TLS_PROXY", False):  # a proxy that terminates TLS says so in this header
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env_int("GUILDSITE_HSTS_SECONDS", 0, minimum=0)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
@@ -203,6 +209,8 @@ GUILDSITE_WS_RATE_BURST = env_int("GUILDSITE_WS_RATE_BURST", 100, minimum=1)
 GUILDSITE_WS_HISTORY_ON_CONNECT = env_int("GUILDSITE_WS_HISTORY_ON_CONNECT", 50, minimum=0)
 # Frames waiting for a slow client; past this the socket is closed (4429) and the client resumes.
 GUILDSITE_WS_OUTBOX_LIMIT = env_int("GUILDSITE_WS_OUTBOX_LIMIT", 10_000, minimum=10)
+# An open socket checks its credential and rights again this often (and when its token expires).
+GUILDSITE_WS_RECHECK_SECONDS = env_float("GUILDSITE_WS_RECHECK_SECONDS", 60.0, minimum=0.05)
 # Open sockets per user (every process together); the next is closed with 1008 TOO_MANY_SOCKETS.
 GUILDSITE_WS_MAX_PER_USER = env_int("GUILDSITE_WS_MAX_PER_USER", 20, minimum=1)
 

@@ -53,7 +53,11 @@ def _seconds_until_allowed(current: int, previous: int, elapsed: float, *, limit
 def sign_in_attempt(username: str, address: str) -> int | None:
     """Count a sign-in attempt (token endpoint or sign-in page) per username and per client address;
     the seconds to wait when either is over GUILDSITE_TOKEN_RATE_PER_MINUTE."""
+    from django.contrib.auth.forms import UsernameField
+
     limit = settings.GUILDSITE_TOKEN_RATE_PER_MINUTE
+    # Counted under the name sign-in would use (stripped, NFKC): "bob " and a full-width "bob" are one counter.
+    username = UsernameField().to_python(username) or ""
     # Both counters move on every attempt, so neither a guessed password nor a sprayed one gets far.
     waits = [over_limit("sign-in-user", username.lower(), limit=limit),
              over_limit("sign-in-address", address or "unknown", limit=limit)]

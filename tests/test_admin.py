@@ -165,7 +165,8 @@ def test_a_duplicate_category_name_is_refused(admin_client):
 def test_adding_a_guild_from_a_blueprint_goes_through_the_service(admin_client, objects):
     blueprint = objects[Blueprint]
     form = {"name": "FromAdmin", "description": "", "blueprint": blueprint.pk,
-            "organization": factories.organization("org9").pk, "launched_by": factories.user("u9").pk, "spec": ""}
+            "organization": factories.organization("org9", u9="member").pk, "launched_by": factories.user("u9").pk,
+            "spec": ""}
 
     response = admin_client.post(admin_url(Guild, "add"), form)
 

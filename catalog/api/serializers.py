@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from catalog.models import AgentEntry, Blueprint, Category, Exposure
+from guildsite import permissions
 from guildsite.accounts.names import USER_ID_PATTERN, USER_ID_RULE
 from guildsite.redaction import redact_spec
 
@@ -120,7 +121,17 @@ class BlueprintDetailSerializer(BlueprintInfoSerializer):
         return redact_spec(blueprint.spec)
 
     def get_shared_with(self, blueprint: Blueprint) -> list[str]:
-        return sorted(blueprint.shared_with.values_list("pk", flat=True))
+        """All of them for those who may change the blueprint; for other readers only their own organisations
+        (who else it is shared with is not theirs to know)."""
+        shared = sorted(blueprint.shared_with.values_list("pk", flat=True))
+        actor = self.context.get("actor")
+        if actor is None:
+            return shared
+        try:
+            permissions.blueprint_change_check(actor, blueprint)
+            return shared
+        except permissions.PermissionProblem:
+            return [organization for organization in shared if organization in permissions.roles(actor)]
 
 
 class BlueprintWriteSerializer(serializers.Serializer):

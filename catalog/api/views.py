@@ -247,8 +247,9 @@ class BlueprintDetailApi(CatalogApi):
         tags=["catalog: blueprints"],
     )
     def get(self, request: Request, blueprint_id: str) -> Response:
-        blueprint = selectors.blueprint_get(actor=actor_of(request), blueprint_id=blueprint_id)
-        return Response(s.BlueprintDetailSerializer(blueprint).data)
+        actor = actor_of(request)
+        blueprint = selectors.blueprint_get(actor=actor, blueprint_id=blueprint_id)
+        return Response(s.BlueprintDetailSerializer(blueprint, context={"actor": actor}).data)
 
     def _update(self, request: Request, blueprint_id: str, *, partial: bool) -> Response:
         actor = actor_of(request)
@@ -271,7 +272,7 @@ class BlueprintDetailApi(CatalogApi):
             blueprint = services.blueprint_update(blueprint=blueprint, **changes)
         except SpecError as exc:
             raise _spec_invalid(exc) from None
-        return Response(s.BlueprintDetailSerializer(blueprint).data)
+        return Response(s.BlueprintDetailSerializer(blueprint, context={"actor": actor}).data)
 
     @extend_schema(
         operation_id="replaceBlueprint",

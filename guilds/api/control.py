@@ -150,7 +150,7 @@ class GuildFilesApi(APIView):
     def post(self, request: Request, guild_id: str) -> Response:
         actor = actor_of(request)
         guild = guild_for(actor, guild_id)
-        permissions.guild_files_check(actor, guild)
+        permissions.guild_file_upload_check(actor, guild)
         uploader = acting_user(actor, _named_user(request), must_be_caller=True, field="user_id")
         upload = request.FILES.get("file")
         if upload is None:

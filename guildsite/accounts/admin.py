@@ -19,7 +19,7 @@ from django.http import HttpRequest
 
 from guildsite import permissions
 from guildsite.accounts import services
-from guildsite.accounts.models import ApiKey, Membership, Organization, RefreshToken
+from guildsite.accounts.models import ApiKey, Membership, Organization, RefreshToken, Role
 from guildsite.accounts.names import USER_ID_RULE, is_user_id
 from guildsite.identity import Actor
 
@@ -122,8 +122,25 @@ class OrganizationScopedInline:
         return self._allowed(request)
 
 
+def _another_admin(membership: Membership) -> bool:
+    return Membership.objects.filter(organization=membership.organization_id, role=Role.ADMIN).exclude(
+        pk=membership.pk).exists()
+
+
+class MembershipsKeepAnAdmin(forms.BaseInlineFormSet):
+    """An organisation keeps at least one admin, whatever is changed or deleted on its page."""
+
+    def clean(self) -> None:
+        super().clean()
+        kept = [form.cleaned_data for form in self.forms
+                if form.cleaned_data and not form.cleaned_data.get("DELETE")]
+        if self.instance.pk and not any(data.get("role") == Role.ADMIN for data in kept):
+            raise forms.ValidationError("An organisation keeps at least one admin.")
+
+
 class MembershipInline(OrganizationScopedInline, admin.TabularInline):
     model = Membership
+    formset = MembershipsKeepAnAdmin
     extra = 0
     autocomplete_fields = ["user"]
 
@@ -142,13 +159,44 @@ class OrganizationAdmin(OrganizationScopedAdmin):
         return request.user.is_superuser  # others create theirs over the API and become its admin
 
 
+class MembershipForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["user", "organization", "role"]
+
+    def clean_role(self) -> str:
+        role = self.cleaned_data["role"]
+        was = self.instance
+        if was.pk and was.role == Role.ADMIN and role != Role.ADMIN and not _another_admin(was):
+            raise forms.ValidationError(f"{was.user} is the last admin of {was.organization_id}.")
+        return role
+
+
 @admin.register(Membership)
 class MembershipAdmin(OrganizationScopedAdmin):
+    """Changes keep the services' rule: an organisation keeps at least one admin."""
+
+    form = MembershipForm
     list_display = ["user", "organization", "role", "created_at"]
     list_filter = ["role"]
     list_select_related = ["user", "organization"]
     search_fields = ["user__username", "organization__id", "organization__name"]
     autocomplete_fields = ["user"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["user", "organization"] if obj is not None else []  # moving a membership could strand an admin
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.role == Role.ADMIN and not _another_admin(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        for membership in queryset.select_related("user"):
+            try:
+                services.membership_remove(membership=membership)
+            except services.LastAdmin as exc:
+                self.message_user(request, f"Kept: {exc}.", messages.ERROR)
 
 
 @admin.register(ApiKey)

@@ -5,7 +5,8 @@ blueprints and guilds together, so one legacy id maps to one row in both. Ids th
 today's rules (guildsite.accounts.names) keep their name; others are cleaned, and a cleaned name that
 is taken gets `-2`, `-3`…, so two different legacy ids never merge into one account or organisation.
 The first user recorded for an organisation (blueprint authors first, then launchers, oldest first)
-becomes its admin; everyone else named in it a member.
+becomes its admin, other authors and launchers members, and users who only joined a guild there
+viewers (before accounts, anyone could join any guild).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from guildsite.accounts.names import is_organization_id, is_user_id, organizatio
 def _names(raws: Iterable[str], *, valid: Callable[[str], bool], clean: Callable[[str], str], taken: set[str],
            limit: int) -> dict[str, str]:
     """legacy id -> the name its row gets: valid ids first as they are, then the cleaned ones, each distinct."""
-    raws = sorted({raw.strip() for raw in raws if raw and raw.strip()})
+    raws = sorted({raw for raw in raws if raw and raw.strip()})  # "acme " and "acme" were two ids: two rows
     chosen = {raw: raw for raw in raws if valid(raw)}
     taken = taken | set(chosen.values())
     for raw in raws:
@@ -58,13 +59,12 @@ def owners_from_legacy_ids(apps: Any) -> None:
     def user(raw: str) -> Any | None:
         if not raw or not raw.strip():
             return None
-        return users.objects.get_or_create(username=usernames[raw.strip()],
-                                           defaults={"password": make_password(None)})[0]
+        return users.objects.get_or_create(username=usernames[raw], defaults={"password": make_password(None)})[0]
 
     def organization(raw: str, first_user: Any | None) -> Any | None:
         if not raw or not raw.strip():
             return None
-        found, created = organizations.objects.get_or_create(id=org_ids[raw.strip()], defaults={"name": raw.strip()})
+        found, created = organizations.objects.get_or_create(id=org_ids[raw], defaults={"name": raw.strip()})
         if first_user is not None:
             memberships.objects.get_or_create(user=first_user, organization=found,
                                               defaults={"role": "admin" if created else "member"})
@@ -78,11 +78,14 @@ def owners_from_legacy_ids(apps: Any) -> None:
         guild.launched_by = user(guild.legacy_user)
         guild.organization = organization(guild.legacy_organization, guild.launched_by)
         guild.save(update_fields=["launched_by", "organization"])
-        for person in {u.pk: u for u in [guild.launched_by, *map(user, joined[guild.pk])] if u is not None}.values():
+        joiners = {u.pk: u for u in map(user, joined[guild.pk]) if u is not None}
+        for person in {**joiners, **({guild.launched_by.pk: guild.launched_by} if guild.launched_by else {})}.values():
             members.objects.get_or_create(guild=guild, user=person)
+        # Anyone could join any guild before accounts: a joiner only watches the organisation (viewer).
+        for person in joiners.values():
             if guild.organization is not None:
                 memberships.objects.get_or_create(user=person, organization=guild.organization,
-                                                  defaults={"role": "member"})
+                                                  defaults={"role": "viewer"})
 
 
 def legacy_ids_from_owners(apps: Any) -> None:

@@ -7,6 +7,7 @@ come through here, so the rules (names, the last admin, hashing) hold whichever 
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -115,7 +116,9 @@ def organization_create(*, name: str, creator: AbstractBaseUser, id: str | None 
         candidates = [id]
     else:
         base = organization_slug(name)
-        candidates = [base, *(f"{base[:58]}-{n}" for n in range(2, 1000))]
+        # A few numbered tries, then random suffixes: a popular name costs a bounded number of inserts.
+        candidates = [base, *(f"{base[:58]}-{n}" for n in range(2, 10)),
+                      *(f"{base[:54]}-{secrets.token_hex(4)}" for _ in range(5))]
     for candidate in candidates:
         try:
             with transaction.atomic():
@@ -170,6 +173,8 @@ def membership_add(*, organization: Organization, username: str, role: str) -> M
 
 
 def _keep_an_admin(membership: Membership) -> None:
+    # The organisation's row is the lock: two admins demoting each other at once cannot both see the other.
+    Organization.objects.select_for_update().filter(pk=membership.organization_id).first()
     others = Membership.objects.filter(organization=membership.organization_id, role=Role.ADMIN).exclude(pk=membership.pk)
     if membership.role == Role.ADMIN and not others.exists():
         raise LastAdmin(f"{membership.user.get_username()} is the last admin of {membership.organization_id}")

@@ -51,9 +51,11 @@ def new_refresh_token() -> str:
 
 
 def password_stamp(user: AbstractBaseUser) -> str:
-    """Changes when the user's password does (an HMAC of its hash, as Django's sessions use): tokens
-    issued under an old password stop working."""
-    return user.get_session_auth_hash()[:32]
+    """Changes when the user's password does (an HMAC of its hash under a salt of its own): tokens
+    issued under an old password stop working, and the stamp tells nothing about the hash."""
+    from django.utils.crypto import salted_hmac
+
+    return salted_hmac("guildsite.accounts.tokens.password_stamp", user.password, algorithm="sha256").hexdigest()[:32]
 
 
 def stamp_matches(user: AbstractBaseUser, stamp: str) -> bool:

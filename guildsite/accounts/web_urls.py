@@ -6,6 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
+from guildsite.page_policy import strict_page
 from guildsite.throttle import sign_in_attempt
 
 
@@ -25,6 +26,6 @@ class SignInView(auth_views.LoginView):
 
 
 urlpatterns = [
-    path("login/", SignInView.as_view(), name="login"),
+    path("login/", strict_page(SignInView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

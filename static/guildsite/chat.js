@@ -213,15 +213,29 @@
     } else {
       li.append(document.createTextNode(message.payload.text ?? JSON.stringify(message.payload)));
       for (const file of message.payload.files || []) {
-        const link = document.createElement("a");
-        link.href = asMe(file.url);
+        // Only this site's file URLs become links: a message could carry javascript: or another site.
+        const url = safeFileUrl(file.url);
+        const link = document.createElement(url ? "a" : "span");
+        if (url) {
+          link.href = asMe(url);
+          link.target = "_blank";
+          link.rel = "noopener";
+        }
         link.textContent = ` [file: ${file.name}]`;
-        link.target = "_blank";
         li.append(link);
       }
     }
     $("log").append(li);
     li.scrollIntoView({ block: "end" });
+  }
+
+  function safeFileUrl(raw) {
+    try {
+      const url = new URL(String(raw), location.origin);
+      return url.origin === location.origin && url.pathname.startsWith("/api/guilds/") ? url.pathname + url.search : null;
+    } catch {
+      return null;
+    }
   }
 
   function renderHealth(agents) {

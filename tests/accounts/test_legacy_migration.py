@@ -83,8 +83,9 @@ def test_legacy_owner_ids_become_users_organisations_memberships_and_guild_membe
     assert not any(u.has_usable_password() for u in users.values())  # no one signs in with a guessed password
 
     assert {o.pk: o.name for o in Organization.objects.all()} == {"testorg456": "testorg456", "weird-org": "Weird Org!"}
-    assert _roles("testorg456") == {"test_author": "admin", "testuser123": "member", "joiner": "member"}
-    assert _roles("weird-org") == {"testuser123": "admin", "odd_name_1": "member"}
+    # Anyone could join any guild before accounts: those who only joined just watch (viewer).
+    assert _roles("testorg456") == {"test_author": "admin", "testuser123": "member", "joiner": "viewer"}
+    assert _roles("weird-org") == {"testuser123": "admin", "odd_name_1": "viewer"}
 
     blueprint = Blueprint.objects.get(pk=legacy_rows["blueprint"])
     assert (blueprint.author.username, blueprint.organization_id) == ("test_author", "testorg456")
@@ -137,3 +138,16 @@ def test_different_legacy_ids_that_clean_to_one_name_stay_apart(legacy_apps):
     assert (draft.author.username, draft.organization_id) == ("a_b-2", "weird-org-2")
     assert _roles("weird-org") == {"a_b": "admin"}
     assert _roles("weird-org-2") == {"a_b-2": "admin"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ids_that_differ_only_in_spaces_stay_apart(legacy_apps):
+    guilds = legacy_apps.get_model("guilds", "Guild")
+    plain = guilds.objects.create(name="Plain", user_id="bob", organization_id="acme", spec=SPEC)
+    spaced = guilds.objects.create(name="Spaced", user_id="bob ", organization_id="acme ", spec=SPEC)
+
+    _migrate()
+
+    plain, spaced = Guild.objects.get(pk=plain.pk), Guild.objects.get(pk=spaced.pk)
+    assert (plain.launched_by.username, plain.organization_id) == ("bob", "acme")
+    assert (spaced.launched_by.username, spaced.organization_id) == ("bob-2", "acme-2")

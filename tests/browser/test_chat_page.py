@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+from websockets.sync.client import connect
 
 from tests.support.live_server import LiveServer, service_env
 
@@ -143,6 +145,15 @@ def test_signed_in_chat_launches_into_the_users_organisation(authenticated_serve
     expect(page.locator("#log")).to_contain_text("Echo: Hello Echo!")
 
     guild_id = page.evaluate("new URLSearchParams(location.search).get('guild')")
+    # A message naming a file with a javascript: URL (from another tab, an agent, anyone) shows no link.
+    alice = server.manage("mint_token", "alice").strip()
+    with connect(f"{server.ws_base}/ws/guilds/{guild_id}/usercomms/alice/Alice?token={alice}") as other_tab:
+        other_tab.send(json.dumps({"format": "rustic_ai.core.ui_protocol.types.FilesWithTextFormat", "payload": {
+            "text": "look", "files": [{"name": "evil", "url": "javascript:alert(document.cookie)"},
+                                      {"name": "elsewhere", "url": "https://evil.example/x"}]}}))
+        expect(page.locator("#log li", has_text="[file: evil]")).to_have_count(2)  # mine, and the echo
+    assert page.locator("#log a", has_text="evil").count() == 0
+    assert page.locator("#log a", has_text="elsewhere").count() == 0
     status, guild = server.request("GET", f"/api/guilds/{guild_id}", headers={"Authorization": f"Bearer {server.boss_token}"})
     assert status == 200
     assert (guild["organization_id"], guild["user_id"]) == ("acme", "alice")

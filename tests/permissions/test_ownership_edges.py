@@ -56,3 +56,34 @@ def test_a_file_is_deleted_by_its_uploader_the_launcher_or_an_admin(api, deleter
     assert response.status_code == status, response.content
     listed = api.get(f"/api/guilds/{guild.pk}/files/", **factories.bearer("boss")).json()
     assert [f["name"] for f in listed] == ([] if status == 204 else ["anns.txt"])
+
+
+@pytest.mark.parametrize("who", ["viewer", "read key"])
+def test_a_guild_member_who_may_only_read_adds_no_file(api, who):
+    factories.organization("org-r", boss="member", reader="member")
+    guild = factories.guild(org="org-r", user="boss")
+    factories.joined(guild, "reader")
+    if who == "viewer":
+        factories.organization("org-r", reader="viewer")
+        headers = factories.bearer("reader")
+    else:
+        _, key = factories.api_key("org-r", "reader", scopes=["read"])
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    response = api.post(f"/api/guilds/{guild.pk}/files/", {"file": SimpleUploadedFile("x.txt", b"x")},
+                        format="multipart", **headers)
+
+    assert response.status_code == 403, response.content
+    assert api.get(f"/api/guilds/{guild.pk}/files/", **headers).status_code == 200  # reading stays allowed
+
+
+def test_readers_of_a_shared_blueprint_see_only_their_own_organisation_in_shared_with(api):
+    blueprint = factories.blueprint(author="writer", org="org-s", exposure="shared")
+    factories.organization("partner-1", p1="member")
+    factories.organization("partner-2", p2="member")
+    blueprint.shared_with.add("partner-1", "partner-2")
+
+    as_author = api.get(f"/catalog/blueprints/{blueprint.pk}", **factories.bearer("writer")).json()
+    as_partner = api.get(f"/catalog/blueprints/{blueprint.pk}", **factories.bearer("p1")).json()
+
+    assert as_author["shared_with"] == ["partner-1", "partner-2"]
+    assert as_partner["shared_with"] == ["partner-1"]

@@ -194,3 +194,83 @@ async def test_development_trusts_the_user_in_the_url_and_makes_them_on_first_us
 async def test_development_still_refuses_a_bad_token(guild):
     payload, code = await refusal(socket(sys_path(guild.id), query="?token=expired.or.forged"))
     assert (code, payload["error_type"]) == (4401, "UNAUTHENTICATED")
+
+
+async def closed_later(communicator: WebsocketCommunicator, timeout: float = 10) -> tuple[dict, int]:
+    """Read an open socket until the server closes it: the last error frame and the close code."""
+    error: dict = {}
+    while True:
+        output = await communicator.receive_output(timeout=timeout)
+        if output["type"] == "websocket.close":
+            return error, output["code"]
+        frame = json.loads(output["text"])
+        if frame["format"] == ERROR:
+            error = frame["payload"]
+
+
+@pytest.fixture
+def short_token(guild):
+    from datetime import timedelta
+
+    return factories.token("colleague", lifetime=timedelta(seconds=1))
+
+
+@pytest.mark.usefixtures("auth_on")
+async def test_a_socket_is_closed_with_4401_when_its_token_expires(guild, short_token):
+    communicator = socket(sys_path(guild.id, "colleague"), query=f"?token={short_token}")
+    await opened(communicator, keep=True)
+    payload, code = await closed_later(communicator)
+    assert (code, payload["error_type"]) == (4401, "UNAUTHENTICATED")
+    assert "expired" in payload["error_message"]
+
+
+@pytest.fixture
+def recheck_often(settings):
+    settings.GUILDSITE_WS_RECHECK_SECONDS = 0.1
+
+
+@pytest.mark.usefixtures("auth_on", "recheck_often")
+@pytest.mark.parametrize(("change", "expected"), [
+    ("removed from the organisation", (4404, "NOT_FOUND")),
+    ("demoted to viewer", (4403, "FORBIDDEN")),
+    ("password changed", (4401, "UNAUTHENTICATED")),
+    ("account disabled", (4401, "UNAUTHENTICATED")),
+])
+async def test_an_open_socket_loses_what_its_user_lost(guild, change, expected):
+    from channels.db import database_sync_to_async
+
+    communicator = socket(user_path(guild.id, "colleague"), token_of="colleague")
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected
+    await database_sync_to_async(take_away)("colleague", change)
+    payload, code = await closed_later(communicator)
+    assert (code, payload["error_type"]) == expected
+
+
+def take_away(username: str, change: str) -> None:
+    from guildsite.accounts.models import Membership
+
+    account = factories.user(username)
+    if change == "removed from the organisation":
+        Membership.objects.filter(user=account, organization_id="testorg456").delete()
+    elif change == "demoted to viewer":
+        Membership.objects.filter(user=account, organization_id="testorg456").update(role="viewer")
+    elif change == "password changed":
+        account.set_password("a brand new password")
+        account.save()
+    else:
+        account.is_active = False
+        account.save()
+
+
+@pytest.mark.usefixtures("auth_on")
+async def test_a_stop_request_is_judged_by_the_rights_of_now(guild):
+    from channels.db import database_sync_to_async
+
+    communicator = socket(sys_path(guild.id), token_of="testuser123")  # the launcher
+    await opened(communicator, keep=True)
+    await database_sync_to_async(take_away)("testuser123", "removed from the organisation")
+    await communicator.send_to(text_data=json.dumps({"format": "stopGuildRequest", "payload": {}}))
+    payload, code = await closed_later(communicator)
+    assert (code, payload["error_type"]) == (4404, "NOT_FOUND")
+    assert (await Guild.objects.aget(pk=guild.pk)).status == GuildStatus.RUNNING

@@ -115,7 +115,9 @@ class MeApi(AccountsApi):
                    responses={200: s.MeSerializer, **problem_responses(401)}, tags=["auth"])
     def get(self, request: Request) -> Response:
         actor = _signed_in(actor_of(request))
-        organizations = selectors.organization_list(actor=actor).filter(pk__in=list(permissions.roles(actor)))
+        # Oldest membership first: an organisation that added you later does not become your default.
+        organizations = (selectors.organization_list(actor=actor).filter(pk__in=list(permissions.roles(actor)))
+                         .filter(memberships__user=actor.user).order_by("memberships__created_at"))
         user = actor.user
         return Response({
             "id": user.pk, "username": user.get_username(), "email": user.email, "is_staff": actor.is_staff,
