@@ -33,9 +33,8 @@ def percentile(values: list[float], p: float) -> float:
 async def measure(launches: int, echoes: int, users: int) -> dict:
     from asgiref.sync import sync_to_async
 
-    from guilds.engines import engine_named
+    from guilds.engines import bus_of, engine_named
     from guilds.runtime import formats
-    from guilds.runtime.guild import bus_of
     from guilds.runtime.requests import system_request
     from guilds.services import guild_create
     from guilds.spec import validate_guild_spec
@@ -89,7 +88,7 @@ async def measure(launches: int, echoes: int, users: int) -> dict:
         listener = SimpleClient(id=f"bench-{user}", name=user, handler=on_reply)
         await bus.register_client(listener)
         await bus.subscribe(t.user_notifications(user), listener)
-        await system_request(guild, format_name=formats.USER_AGENT_CREATION_REQUEST,
+        await system_request(bus_of(guild.id, guild.spec), format_name=formats.USER_AGENT_CREATION_REQUEST,
                              payload={"user_id": user, "user_name": user}, user_id=user)
     await asyncio.sleep(0.5)
 

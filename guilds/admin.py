@@ -11,7 +11,8 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from catalog.forms import GuildSpecField
-from guilds.models import Guild, GuildAgent, GuildMember
+from guilds import dead_letters
+from guilds.models import DeadLetter, Guild, GuildAgent, GuildMember
 from guilds.services import GuildStopped, guild_create, guild_relaunch, guild_stop
 from guilds.spec import validate_guild_spec
 from guildsite import permissions
@@ -206,3 +207,36 @@ class GuildAgentAdmin(OrganizationScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(OrganizationScopedAdmin):
+    """The guilds' dead letters: seen, redelivered to their agents, or dropped (as over REST)."""
+
+    organization_lookup = "guild__organization"
+    list_display = ["message_id", "guild", "agent_id", "attempts", "failed_at", "reason"]
+    list_select_related = ["guild"]
+    search_fields = ["guild__id", "guild__name", "agent_id", "reason"]
+    fields = ["guild", "agent_id", "message_id", "attempts", "failed_at", "reason", "message_json"]
+    readonly_fields = fields
+    actions = ["redeliver"]
+
+    @admin.display(description="message")
+    def message_json(self, letter: DeadLetter) -> str:
+        return _pretty(letter.message)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Redeliver the selected messages to their agents")
+    def redeliver(self, request: HttpRequest, queryset) -> None:
+        for letter in queryset.select_related("guild"):
+            try:
+                permissions.guild_control_check(Actor(user=request.user), letter.guild, doing="redelivering")
+                dead_letters.dead_letter_redeliver(letter=letter)
+                self.message_user(request, f"{letter.message_id}: redelivered to {letter.agent_id}.", messages.SUCCESS)
+            except (dead_letters.NotRedeliverable, permissions.PermissionProblem) as exc:
+                self.message_user(request, f"{letter.message_id}: {exc}", messages.WARNING)

@@ -22,10 +22,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from guilds.engines import bus_of
 from guilds.models import Guild, GuildStatus
 from guilds.runtime import formats
 from guilds.runtime import loop as runtime_loop
-from guilds.runtime.guild import bus_of
 from guilds.runtime.manager import user_proxy_id
 from guilds.runtime.requests import system_request
 from guilds.selectors import guild_for
@@ -242,14 +242,16 @@ class GuildSocket(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         client_id = None
         try:
-            if not self.bucket.take():
+            within_rate = self.bucket.take()  # every frame counts, a malformed one too
+            frame = frames.decode(text_data, bytes_data, max_bytes=settings.GUILDSITE_WS_FRAME_MAX_BYTES)
+            client_id = None if frame.get("id") is None else str(frame.get("id"))
+            if not within_rate:  # refused with the frame's own id, so the client knows which to send again
                 raise frames.FrameError(
                     frames.RATE_LIMITED,
                     f"too many frames: at most {settings.GUILDSITE_WS_RATE_PER_SECOND:g}/s "
                     f"(bursts of {settings.GUILDSITE_WS_RATE_BURST}); this frame was not accepted",
+                    client_message_id=client_id,
                 )
-            frame = frames.decode(text_data, bytes_data, max_bytes=settings.GUILDSITE_WS_FRAME_MAX_BYTES)
-            client_id = None if frame.get("id") is None else str(frame.get("id"))
             if self.stopped:
                 raise frames.FrameError(frames.GUILD_STOPPED, "the guild is stopped; launch a new one from its blueprint",
                                         client_message_id=client_id)
@@ -283,7 +285,7 @@ class UserCommsConsumer(GuildSocket):
     async def opened(self) -> None:
         await database_sync_to_async(guild_member_add)(guild=self.guild, user=self.actor.user)
         await runtime_loop.arun(
-            system_request(self.guild, format_name=formats.USER_AGENT_CREATION_REQUEST,
+            system_request(self.bus, format_name=formats.USER_AGENT_CREATION_REQUEST,
                            payload={"user_id": self.user_id, "user_name": self.user_name}, user_id=self.user_id)
         )
         for message in await runtime_loop.arun(self._missed()):
@@ -369,5 +371,5 @@ class SysCommsConsumer(GuildSocket):
                 await self.close(code=CLOSE_UNKNOWN_GUILD)
                 return
         payload = {**payload, "guild_id": self.guild_id, "user_id": self.user_id}
-        await runtime_loop.arun(system_request(self.guild, format_name=name, payload=payload, user_id=self.user_id))
+        await runtime_loop.arun(system_request(self.bus, format_name=name, payload=payload, user_id=self.user_id))
 

@@ -83,6 +83,9 @@ class GuildAgent(models.Model):
     class_name = models.CharField(max_length=512)
     spec = models.JSONField(help_text="The agent spec it runs with.")
     state = models.JSONField(default=dict, blank=True, help_text="The agent's own state, kept across relaunches.")
+    runtime = models.JSONField(default=dict, blank=True,
+                               help_text="The engine's bookkeeping of the agent (catch-up cursors, memory), "
+                                         "apart from the state its handlers see.")
     status = models.CharField(max_length=20, choices=AgentStatus.choices, default=AgentStatus.STARTING)
     status_detail = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -113,3 +116,27 @@ class GuildFile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DeadLetter(models.Model):
+    """A message an agent could not be given after bounded retries (the guild's dead-letter queue).
+
+    Failures inside a handler are the agent's own (it answers with an error message); these failed
+    outside one: the message could not be decoded, the agent could not be loaded, the process
+    handling it died. Redelivering puts the message back in the agent's inbox."""
+
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="dead_letters")
+    agent_id = models.CharField(max_length=128)
+    message_id = models.BigIntegerField()
+    message = models.JSONField(help_text="The message as it waited (or {'undecodable': its raw text}).")
+    reason = models.TextField()
+    attempts = models.PositiveIntegerField()
+    failed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-failed_at"]
+        constraints = [models.UniqueConstraint(fields=["guild", "agent_id", "message_id"],
+                                               name="one_dead_letter_per_agent_and_message")]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} for {self.agent_id}: {self.reason[:60]}"

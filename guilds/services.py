@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from guilds.engines import engine_for_guild, engine_for_spec, messaging_config_of
+from guilds.engines.base import ExecutionEngine
+from guilds.lifecycle import LIVE
 from guilds.models import Guild, GuildMember, GuildStatus
+from guilds.runtime import formats, store
+from guilds.runtime import loop as runtime_loop
+from guilds.runtime.requests import system_request
 from guilds.spec import GuildSpec
 from guildsite.accounts.models import Organization
 
@@ -56,8 +61,6 @@ def guild_member_add(*, guild: Guild, user: AbstractBaseUser) -> None:
 
 def guild_launch(*, guild_id: str) -> None:
     """Start the guild's manager agent on the site's engine (see guilds.engines)."""
-    from guilds.engines import engine_for_guild
-
     engine_for_guild(guild_id).launch_guild(guild_id)
 
 
@@ -67,9 +70,6 @@ class GuildStopped(Exception):
 
 def guild_relaunch(*, guild_id: str) -> bool:
     """Start a guild whose agents are gone (server restart, ERROR). True if a launch began."""
-    from guilds.engines import engine_for_guild
-    from guilds.runtime import loop as runtime_loop
-
     guild = Guild.objects.get(pk=guild_id)
     if guild.status == GuildStatus.STOPPED:
         raise GuildStopped(f"guild {guild_id} is stopped; launch a new guild from its blueprint instead")
@@ -82,38 +82,31 @@ def guild_relaunch(*, guild_id: str) -> bool:
 
 
 def guild_stop(*, guild_id: str, user_id: str, timeout: float = 10.0) -> Guild:
-    """Stop the guild as the system socket's stopGuildRequest does; waits for STOPPED."""
-    from guilds.engines import engine_for_guild
-    from guilds.runtime import loop as runtime_loop
-    from guilds.runtime import store
-    from guilds.runtime.requests import system_request
-
+    """Stop the guild as the system socket's stopGuildRequest does; waits for STOPPED, and until the
+    manager has retired the guild."""
     guild = Guild.objects.get(pk=guild_id)
     if guild.status == GuildStatus.STOPPED:
         raise GuildStopped(f"guild {guild_id} is already stopped")
-    engine = engine_for_guild(guild_id)
+    engine = engine_for_spec(guild.spec)
     if engine.is_guild_running(guild_id):
-        runtime_loop.run(
-            system_request(guild, format_name="stopGuildRequest", payload={"guild_id": guild_id, "user_id": user_id},
-                           user_id=user_id, await_status=GuildStatus.STOPPED, timeout=timeout),
-            timeout=timeout + 5,
-        )
-        # The manager retires itself just after announcing STOPPED: wait for that too.
-        deadline = time.monotonic() + timeout
-        while engine.is_guild_running(guild_id) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        runtime_loop.run(_stopped_by_its_manager(engine, guild, user_id, timeout), timeout=2 * timeout + 5)
     else:
-        # Nothing runs it here (it never started, or its process is gone): record the stop.
+        # Nothing runs it (it never started, or its process is gone): record the stop.
         runtime_loop.run(store.guild_status_set(guild_id, GuildStatus.STOPPED, f"stopped by {user_id}"))
         runtime_loop.run(store.agents_stopped(guild_id))
     guild.refresh_from_db()
     return guild
 
 
+async def _stopped_by_its_manager(engine: ExecutionEngine, guild: Guild, user_id: str, timeout: float) -> None:
+    await system_request(engine.bus(guild.id, messaging_config_of(guild.spec)), format_name=formats.STOP_GUILD_REQUEST,
+                         payload={"guild_id": guild.id, "user_id": user_id}, user_id=user_id,
+                         await_status=GuildStatus.STOPPED, timeout=timeout)
+    await engine.wait_stopped(guild.id, timeout)  # the manager retires its guild just after announcing STOPPED
+
+
 def guilds_relaunch_live() -> list[str]:
     """On server start: relaunch every guild that should be running. Returns their ids."""
-    from guilds.lifecycle import LIVE
-
     relaunched = []
     for guild_id in Guild.objects.filter(status__in=LIVE).values_list("pk", flat=True):
         try:

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from guilds.engines.names import UnknownEngine, resolve_engine_name
-from guilds.runtime.registry import AgentClassError, resolve_agent_class
+from guilds.runtime.registry import AgentClassError, canonical_class_name, resolve_agent_class
 from guildsite.public_ids import new_public_id
 from messaging.config import MessagingConfig, resolve_backend_class
 from messaging.errors import UnknownBackend
@@ -69,8 +69,6 @@ SYSTEM_CLASSES = frozenset({"guilds.runtime.manager.GuildManagerAgent", "guilds.
 
 
 def _spec_agent_allowed(agent: AgentSpec) -> None:
-    from guilds.runtime.registry import canonical_class_name
-
     if agent.id in RESERVED_AGENT_IDS or agent.id.startswith(RESERVED_ID_PREFIXES):
         raise ValueError(f"agent id '{agent.id}' is reserved (the guild manager and users' proxies use it)")
     if canonical_class_name(agent.class_name) in SYSTEM_CLASSES:

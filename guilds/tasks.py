@@ -6,8 +6,12 @@ import logging
 import time
 
 from celery import shared_task
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from guilds.engines.celery import engine
 from guilds.runtime import loop as runtime_loop
+from messaging.errors import BackendUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -20,17 +24,12 @@ REDIS_WAIT_SECONDS = 60
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None, ignore_result=True)
 def drain_agent(self, guild_id: str, agent_id: str) -> int:
     """Handle every message waiting for one agent (in order, under its lease)."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
-    from guilds.engines.celery import engine
-    from messaging.errors import BackendUnavailable
-
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     waited, pause = 0.0, 0.25
     while True:
         try:
-            outcome = runtime_loop.run(engine().drain_task(guild_id, agent_id, redelivered=redelivered), timeout=None)
+            outcome = runtime_loop.run(engine().drainer.drain_task(guild_id, agent_id, redelivered=redelivered),
+                                       timeout=None)
             break
         except (BackendUnavailable, RedisConnectionError, RedisTimeoutError, ConnectionError) as exc:
             if waited >= REDIS_WAIT_SECONDS:
@@ -48,6 +47,4 @@ def drain_agent(self, guild_id: str, agent_id: str) -> int:
 @shared_task(ignore_result=True)
 def health_ticks() -> int:
     """Every heartbeat interval (Celery beat): the managers' health rounds."""
-    from guilds.engines.celery import engine
-
-    return runtime_loop.run(engine().publish_ticks())
+    return runtime_loop.run(engine().beat.publish_ticks())

@@ -15,6 +15,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from guildsite import identity, permissions
+
 logger = logging.getLogger(__name__)
 
 
@@ -48,8 +50,6 @@ def _plain(value: Any) -> Any:
 
 def _from_domain(exc: Exception) -> Exception:
     """The permission layer's and the identity resolver's refusals as HTTP errors."""
-    from guildsite import identity, permissions
-
     if isinstance(exc, Http404 | permissions.NotFound):
         return exceptions.NotFound(str(exc) or "Not found.")
     if isinstance(exc, PermissionDenied | permissions.Forbidden | identity.NamedAnother):

@@ -13,16 +13,12 @@ Rules (README "Organisations and permissions"):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from django.db.models import Q, QuerySet
 
+from catalog.models import Blueprint, Category, Exposure
+from guilds.models import Guild, GuildMember
 from guildsite.accounts.models import Membership, Role, lower_role, role_at_least
 from guildsite.identity import Actor
-
-if TYPE_CHECKING:
-    from catalog.models import Blueprint, Category
-    from guilds.models import Guild
 
 
 class PermissionProblem(Exception):
@@ -146,8 +142,6 @@ def category_create_check(actor: Actor, organization_id: str | None) -> None:
 
 def blueprint_queryset(actor: Actor, blueprints: QuerySet[Blueprint]) -> QuerySet[Blueprint]:
     """The blueprints the actor may read."""
-    from catalog.models import Blueprint, Exposure
-
     if _open_catalog(actor):
         return blueprints
     if actor.user is None:
@@ -169,8 +163,6 @@ def blueprint_queryset(actor: Actor, blueprints: QuerySet[Blueprint]) -> QuerySe
 
 
 def blueprint_read_check(actor: Actor, blueprint: Blueprint) -> None:
-    from catalog.models import Blueprint
-
     if not blueprint_queryset(actor, Blueprint.objects.filter(pk=blueprint.pk)).exists():
         raise NotFound(f"Blueprint '{blueprint.pk}' not found.")
 
@@ -194,8 +186,6 @@ def blueprint_change_check(actor: Actor, blueprint: Blueprint, *, doing: str = "
 
 def blueprint_launch_check(actor: Actor, blueprint: Blueprint, organization_id: str) -> None:
     """May the actor launch this blueprint into that organisation?"""
-    from catalog.models import Exposure
-
     blueprint_read_check(actor, blueprint)
     require_role(actor, organization_id, Role.MEMBER, doing="launching a guild")
     if _open_catalog(actor) or blueprint.exposure == Exposure.PUBLIC:
@@ -237,8 +227,6 @@ def _is_launcher(actor: Actor, guild: Guild) -> bool:
 
 
 def _is_guild_member(actor: Actor, guild: Guild) -> bool:
-    from guilds.models import GuildMember
-
     return actor.user is not None and GuildMember.objects.filter(guild=guild, user=actor.user).exists()
 
 

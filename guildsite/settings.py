@@ -196,11 +196,20 @@ if GUILDSITE_EXECUTION_ENGINE not in {"inprocess", "celery"}:
     )
 if GUILDSITE_EXECUTION_ENGINE == "celery" and not REDIS_URL:
     raise ConfigurationError("GUILDSITE_EXECUTION_ENGINE=celery needs REDIS_URL (the broker and message store)")
+if GUILDSITE_EXECUTION_ENGINE == "inprocess" and not REDIS_URL and not DEBUG:
+    raise ConfigurationError(
+        "with DEBUG off the in-process engine needs REDIS_URL: it holds each guild's lease there, so that two "
+        "web processes never both run one (set REDIS_URL, or DEBUG=1 for a single development process)"
+    )
 GUILDSITE_HEARTBEAT_INTERVAL = env_float("GUILDSITE_HEARTBEAT_INTERVAL", 5.0, minimum=0.05)
 # An agent silent for this long makes its guild WARNING.
 GUILDSITE_HEARTBEAT_TIMEOUT = env_float("GUILDSITE_HEARTBEAT_TIMEOUT", 15.0, minimum=0.1)
 # Launch guilds that should be running when the server starts.
 GUILDSITE_RELAUNCH_ON_START = env_bool("GUILDSITE_RELAUNCH_ON_START", True)
+# A message whose handling fails outside its handler this many times goes to the guild's dead letters.
+GUILDSITE_DELIVERY_MAX_ATTEMPTS = env_int("GUILDSITE_DELIVERY_MAX_ATTEMPTS", 5, minimum=1, maximum=100)
+# Diagnostic agents (guilds.agents.probe.ProbeAgent) may be named in specs: for tests and benchmarks.
+GUILDSITE_DIAGNOSTIC_AGENTS = env_bool("GUILDSITE_DIAGNOSTIC_AGENTS", False)
 
 # --- sockets ---------------------------------------------------------------
 GUILDSITE_WS_FRAME_MAX_BYTES = env_int("GUILDSITE_WS_FRAME_MAX_BYTES", 256 * 1024, minimum=1024)

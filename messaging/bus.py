@@ -17,6 +17,11 @@ Delivery rules (all of them live in this module):
 * every receiving client gets its own Message object (never the sender's, never another
   receiver's);
 * a message published to several topics a client subscribes to reaches it once;
+* an ephemeral publish (`ephemeral=True`: token streams, presence) reaches the clients subscribed now
+  and is kept nowhere: no topic history, no inbox, nothing a late subscriber catches up on;
+* with durable delivery (agents in Celery workers, `messaging.delivery`), given to the bus by the
+  engine that builds it, a stored message also goes into its durable subscribers' inboxes, in the same
+  atomic step, and the agents with work newly due are woken (or collected by the publisher);
 * `enrich_with_history=N`: before delivery, the last N `message_history[*].origin`
   messages are loaded by id and put, as JSON strings, in `session_state["enriched_history"]`
   (such a message is handed out after that lookup, so it may overtake or be overtaken by
@@ -31,10 +36,10 @@ import threading
 import weakref
 from functools import partial
 
-from messaging import durable
 from messaging.backends.base import MessagingBackend
 from messaging.clients import Client, RecentIds
 from messaging.config import MessagingConfig, create_backend, site_default_config
+from messaging.delivery import DurableDelivery, Woken
 from messaging.errors import InvalidMessage, MessagingError
 from messaging.message import Message
 from messaging.topics import is_self_inbox, namespaced
@@ -110,12 +115,14 @@ def _release(shared: _SharedBackend) -> bool:
 
 
 class MessagingInterface:
-    def __init__(self, namespace: str, config: MessagingConfig | None = None):
+    def __init__(self, namespace: str, config: MessagingConfig | None = None, *,
+                 delivery: DurableDelivery | None = None):
         if not namespace or ":" in namespace:
             raise ValueError(f"namespace must be non-empty and contain no ':', got {namespace!r}")
         from django.conf import settings
 
         self.namespace = namespace
+        self.delivery = delivery
         self.config = config if config is not None else site_default_config()
         self.config.canonical()  # UnknownBackend now rather than at first use
         self.max_message_bytes: int = settings.GUILDSITE_MESSAGE_MAX_BYTES
@@ -247,8 +254,11 @@ class MessagingInterface:
 
     # --- publishing ------------------------------------------------------------------
 
-    async def publish(self, message: Message, sender: Client | None = None) -> Message:
-        """Store `message` in each of its topics (namespaced) and notify subscribers.
+    async def publish(self, message: Message, sender: Client | None = None, *, ephemeral: bool = False,
+                      collect_woken: Woken | None = None) -> Message:
+        """Store `message` in each of its topics (namespaced) and notify subscribers; `ephemeral`: notify
+        only, store nothing. With durable delivery, agents with work newly due go to `collect_woken` when
+        given (the caller drains them), else to the delivery's waker.
 
         Raises PayloadTooLarge (nothing stored) when its JSON exceeds
         `settings.GUILDSITE_MESSAGE_MAX_BYTES`; BackendUnavailable if the backend is down.
@@ -257,9 +267,15 @@ class MessagingInterface:
             raise InvalidMessage(f"invalid message: expected a Message, got {type(message).__name__}")
         topics = list(dict.fromkeys(message.topic_list))  # each topic once
         full = [namespaced(self.namespace, t) for t in topics]
-        woken = await self._hub().backend.store_message(self.namespace, full, message, self.max_message_bytes)
+        backend = self._hub().backend
+        if ephemeral:
+            await backend.broadcast(self.namespace, full, message, self.max_message_bytes)
+            return message
+        extension = None if self.delivery is None else self.delivery.store_extension(
+            backend, self.namespace, message, collecting=collect_woken is not None)
+        woken = await backend.store_message(self.namespace, full, message, self.max_message_bytes, extension)
         if woken:  # durable subscribers (agents in Celery workers) with work newly due
-            durable.wake(self.namespace, woken)
+            self.delivery.woken(self.namespace, woken, collect_woken)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "published message %s to %s (namespace %s, sender %s)", message.id, topics, self.namespace,

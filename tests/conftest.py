@@ -73,3 +73,9 @@ def _wait_for_other_sessions_to_end(timeout: float = 10.0) -> None:
 
 
 from tests.runtime.conftest import celery_workers  # noqa: E402,F401 - a session fixture any test may need
+
+
+@pytest.fixture(autouse=True)
+def _diagnostic_agents(settings):
+    """The tests drive guilds with ProbeAgent (a diagnostic agent, off on a real site)."""
+    settings.GUILDSITE_DIAGNOSTIC_AGENTS = True

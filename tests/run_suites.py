@@ -41,6 +41,7 @@ def base_env() -> dict[str, str]:
     env.setdefault("DEBUG", "1")
     # Throttle counters and socket counts in a shared Redis: this run's own.
     env.setdefault("GUILDSITE_CACHE_PREFIX", f"guildsite-test-{os.getpid()}")
+    env.setdefault("GUILDSITE_DIAGNOSTIC_AGENTS", "1")  # the tests drive guilds with ProbeAgent
     return env
 
 

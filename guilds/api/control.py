@@ -19,9 +19,9 @@ from rest_framework.views import APIView
 
 from guilds import files, services
 from guilds.api.serializers import GuildDetailSerializer
+from guilds.engines import bus_of
 from guilds.models import GuildFile
 from guilds.runtime import loop as runtime_loop
-from guilds.runtime.guild import bus_of
 from guilds.selectors import guild_for, guild_has_member
 from guildsite import permissions
 from guildsite.api_common import problem_responses

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guilds.api import control, views
+from guilds.api import control, dead_letters, views
 from guildsite.api_common import api_path
 
 urlpatterns = [
@@ -10,7 +10,12 @@ urlpatterns = [
     *api_path("guilds/<str:guild_id>", views.GuildDetailApi, "guild-detail"),
     *api_path("guilds/<str:guild_id>/stop", control.GuildStopApi, "guild-stop"),
     *api_path("guilds/<str:guild_id>/relaunch", control.GuildRelaunchApi, "guild-relaunch"),
+    *api_path("guilds/<str:guild_id>/dead-letters", dead_letters.DeadLettersApi, "guild-dead-letters"),
+    *api_path("guilds/<str:guild_id>/dead-letters/<str:message_id>/redeliver", dead_letters.DeadLetterRedeliverApi,
+              "guild-dead-letter-redeliver"),
     *api_path("guilds/<str:guild_id>/files/", control.GuildFilesApi, "guild-files"),
     *api_path("guilds/<str:guild_id>/files/<str:name>", control.GuildFileApi, "guild-file"),
     *api_path("guilds/<str:guild_id>/<str:user_id>/messages", control.UserMessagesApi, "guild-user-messages"),
+    # After the user's messages: a user may be called "dead-letters", a message id is digits.
+    *api_path("guilds/<str:guild_id>/dead-letters/<str:message_id>", dead_letters.DeadLetterApi, "guild-dead-letter"),
 ]

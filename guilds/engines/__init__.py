@@ -1,4 +1,5 @@
-"""Which engine runs a guild: the spec's `execution_engine` (see names.py) or the site's default."""
+"""Which engine runs a guild: the spec's `execution_engine` (see names.py) or the site's default. The
+engine also builds the guild's bus in this process, with the delivery its agents need."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from functools import cache
 
 from guilds.engines.base import ExecutionEngine
 from guilds.engines.names import CELERY, INPROCESS, resolve_engine_name
+from messaging.bus import MessagingInterface
+from messaging.config import MessagingConfig
 
 
 @cache
@@ -31,3 +34,15 @@ def engine_for_guild(guild_id: str) -> ExecutionEngine:
 
     spec = Guild.objects.filter(pk=guild_id).values_list("spec", flat=True).first() or {}
     return engine_for_spec(spec)
+
+
+def messaging_config_of(spec: dict) -> MessagingConfig | None:
+    """The messaging config a stored guild spec names (None: the site's default)."""
+    config = (spec.get("properties") or {}).get("messaging")
+    return MessagingConfig.model_validate(config) if config else None
+
+
+def bus_of(guild_id: str, spec: dict) -> MessagingInterface:
+    """The guild's bus in this process (call on the runtime loop): its engine's, so what is published here
+    reaches the guild's agents however they run."""
+    return engine_for_spec(spec).bus(guild_id, messaging_config_of(spec))

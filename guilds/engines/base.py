@@ -1,13 +1,22 @@
 """The execution-engine interface: where a guild's agents run. Agents, routing and the
-manager are the same on every engine; an engine decides only where handlers execute."""
+manager are the same on every engine; an engine decides only where handlers execute, and builds the
+guild's bus with the delivery that reaches them there."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from messaging.bus import MessagingInterface
+from messaging.config import MessagingConfig
+from messaging.message import Message
+
 
 class ExecutionEngine(ABC):
     name: str
+
+    @abstractmethod
+    def bus(self, guild_id: str, config: MessagingConfig | None) -> MessagingInterface:
+        """The guild's bus in this process (one per guild and config; call on the runtime loop)."""
 
     @abstractmethod
     def launch_guild(self, guild_id: str) -> None:
@@ -20,6 +29,14 @@ class ExecutionEngine(ABC):
     @abstractmethod
     async def launch(self, guild_id: str) -> bool:
         """Launch on the runtime loop; False if it was already running, stopped or unknown."""
+
+    @abstractmethod
+    async def wait_stopped(self, guild_id: str, timeout: float) -> bool:
+        """Once the manager announced STOPPED: wait until nothing of the guild runs (False: not in time)."""
+
+    @abstractmethod
+    async def redeliver(self, guild_id: str, agent_id: str, message: Message) -> bool:
+        """Give a dead-lettered message to its agent again; False if that agent does not run."""
 
     @abstractmethod
     async def forget(self, guild_id: str) -> None:

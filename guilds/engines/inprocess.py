@@ -1,7 +1,8 @@
 """The in-process engine (the embedded default): agents run on this process's runtime loop.
 
 Each agent is a host with its own queue; a slow or blocked handler holds only its own
-agent. The manager's health rounds are ticks it receives as messages, like every engine.
+agent. The manager's health rounds are ticks it receives as messages, like every engine. One
+process runs a guild: it holds the guild's lease (runners.py) while it does.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from django.conf import settings
 
 from guilds.engines.base import ExecutionEngine
 from guilds.engines.names import INPROCESS
+from guilds.engines.runners import RunnerLeases
 from guilds.models import GuildStatus
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime import store
-from guilds.runtime.guild import guild_bus, guild_bus_forget
 from guilds.runtime.host import MANAGER_ID, AgentHost
 from guilds.runtime.manager import HEALTH_TICK, manager_start
 from guilds.spec import AgentSpec, GuildSpec
 from messaging import topics as topic_names
 from messaging.bus import MessagingInterface
+from messaging.config import MessagingConfig
 from messaging.ids import Priority
 from messaging.message import AgentTag, Message
 
@@ -43,11 +45,11 @@ class InProcessGuild:
         previous = self.hosts.pop(spec.id, None)
         if previous is not None:
             await previous.stop()
-        state = await store.agent_record_ensure(
+        record = await store.agent_record_ensure(
             self.guild_id, agent_id=spec.id, name=spec.name, kind=kind, class_name=spec.class_name,
             spec=spec.model_dump(mode="json"),
         )
-        host = AgentHost(guild=self, spec=spec, kind=kind, state=state)
+        host = AgentHost(guild=self, spec=spec, kind=kind, state=record.state, runtime=record.runtime)
         self.hosts[spec.id] = host
         try:
             await host.start(catch_up_since_ms=catch_up_since_ms)
@@ -104,13 +106,26 @@ class InProcessEngine(ExecutionEngine):
 
     def __init__(self) -> None:
         self.guilds: dict[str, InProcessGuild] = {}
+        self.leases = RunnerLeases()
         self._launching: set[str] = set()
+        self._buses: dict[tuple[str, str], MessagingInterface] = {}
+        self._stopped: dict[str, asyncio.Event] = {}
+
+    def bus(self, guild_id: str, config: MessagingConfig | None) -> MessagingInterface:
+        key = (guild_id, config.model_dump_json() if config is not None else "")
+        bus = self._buses.get(key)
+        if bus is None:
+            bus = self._buses[key] = MessagingInterface(guild_id, config)
+        return bus
 
     def launch_guild(self, guild_id: str) -> None:
         runtime_loop.submit(self.launch(guild_id))
 
     def is_guild_running(self, guild_id: str) -> bool:
-        return guild_id in self.guilds or guild_id in self._launching
+        """Here, or in another process (it holds the guild's lease)."""
+        if guild_id in self.guilds or guild_id in self._launching:
+            return True
+        return runtime_loop.run(self.leases.held_elsewhere(guild_id))
 
     async def launch(self, guild_id: str) -> bool:
         """Launch on the runtime loop; False if it was already running, stopped or unknown."""
@@ -118,7 +133,12 @@ class InProcessEngine(ExecutionEngine):
             return False
         self._launching.add(guild_id)
         try:
-            return await self._launch(guild_id)
+            if not await self.leases.take(guild_id, on_lost=lambda: self.forget(guild_id)):
+                return False  # another process runs it
+            launched = await self._launch(guild_id)
+            if not launched and guild_id not in self.guilds:
+                await self.leases.release(guild_id)
+            return launched
         finally:
             self._launching.discard(guild_id)
 
@@ -128,7 +148,7 @@ class InProcessEngine(ExecutionEngine):
             return False
         try:
             spec = GuildSpec.model_validate(record.spec)
-            bus = guild_bus(guild_id, spec.properties.messaging)
+            bus = self.bus(guild_id, spec.properties.messaging)
             await bus.get_messages(topic_names.SYSTEM_TOPIC, limit=1)  # the backend answers, or we say why not
         except Exception as exc:
             detail = f"cannot launch: {type(exc).__name__}: {exc}"
@@ -144,11 +164,44 @@ class InProcessEngine(ExecutionEngine):
             guild.start_ticker()
         return True
 
+    async def wait_stopped(self, guild_id: str, timeout: float) -> bool:
+        if guild_id not in self.guilds:
+            return await self._lease_gone(guild_id, timeout)  # run by another process: its lease goes at the end
+        stopped = self._stopped.setdefault(guild_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(stopped.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _lease_gone(self, guild_id: str, timeout: float) -> bool:
+        deadline = asyncio.get_running_loop().time() + timeout
+        pause = 0.01
+        while await self.leases.held_elsewhere(guild_id):
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(pause)  # another process retires it: its lease is what this one sees
+            pause = min(0.2, pause * 2)
+        return True
+
+    async def redeliver(self, guild_id: str, agent_id: str, message: Message) -> bool:
+        guild = self.guilds.get(guild_id)
+        host = guild.hosts.get(agent_id) if guild is not None else None
+        if host is None or not host.started:
+            return False
+        await host.delivery.enqueue(host, [message])
+        return True
+
     async def forget(self, guild_id: str) -> None:
         guild = self.guilds.pop(guild_id, None)
         if guild is not None:
             await guild.shutdown()
-        guild_bus_forget(guild_id)
+            await self.leases.release(guild_id)
+        for key in [k for k in self._buses if k[0] == guild_id]:
+            del self._buses[key]  # (buses share their backend: it closes with its last user)
+        stopped = self._stopped.pop(guild_id, None)
+        if stopped is not None:
+            stopped.set()
 
     async def shutdown(self) -> None:
         for guild_id in list(self.guilds):

@@ -110,6 +110,9 @@ class Agent:
         """Topics whose messages stored before the agent started are handled when it starts."""
         return []
 
+    # A diagnostic agent (ProbeAgent) may be named in specs only where settings allow it.
+    diagnostic: ClassVar[bool] = False
+
     # Keep the position reached on the catch-up topics in the agent's state (a write per message on
     # them), so a relaunch resumes exactly there. For rare, important topics only.
     keeps_catch_up_cursor: ClassVar[bool] = False

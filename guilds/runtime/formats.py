@@ -26,6 +26,8 @@ USER_AGENT_CREATION_REQUEST = "rustic_ai.core.agents.system.models.UserAgentCrea
 USER_AGENT_CREATION_RESPONSE = "rustic_ai.core.agents.system.models.UserAgentCreationResponse"
 # Ours: pushed on the status topic whenever the persisted guild status changes.
 GUILD_STATUS = "guildStatus"
+# A message moved to the guild's dead-letter topic (guilds.runtime.dead_letters).
+DEAD_LETTER = "guildsite.DeadLetter"
 
 _ALIASES = {
     "rustic_ai.core.agents.utils.user_proxy_agent.ParticipantListRequest": PARTICIPANTS_REQUEST,

@@ -8,12 +8,13 @@ priority then id (the tracking client's order), never twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from guilds.runtime import formats, health, store
+from guilds.runtime import dead_letters, formats, health, store
 from guilds.runtime.context import HandlerContext, SyncHandlerContext
 from guilds.runtime.registry import canonical_class_name, resolve_agent_class
 from messaging import topics as topic_names
@@ -25,11 +26,14 @@ if TYPE_CHECKING:
     from guilds.runtime.agent import Agent
     from guilds.runtime.guild import GuildControl
     from guilds.spec import AgentSpec
+    from messaging.delivery import Woken
 
 logger = logging.getLogger(__name__)
 
 MANAGER_ID = topic_names.GUILD_MANAGER_ID
-CURSORS = "_catch_up_cursors"
+# The engine's bookkeeping of an agent (GuildAgent.runtime), apart from the state its handlers see.
+CURSORS = "catch_up_cursors"
+MEMORY = "memory"
 # Ordinary handlers never see these topics: they carry the guild's own bookkeeping.
 ESSENTIAL_TOPICS = frozenset({topic_names.GUILD_STATUS_TOPIC, topic_names.HEARTBEAT_TOPIC, topic_names.STATE_TOPIC})
 
@@ -47,7 +51,8 @@ class LiveDelivery:
         self.client: MessageTrackingClient | None = None
 
     async def attach(self, host: AgentHost, topics: list[str]) -> None:
-        self.client = MessageTrackingClient(id=host.agent_id, name=host.spec.name, handler=host.handle)
+        self.client = MessageTrackingClient(id=host.agent_id, name=host.spec.name,
+                                            handler=functools.partial(self._handle, host))
         await host.guild.bus.register_client(self.client)
         for topic in topics:
             await host.guild.bus.subscribe(topic, self.client)
@@ -68,12 +73,25 @@ class LiveDelivery:
         pass
 
     async def idle(self) -> None:
-        await self.delivery.idle()
+        await self.client.idle()
+
+    @staticmethod
+    async def _handle(host: AgentHost, message: Message) -> None:
+        """Failures inside a handler are the agent's (it answers with an error); one outside a handler is
+        not retried here (nothing would redeliver it): the message goes to the dead letters at once."""
+        try:
+            await host.handle(message)
+        except Exception as exc:
+            logger.exception("handling failed outside the handlers",
+                             extra={"guild_id": host.guild.guild_id, "agent_id": host.agent_id, "message_id": message.id})
+            await dead_letters.dead_letter(host.guild, agent_id=host.agent_id, message_id=message.id,
+                                           body=dead_letters.body_of(message), reason=f"{type(exc).__name__}: {exc}",
+                                           attempts=1)
 
 
 class AgentHost:
     def __init__(self, *, guild: GuildControl, spec: AgentSpec, kind: str, state: dict[str, Any] | None = None,
-                 delivery: Any = None) -> None:
+                 runtime: dict[str, Any] | None = None, delivery: Any = None) -> None:
         self.guild = guild
         self.spec = spec
         self.kind = kind
@@ -81,6 +99,9 @@ class AgentHost:
         self.class_name = canonical_class_name(spec.class_name)
         self.tag = AgentTag(id=spec.id, name=spec.name)
         self.state: dict[str, Any] = dict(state or {})
+        self.runtime: dict[str, Any] = dict(runtime or {})
+        # Set by a drain around each message: the agents its sends wake go there (it drains them next).
+        self.collect_woken: Woken | None = None
         self.agent: Agent | None = None
         # How messages reach the agent: LiveDelivery here, or a durable inbox (guilds.engines.celery).
         self.delivery = delivery if delivery is not None else LiveDelivery()
@@ -123,7 +144,7 @@ class AgentHost:
     async def _catch_up(self, since_ms: int) -> None:
         """Queue what arrived on the agent's catch-up topics before it subscribed (it waited for us):
         after the kept cursor if there is one, else since `since_ms`."""
-        cursors = self.state.get(CURSORS, {})
+        cursors = self.runtime.get(CURSORS, {})
         for topic in self.agent.catch_up_topics():
             since = int(cursors[topic]) if topic in cursors else since_id(since_ms)
             await self.delivery.enqueue(self, await self.guild.bus.get_messages_for_topic_since(topic, since))
@@ -148,7 +169,7 @@ class AgentHost:
         return None
 
     async def publish(self, message: Message) -> Message:
-        return await self.guild.bus.publish(message)
+        return await self.guild.bus.publish(message, collect_woken=self.collect_woken)
 
     async def heartbeat(self, request: Message | None) -> None:
         now_ms = time.time() * 1000
@@ -180,7 +201,7 @@ class AgentHost:
         for method_name in type(self.agent).handlers_for(message_format, essential_topic=essential):
             await self._invoke(method_name, message)
         if self.agent.keeps_catch_up_cursor and message.topic_published_to in self.agent.catch_up_topics():
-            await self.state_update({CURSORS: {message.topic_published_to: str(message.id)}})
+            await self.runtime_update({CURSORS: {message.topic_published_to: str(message.id)}})
 
     async def _invoke(self, method_name: str, message: Message) -> None:
         ctx = HandlerContext(self, message, method_name)
@@ -206,6 +227,13 @@ class AgentHost:
         await store.agent_state_save(self.guild.guild_id, self.agent_id, self.state)
         self.delivery.state_saved(self, token)
         return self.state
+
+    async def runtime_update(self, patch: dict[str, Any]) -> None:
+        """The engine's bookkeeping of the agent: saved like its state, kept apart from it."""
+        self.runtime = store.merge_patch(self.runtime, patch)
+        token = await self.delivery.state_saving(self)
+        await store.agent_runtime_save(self.guild.guild_id, self.agent_id, self.runtime)
+        self.delivery.state_saved(self, token)
 
     async def guild_state_get(self) -> dict[str, Any]:
         return await store.guild_state_load(self.guild.guild_id)

@@ -20,7 +20,7 @@ from guilds.runtime.agent import Agent, handles
 from guilds.runtime.context import HandlerContext
 from guilds.runtime.health import HealthTable, iso_now
 from guilds.runtime.host import MANAGER_ID
-from guilds.spec import USER_PROXY_ID_PREFIX
+from guilds.spec import USER_PROXY_ID_PREFIX, AgentSpec
 from messaging import topics as topic_names
 from messaging.ids import Priority
 
@@ -41,8 +41,6 @@ async def manager_start(guild: Any, *, created_at_ms: int) -> bool:
     """Start a guild's manager on `guild` (a GuildControl of any engine); on failure the guild is
     ERROR with the reason. Requests sent since the guild was created (or since the cursor the
     manager keeps) wait for it."""
-    from guilds.spec import AgentSpec
-
     spec = AgentSpec(
         id=MANAGER_ID, name="GuildManagerAgent", description="Runs the guild", class_name=MANAGER_CLASS,
         listen_to_default_topic=False, properties={"launched_at_ms": int(time.time() * 1000)},
@@ -117,8 +115,6 @@ class GuildManagerAgent(Agent):
         for record in proxies:
             self.health.expect(record.agent_id, record.name, AgentKind.HUMAN)
         await self._report(ctx)
-        from guilds.spec import AgentSpec
-
         for spec in self.guild.spec.agents:
             await self._start(spec, AgentKind.BOT, launched_at_ms)
         running = set(await self.guild.running_agent_ids())
@@ -193,8 +189,6 @@ class GuildManagerAgent(Agent):
     # --- users ---------------------------------------------------------------------------
     @handles(formats.USER_AGENT_CREATION_REQUEST)
     async def create_user_proxy(self, ctx: HandlerContext) -> None:
-        from guilds.spec import AgentSpec
-
         user_id = str(ctx.payload.get("user_id") or "")
         user_name = str(ctx.payload.get("user_name") or user_id)
         notify = topic_names.user_system_notifications(user_id)
@@ -213,8 +207,14 @@ class GuildManagerAgent(Agent):
                          class_name=USER_PROXY_CLASS, listen_to_default_topic=False,
                          properties={"user_id": user_id, "user_name": user_name})
         self.health.expect(agent_id, user_name, AgentKind.HUMAN)
-        # What the user sent before the proxy was up waits in the inbox since this request.
-        await self._start(spec, AgentKind.HUMAN, ctx.message.timestamp)
+        if self.launched:
+            # What the user sent before the proxy was up waits in the inbox since this request.
+            await self._start(spec, AgentKind.HUMAN, ctx.message.timestamp)
+        else:
+            # Asked before the guild's agents were launched (the request came as the manager started):
+            # the proxy starts with them, after them, so the user's first message finds them listening.
+            await store.agent_record_ensure(self.guild_id, agent_id=agent_id, name=user_name, kind=AgentKind.HUMAN,
+                                            class_name=USER_PROXY_CLASS, spec=spec.model_dump(mode="json"))
         await ctx.send({"user_id": user_id, "agent_id": agent_id, "status_code": 201,
                         "status": "Agent created successfully", "topic": topic_names.user_inbox(user_id)},
                        format=formats.USER_AGENT_CREATION_RESPONSE, topics=notify, routed=False)

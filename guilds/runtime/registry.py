@@ -30,8 +30,18 @@ def canonical_class_name(name: str) -> str:
     return ALIASES.get(name, name)
 
 
-@lru_cache(maxsize=256)
 def resolve_agent_class(name: str) -> type:
+    """The agent class a spec names; AgentClassError saying why it cannot be one. Diagnostic agents
+    (ProbeAgent) only where GUILDSITE_DIAGNOSTIC_AGENTS is on (tests, benchmarks)."""
+    cls = _resolved(name)
+    if getattr(cls, "diagnostic", False) and not settings.GUILDSITE_DIAGNOSTIC_AGENTS:
+        raise AgentClassError(f"'{name}' is a diagnostic agent, for tests and benchmarks: "
+                              "it runs only where GUILDSITE_DIAGNOSTIC_AGENTS=1")
+    return cls
+
+
+@lru_cache(maxsize=256)
+def _resolved(name: str) -> type:
     from guilds.runtime.agent import Agent
 
     target = canonical_class_name(name.strip())

@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 from guilds.runtime import formats
-from guilds.runtime.guild import bus_of
 from messaging import topics as topic_names
+from messaging.bus import MessagingInterface
 from messaging.clients import SimpleClient
 from messaging.message import AgentTag, Message
 
@@ -17,7 +17,7 @@ def user_socket_tag(user_id: str, user_name: str | None = None) -> AgentTag:
 
 
 async def system_request(
-    guild: Any,
+    bus: MessagingInterface,
     *,
     format_name: str,
     payload: dict[str, Any],
@@ -27,7 +27,6 @@ async def system_request(
 ) -> Message:
     """Publish a request on the guild's system topic; with `await_status`, wait until the
     manager announces that status (raises TimeoutError if it does not within `timeout`)."""
-    bus = bus_of(guild.id, guild.spec)
     message = Message.create(sender=user_socket_tag(user_id), topics=topic_names.SYSTEM_TOPIC,
                              payload=payload, format=format_name)
     if await_status is None:

@@ -19,7 +19,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from guilds.lifecycle import predecessors
-from guilds.models import AgentStatus, Guild, GuildAgent, GuildStatus
+from guilds.models import AgentStatus, DeadLetter, Guild, GuildAgent, GuildStatus
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +115,8 @@ def guild_status(guild_id: str) -> str | None:
 @_db
 def agent_record_ensure(
     guild_id: str, *, agent_id: str, name: str, kind: str, class_name: str, spec: dict
-) -> dict:
-    """The agent's row (created on first launch); returns its kept state."""
+) -> GuildAgent:
+    """The agent's row (created on first launch), with its kept state and the engine's bookkeeping."""
     record, _ = GuildAgent.objects.get_or_create(
         guild_id=guild_id,
         agent_id=agent_id,
@@ -124,7 +124,7 @@ def agent_record_ensure(
     )
     if record.status != AgentStatus.STARTING:
         GuildAgent.objects.filter(pk=record.pk).update(status=AgentStatus.STARTING, status_detail="")
-    return dict(record.state or {})
+    return record
 
 
 @_db
@@ -155,6 +155,21 @@ def agents_stopped(guild_id: str) -> None:
 @_db
 def agent_state_save(guild_id: str, agent_id: str, state: dict) -> None:
     GuildAgent.objects.filter(guild_id=guild_id, agent_id=agent_id).update(state=state, updated_at=timezone.now())
+
+
+@_db
+def agent_runtime_save(guild_id: str, agent_id: str, runtime: dict) -> None:
+    GuildAgent.objects.filter(guild_id=guild_id, agent_id=agent_id).update(runtime=runtime, updated_at=timezone.now())
+
+
+@_db
+def dead_letter_save(guild_id: str, *, agent_id: str, message_id: int, message: dict, reason: str,
+                     attempts: int) -> DeadLetter:
+    letter, _ = DeadLetter.objects.update_or_create(
+        guild_id=guild_id, agent_id=agent_id, message_id=message_id,
+        defaults={"message": message, "reason": reason, "attempts": attempts, "failed_at": timezone.now()},
+    )
+    return letter
 
 
 @_db

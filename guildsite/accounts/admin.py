@@ -17,6 +17,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from catalog.models import Blueprint, Category
 from guildsite import permissions
 from guildsite.accounts import services
 from guildsite.accounts.models import ApiKey, Membership, Organization, RefreshToken, Role
@@ -31,8 +32,6 @@ def admin_scope(request: HttpRequest) -> list[str] | None:
 
 def related_choices(request: HttpRequest, model: type) -> QuerySet | None:
     """What a scoped staff user may pick of another organisation-owned model (None: no limit here)."""
-    from catalog.models import Blueprint, Category
-
     actor = Actor(user=request.user)
     if model is Category:
         return permissions.category_queryset(actor, Category.objects.all())

@@ -25,10 +25,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from messaging.errors import PayloadTooLarge
+from messaging.errors import InvalidBackendConfig, PayloadTooLarge
 from messaging.message import Message
 from messaging.topics import strip_namespace
+
+if TYPE_CHECKING:
+    from messaging.delivery import StoreExtension
 
 MessageHandler = Callable[[Message], None]
 
@@ -47,16 +51,37 @@ def topic_copies(namespace: str, topics: list[str], message: Message, max_bytes:
     return copies
 
 
+def site_bounded(max_history: int | None, message_ttl: float | None) -> tuple[int, float]:
+    """A backend's (history per topic, seconds kept): what a spec asks for, never more than the site's limits
+    (GUILDSITE_TOPIC_HISTORY_LIMIT, GUILDSITE_MESSAGE_TTL_SECONDS), so a spec cannot make the server keep more."""
+    from django.conf import settings
+
+    site_history, site_ttl = settings.GUILDSITE_TOPIC_HISTORY_LIMIT, float(settings.GUILDSITE_MESSAGE_TTL_SECONDS)
+    history = site_history if max_history is None else int(max_history)
+    ttl = site_ttl if message_ttl is None else float(message_ttl)
+    if history < 1:
+        raise InvalidBackendConfig(f"max_history must be at least 1, got {max_history}")
+    if ttl <= 0:
+        raise InvalidBackendConfig(f"message_ttl must be positive seconds, got {message_ttl}")
+    return min(history, site_history), min(ttl, site_ttl)
+
+
 class MessagingBackend(ABC):
     @abstractmethod
     async def store_message(self, namespace: str, topics: list[str], message: Message,
-                            max_bytes: int | None = None) -> list[str] | None:
+                            max_bytes: int | None = None, extension: StoreExtension | None = None) -> list[str]:
         """Store `message` once in each (namespaced) topic and notify their subscribers.
 
         Each stored copy has `topic_published_to` set to its un-namespaced topic (`topic_copies`).
         All or nothing: either every topic gets the message or none does; none does when a
-        copy's JSON is over `max_bytes` (PayloadTooLarge).
+        copy's JSON is over `max_bytes` (PayloadTooLarge). An `extension` (durable delivery) runs
+        in the same atomic step; what it asks the caller to wake is returned.
         """
+
+    @abstractmethod
+    async def broadcast(self, namespace: str, topics: list[str], message: Message, max_bytes: int | None = None) -> None:
+        """Notify the topics' subscribers of `message` without storing it anywhere (an ephemeral message:
+        no history, no inbox, nothing to catch up on)."""
 
     @abstractmethod
     async def get_messages_for_topic(self, topic: str, limit: int | None = None) -> list[Message]:

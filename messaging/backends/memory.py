@@ -20,12 +20,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 
-from messaging.backends.base import MessageHandler, MessagingBackend, topic_copies
-from messaging.errors import InvalidBackendConfig
+from messaging.backends.base import MessageHandler, MessagingBackend, site_bounded, topic_copies
+from messaging.errors import MessagingError
 from messaging.ids import id_timestamp_ms
 from messaging.message import Message
 from messaging.topics import history_limit, strip_namespace
+
+if TYPE_CHECKING:
+    from messaging.delivery import StoreExtension
 
 logger = logging.getLogger(__name__)
 
@@ -130,21 +134,16 @@ def reset_memory_store() -> None:
 
 class InMemoryMessagingBackend(MessagingBackend):
     def __init__(self, max_history: int | None = None, message_ttl: float | None = None):
-        from django.conf import settings
-
-        self.max_history = int(max_history if max_history is not None else settings.GUILDSITE_TOPIC_HISTORY_LIMIT)
-        self.message_ttl = float(message_ttl if message_ttl is not None else settings.GUILDSITE_MESSAGE_TTL_SECONDS)
-        if self.max_history < 1:
-            raise InvalidBackendConfig(f"max_history must be at least 1, got {max_history}")
-        if self.message_ttl <= 0:
-            raise InvalidBackendConfig(f"message_ttl must be positive seconds, got {message_ttl}")
+        self.max_history, self.message_ttl = site_bounded(max_history, message_ttl)
         self._topics: set[str] = set()
         self._key = id(self)
 
     # --- writing ---------------------------------------------------------------------
 
     async def store_message(self, namespace: str, topics: list[str], message: Message,
-                            max_bytes: int | None = None) -> None:
+                            max_bytes: int | None = None, extension: StoreExtension | None = None) -> list[str]:
+        if extension is not None:
+            raise MessagingError("durable delivery (agents in Celery workers) needs the Redis messaging backend")
         # Serialise every copy before touching the store: nothing can fail half-way.
         copies = [(topic, data) for topic, _, data in topic_copies(namespace, topics, message, max_bytes)]
         now = time.monotonic()
@@ -177,6 +176,17 @@ class InMemoryMessagingBackend(MessagingBackend):
             deliveries = [
                 (topic, data, list(store.subscribers.get(topic, {}).values())) for topic, data in stored
             ]
+        self._notify(deliveries)
+        return []
+
+    async def broadcast(self, namespace: str, topics: list[str], message: Message, max_bytes: int | None = None) -> None:
+        copies = topic_copies(namespace, topics, message, max_bytes)
+        with _STORE.lock:
+            deliveries = [(topic, data, list(_STORE.subscribers.get(topic, {}).values())) for topic, _, data in copies]
+        self._notify(deliveries)
+
+    @staticmethod
+    def _notify(deliveries: list[tuple[str, bytes, list[Any]]]) -> None:
         if not deliveries:
             return
         running = asyncio.get_running_loop()

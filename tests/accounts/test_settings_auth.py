@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = {"DEBUG": "0", "SECRET_KEY": "a-production-secret-key-for-this-test-only-0123456789",
-              "ALLOWED_HOSTS": "guildsite.example.com"}
+              "ALLOWED_HOSTS": "guildsite.example.com", "REDIS_URL": "redis://127.0.0.1:6379/14"}
 
 
 def _start(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess:
@@ -58,3 +58,12 @@ def test_with_debug_auth_is_disabled_by_default_and_can_be_turned_on(tmp_path):
     assert "AUTH_DISABLED True" in development.stdout
     assert debug_with_auth.returncode == 0, debug_with_auth.stderr
     assert "AUTH_DISABLED False" in debug_with_auth.stdout
+
+
+def test_without_debug_the_in_process_engine_needs_redis_for_its_leases(tmp_path):
+    production = {key: value for key, value in PRODUCTION.items() if key != "REDIS_URL"}
+    result = _start(tmp_path, **production, GUILDSITE_EXECUTION_ENGINE="inprocess")
+
+    assert result.returncode != 0
+    assert "REDIS_URL" in result.stderr
+    assert "lease" in result.stderr

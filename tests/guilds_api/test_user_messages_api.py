@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from guilds.engines import bus_of
 from guilds.runtime import loop as runtime_loop
-from guilds.runtime.guild import bus_of
 from messaging import topics as t
 from messaging.message import Message
 from tests.factories import guild as make_guild

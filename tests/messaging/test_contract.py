@@ -34,6 +34,26 @@ async def test_publish_reaches_a_subscriber(make_bus):
     assert got.topic_published_to == "updates"
 
 
+async def test_an_ephemeral_publish_reaches_who_listens_now_and_is_kept_nowhere(make_bus):
+    """Token streams and presence: delivered live, in no history, nothing for a later subscriber."""
+    bus = make_bus()
+    now = Collector("now")
+    await bus.subscribe("stream", now)
+    token = text_message("llm", "stream", "tok")
+    await bus.publish(token, ephemeral=True)
+    await now.wait_for(1)
+    assert now.ids == [token.id]
+    assert now.received[0].topic_published_to == "stream"
+    assert await bus.get_messages("stream") == []
+    assert await bus.get_messages_by_id([token.id]) == []
+    later = Collector("later")
+    await bus.subscribe("stream", later)
+    final = await bus.publish(text_message("llm", "stream", "the whole answer"))
+    await later.wait_for(1)
+    assert later.ids == [final.id]  # the stored final message, not the token before it
+    assert [m.id for m in await bus.get_messages("stream")] == [final.id]
+
+
 async def test_tracking_client_handles_by_priority_then_id(make_bus):
     bus = make_bus()
     gate = asyncio.Event()

@@ -64,10 +64,10 @@ async def test_subscriber_briefly_away_loses_nothing_and_gets_nothing_twice(bus,
     await c.wait_for(2)
 
     await _kill_subscriber_connection(redis_url, backend.subscriber_client_name)
-    await wait_until(lambda: not backend._connected, what="the subscriber to notice the lost connection")
+    await wait_until(lambda: not backend.subscriber.connected, what="the subscriber to notice the lost connection")
     away = [await bus.publish(text_message("s", "t", f"away {i}")) for i in range(5)]  # pub/sub is down
 
-    await wait_until(lambda: backend._connected, what="the subscriber to reconnect")
+    await wait_until(lambda: backend.subscriber.connected, what="the subscriber to reconnect")
     after = [await bus.publish(text_message("s", "t", f"after {i}")) for i in range(2)]
     await c.wait_for(9)
     await asyncio.sleep(0.05)  # room for a duplicate to show up, if there were one
@@ -126,8 +126,8 @@ async def test_subscriber_connection_has_no_read_timeout():
     bus = MessagingInterface(unique(), redis_config("redis://127.0.0.1:1/0"))
     try:
         backend = await bus.get_backend()
-        sub_kwargs = backend._sub_client.connection_pool.connection_kwargs
-        cmd_kwargs = backend._client.connection_pool.connection_kwargs
+        sub_kwargs = backend.subscriber.pubsub_client.connection_pool.connection_kwargs
+        cmd_kwargs = backend.client.connection_pool.connection_kwargs
         assert sub_kwargs["socket_timeout"] is None  # redis-py 8's 5 s default would drop idle subscribers
         assert sub_kwargs["socket_connect_timeout"] <= 5
         assert cmd_kwargs["socket_timeout"] > 5
@@ -160,7 +160,6 @@ async def test_concurrent_publishes_share_round_trips_and_all_arrive(bus):
 async def test_a_lost_script_cache_is_reloaded(bus):
     backend = await bus.get_backend()
     await bus.publish(text_message("s", "t"))
-    backend._store_sha = "0" * 40  # as if the server had restarted: NOSCRIPT
+    await backend.client.script_flush()  # as if the server had restarted: NOSCRIPT for the next write
     m = await bus.publish(text_message("s", "t", "after"))
     assert (await bus.get_messages("t", limit=1))[0].id == m.id
-    assert backend._store_sha != "0" * 40

@@ -7,21 +7,33 @@ import pytest
 from messaging import topics
 
 
-def test_seed_topic_names():
-    assert topics.user_inbox("u1") == "user:u1:inbox"
-    assert topics.user_notifications("u1") == "user:u1:notifications"
-    assert topics.user_system("u1") == "user:u1:system"
-    assert topics.user_system_notifications("u1") == "user:u1:system_notifications"
-    assert topics.agent_inbox("a") == "agent_inbox:a"
-    assert topics.agent_self_inbox("a") == "agent_self_inbox:a"
-    assert (topics.DEFAULT_TOPIC, topics.SYSTEM_TOPIC, topics.GUILD_STATUS_TOPIC) == (
-        "default_topic", "system_topic", "guild_status_topic",
-    )
-    assert topics.HEARTBEAT_TOPIC == "heartbeat"
-    assert topics.ERROR_TOPIC == "error_topic"
-    assert topics.STATE_TOPIC == "state_topic"
-    assert topics.USER_MESSAGE_BROADCAST == "user_message_broadcast"
-    assert topics.DEAD_LETTER_TOPIC == "dead_letter_queue"
+@pytest.mark.parametrize(("made", "as_a_seed_client_names_it"), [
+    (topics.user_inbox("u1"), "user:u1:inbox"),
+    (topics.user_notifications("u1"), "user:u1:notifications"),
+    (topics.user_system_notifications("u1"), "user:u1:system_notifications"),
+    (topics.agent_inbox("a"), "agent_inbox:a"),
+    (topics.DEFAULT_TOPIC, "default_topic"),
+    (topics.SYSTEM_TOPIC, "system_topic"),
+    (topics.GUILD_STATUS_TOPIC, "guild_status_topic"),
+    (topics.DEAD_LETTER_TOPIC, "dead_letter_queue"),
+])
+async def test_what_the_runtime_publishes_reaches_a_client_of_the_seeds_topic_names(made, as_a_seed_client_names_it):
+    """A client written against the original system subscribes by the names it knows: what our code
+    publishes to its own constants must arrive there (and stay in that topic's history)."""
+    from messaging.bus import MessagingInterface
+    from messaging.clients import SimpleClient
+    from messaging.config import memory_config
+    from messaging.message import Message
+
+    bus = MessagingInterface(f"g{abs(hash(made))}", memory_config())
+    received: list[Message] = []
+    try:
+        await bus.subscribe(as_a_seed_client_names_it, SimpleClient("seed-client", "seed client", received.append))
+        sent = await bus.publish(Message.create(sender={"id": "runtime"}, topics=made, payload={"n": 1}))
+        assert [m.id for m in received] == [sent.id]
+        assert [m.id for m in await bus.get_messages(as_a_seed_client_names_it)] == [sent.id]
+    finally:
+        await bus.shutdown()
 
 
 def test_namespacing_round_trip():

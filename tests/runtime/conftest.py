@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
-from guilds.engines import engine_named
+from guilds.engines import bus_of, engine_named
 from guilds.models import Guild
 from guilds.runtime import formats
 from guilds.runtime import loop as runtime_loop
-from guilds.runtime.guild import bus_of
 from guilds.runtime.requests import system_request
 from guilds.services import guild_create
 from guilds.spec import validate_guild_spec
@@ -106,7 +105,7 @@ class GuildRig:
         wait_for(lambda: self.status(guild) == status, timeout, f"guild status {status} (is {guild.status})")
 
     def join(self, guild: Guild, user_id: str, user_name: str) -> None:
-        runtime_loop.run(system_request(guild, format_name=formats.USER_AGENT_CREATION_REQUEST,
+        runtime_loop.run(system_request(bus_of(guild.id, guild.spec), format_name=formats.USER_AGENT_CREATION_REQUEST,
                                         payload={"user_id": user_id, "user_name": user_name}, user_id=user_id))
 
     def cleanup(self) -> None:
@@ -117,6 +116,10 @@ class GuildRig:
 
 
 HEARTBEAT = {"GUILDSITE_HEARTBEAT_INTERVAL": "0.2", "GUILDSITE_HEARTBEAT_TIMEOUT": "1.0"}
+TEST_AGENTS = "tests.runtime.agents"  # agent classes of the tests' own
+MAX_ATTEMPTS = 3  # a poison message reaches the dead letters after this many tries
+RUNTIME_SETTINGS = {**HEARTBEAT, "GUILDSITE_AGENT_PACKAGES": f"guilds.agents,guilds.runtime,{TEST_AGENTS}",
+                    "GUILDSITE_DELIVERY_MAX_ATTEMPTS": str(MAX_ATTEMPTS)}
 # Every runtime and socket test runs on both engines where Redis is (the services pass).
 ENGINES = ["inprocess", pytest.param("celery", marks=pytest.mark.services)]
 
@@ -140,7 +143,7 @@ def celery_workers(django_db_setup, django_db_blocker):
     app.conf.CELERY_TASK_DEFAULT_QUEUE = queue
     workers = CeleryWorkers({"DATABASE_URL": database_url, "REDIS_URL": settings_redis_url(),
                              "GUILDSITE_EXECUTION_ENGINE": "celery", "GUILDSITE_CELERY_QUEUE": queue,
-                             **HEARTBEAT}).start()
+                             **RUNTIME_SETTINGS}).start()
     yield workers
     workers.stop()
 
@@ -155,6 +158,8 @@ def settings_redis_url() -> str | None:
 def rig(request, transactional_db, settings):
     settings.GUILDSITE_HEARTBEAT_INTERVAL = float(HEARTBEAT["GUILDSITE_HEARTBEAT_INTERVAL"])
     settings.GUILDSITE_HEARTBEAT_TIMEOUT = float(HEARTBEAT["GUILDSITE_HEARTBEAT_TIMEOUT"])
+    settings.GUILDSITE_AGENT_PACKAGES = [*settings.GUILDSITE_AGENT_PACKAGES, TEST_AGENTS]
+    settings.GUILDSITE_DELIVERY_MAX_ATTEMPTS = MAX_ATTEMPTS
     if request.param == "celery":
         request.getfixturevalue("celery_workers")
     rig = GuildRig(request.param)

@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from guilds.runtime.agent import ANY_FORMAT, Agent, handles
-from guilds.runtime.context import HandlerContext
+from guilds.models import GuildStatus
 from guilds.spec import SpecError, validate_guild_spec
+from messaging import topics as t
+from tests.runtime.conftest import TEST_AGENTS, celery_workers, rig  # noqa: F401 - shared fixtures
 
 
-class TwoHandlers(Agent):
-    """Answers a text message from two handlers."""
-
-    @handles("text")
-    async def first(self, ctx: HandlerContext) -> None:
-        await ctx.reply({"text": "from first"})
-
-    @handles(ANY_FORMAT)
-    async def second(self, ctx: HandlerContext) -> None:
-        await ctx.reply({"text": "from second"})
-
-
-def test_two_handlers_answering_one_message_both_get_through():
-    from messaging.ids import derive_id
-
-    assert derive_id(1 << 22, "agent/first", 1, 4) != derive_id(1 << 22, "agent/second", 1, 4)
-    assert TwoHandlers.handlers_for("text", essential_topic=False) == ["first", "second"]
+def test_two_handlers_answering_one_message_both_get_through(rig):  # noqa: F811 - fixture injection
+    guild = rig.create({"name": "Two", "agents": [{"name": "Two", "class_name": f"{TEST_AGENTS}.TwoHandlers"}]})
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    watcher = rig.observe(guild, t.agent_inbox("tester"))
+    request = watcher.publish(t.DEFAULT_TOPIC, {"text": "hi"})
+    for text in ("from first", "from second"):
+        watcher.wait(lambda m, text=text: m.payload.get("text") == text and m.in_response_to == request.id,
+                     what=f"the answer {text!r}")
+    answers = [m for m in watcher.messages if m.in_response_to == request.id]
+    assert sorted(m.payload["text"] for m in answers) == ["from first", "from second"]
+    assert len({m.id for m in answers}) == 2  # two messages, not one id stored twice
 
 
 @pytest.mark.parametrize("agent", [

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from guilds.models import AgentKind, GuildAgent, GuildStatus
+from guilds.engines import bus_of
+from guilds.models import AgentKind, Guild, GuildAgent, GuildStatus
 from guilds.runtime import formats
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime.requests import system_request
@@ -83,7 +84,7 @@ def test_a_message_sent_before_the_proxy_is_up_waits_for_it(rig):
     async def join_and_talk_at_once():
         from messaging.message import AgentTag, Message
 
-        await system_request(guild, format_name=formats.USER_AGENT_CREATION_REQUEST,
+        await system_request(bus_of(guild.id, guild.spec), format_name=formats.USER_AGENT_CREATION_REQUEST,
                              payload={"user_id": "early", "user_name": "Early"}, user_id="early")
         message = Message.create(sender=AgentTag(id="early"), topics=t.user_inbox("early"),
                                  payload={"text": "first!"}, format="text")
@@ -103,7 +104,7 @@ def test_a_joining_user_gets_a_proxy_that_the_next_report_and_participants_inclu
                          and m.payload["agents"].get("upa-testuser123", {}).get("checkstatus") == "ok")
     assert report.payload["agents"]["upa-testuser123"]["name"] == "Test User"
     assert GuildAgent.objects.get(guild=guild, agent_id="upa-testuser123").kind == AgentKind.HUMAN
-    runtime_loop.run(system_request(guild, format_name="participantsRequest",
+    runtime_loop.run(system_request(bus_of(guild.id, guild.spec), format_name="participantsRequest",
                                     payload={"guild_id": guild.id, "user_id": "testuser123"}, user_id="testuser123"))
     participants = status.wait(lambda m: m.format == "Participants").payload["participants"]
     assert {"name": "EchoAgent", "type": "bot"}.items() <= next(p for p in participants if p["name"] == "EchoAgent").items()
@@ -116,12 +117,14 @@ def test_an_agent_that_stops_answering_turns_the_guild_warning_until_it_recovers
     guild = rig.create(with_probe())
     rig.wait_status(guild, GuildStatus.RUNNING)
     status = rig.observe(guild)
-    status.publish("probe_topic", {"seconds": 2.0}, format="probe.sleep")
-    rig.wait_status(guild, GuildStatus.WARNING, timeout=5)
+    # Busy (its heartbeats wait behind) until the test says so: the fault lasts as long as it takes to see.
+    status.publish("probe_topic", {"seconds": 30, "until": "release"}, format="probe.hold")
+    rig.wait_status(guild, GuildStatus.WARNING)
     guild.refresh_from_db()
     assert "Probe" in guild.status_detail
     assert "unresponsive" in guild.status_detail
-    rig.wait_status(guild, GuildStatus.RUNNING, timeout=5)
+    Guild.objects.filter(pk=guild.pk).update(state={"release": True})
+    rig.wait_status(guild, GuildStatus.RUNNING)
     status.wait(lambda m: m.format == formats.GUILD_STATUS and m.payload["status"] == "RUNNING"
                 and "WARNING" in status.statuses())
     assert status.statuses()[-2:] == ["WARNING", "RUNNING"]
@@ -223,6 +226,11 @@ def test_after_a_restart_live_guilds_relaunch_with_their_state(rig):
     watcher.publish("probe_topic", {"patch": {}}, format="probe.guild_state")
     assert watcher.wait(lambda m: m.format == "probe.guild_state").payload["state"] == {"shared": "yes"}
     assert guild_relaunch(guild_id=guild.id) is False  # already running: nothing to do
+    rig.join(guild, "joiner", "Joiner")  # a request on the system topic: the manager keeps its place there
+    wait_for(lambda: GuildAgent.objects.filter(guild=guild, agent_id="upa-joiner").exists(), what="the proxy")
+    manager = GuildAgent.objects.get(guild=guild, agent_id="guild_manager")
+    assert manager.state == {}  # the state its handlers see holds none of the engine's bookkeeping
+    assert t.SYSTEM_TOPIC in manager.runtime["catch_up_cursors"]
 
 
 def test_a_user_who_joins_before_the_manager_runs_gets_a_proxy_once_it_does(rig):

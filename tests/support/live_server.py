@@ -30,7 +30,8 @@ class LiveServer:
         self.env = {**os.environ, "GUILDSITE_VAR_DIR": self.var_dir, "DEBUG": "1", "PORT": str(self.port),
                     "PYTHONUNBUFFERED": "1", "GUILDSITE_CELERY_QUEUE": f"guildsite-live-{self.port}",
                     # Throttle counters and socket counts of this server only, where servers share a Redis.
-                    "GUILDSITE_CACHE_PREFIX": f"guildsite-live-{self.port}", **(env or {})}
+                    "GUILDSITE_CACHE_PREFIX": f"guildsite-live-{self.port}", "GUILDSITE_DIAGNOSTIC_AGENTS": "1",
+                    **(env or {})}
         self.process: subprocess.Popen | None = None
         self.log_path = Path(self.var_dir) / "server.log"
         self.workers = None
@@ -66,7 +67,7 @@ class LiveServer:
             self.workers.start()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "guildsite.asgi:application"],
+            [sys.executable, "-m", "guildsite.serve", "-b", "127.0.0.1", "-p", str(self.port), "guildsite.asgi:application"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout

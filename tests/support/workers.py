@@ -22,12 +22,13 @@ def _die_with_parent() -> None:
 class CeleryWorkers:
     def __init__(self, env: dict[str, str], *, count: int = 1, concurrency: int = 2, beat: bool = True,
                  log_dir: str | None = None) -> None:
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "GUILDSITE_DIAGNOSTIC_AGENTS": "1", **env}
         self.count = count
         self.concurrency = concurrency
         self.beat = beat
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="guildsite-workers-"))
         self.processes: list[subprocess.Popen] = []
+        self._log_offsets: dict[Path, int] = {}
 
     def start_one(self, index: int, *, beat: bool) -> subprocess.Popen:
         args = [sys.executable, "-m", "celery", "-A", "guildsite", "worker", "-P", "prefork",
@@ -35,7 +36,9 @@ class CeleryWorkers:
                 "--without-gossip", "--without-mingle", "--without-heartbeat"]
         if beat:
             args += ["-B", "-s", str(self.log_dir / "beat-schedule")]
-        log = (self.log_dir / f"worker{index}.log").open("ab")
+        path = self.log_dir / f"worker{index}.log"
+        self._log_offsets[path] = path.stat().st_size if path.exists() else 0  # "ready" of this start only
+        log = path.open("ab")
         process = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True, preexec_fn=_die_with_parent)
         self.processes.append(process)
@@ -44,11 +47,22 @@ class CeleryWorkers:
     def start(self) -> CeleryWorkers:
         for index in range(self.count):
             self.start_one(index, beat=self.beat and index == 0)
-        time.sleep(1.5)  # let them connect to the broker
-        for process in self.processes:
-            if process.poll() is not None:
-                raise RuntimeError(f"a Celery worker exited at start:\n{self.log()}")
+        self.wait_ready()
         return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until every worker says it is ready (connected to the broker, consuming)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for process in self.processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"a Celery worker exited at start:\n{self.log()}")
+            ready = sum(b" ready." in _read_from(path, offset) for path, offset in self._log_offsets.items())
+            if ready >= len(self._log_offsets):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Celery workers not ready within {timeout}s:\n{self.log()}")
+            time.sleep(0.05)  # polling the workers' logs for "ready"
 
     def children(self, process: subprocess.Popen) -> list[int]:
         """The pool processes of one worker (they run the handlers)."""
@@ -66,6 +80,13 @@ class CeleryWorkers:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
         self.processes.clear()
+        self._log_offsets.clear()
 
     def log(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("worker*.log")))
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    with path.open("rb") as log:
+        log.seek(offset)
+        return log.read()

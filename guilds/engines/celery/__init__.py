@@ -1,0 +1,12 @@
+"""The Celery engine (engine.py), split by job: waking (who drains), drain (handling inboxes under a lease,
+dead letters), agents (the guild's control and its agents' delivery), roster, wire (the drain task as
+Celery sends it) and beat (ticks and sweeps)."""
+
+from guilds.engines import engine_named
+from guilds.engines.celery.engine import CeleryEngine
+
+__all__ = ["CeleryEngine", "engine"]
+
+
+def engine() -> CeleryEngine:
+    return engine_named("celery")

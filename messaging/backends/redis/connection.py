@@ -1,0 +1,59 @@
+"""Which Redis a backend talks to: a URL or the seed's `redis_client` object, as redis-py arguments."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from messaging.errors import InvalidBackendConfig
+
+logger = logging.getLogger(__name__)
+
+NETWORK_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+_REDIS_CLIENT_KEYS = {"host", "port", "ssl", "username", "password", "db"}
+
+
+def connection_options(url: str | None, redis_client: dict[str, Any] | None) -> tuple[dict[str, Any], str, int]:
+    """Keyword arguments for redis.asyncio.Redis, plus host and port for error messages."""
+    if url and redis_client:
+        raise InvalidBackendConfig("give either 'url' or 'redis_client', not both")
+    if redis_client is not None:
+        if not isinstance(redis_client, dict):
+            raise InvalidBackendConfig("'redis_client' must be an object with host, port, ...")
+        ignored = sorted(set(redis_client) - _REDIS_CLIENT_KEYS)
+        if ignored:
+            logger.info("redis_client options ignored by guildsite: %s", ", ".join(ignored))
+        options = {
+            "host": str(redis_client.get("host") or "localhost"),
+            "port": int(redis_client.get("port") or 6379),
+            "db": int(redis_client.get("db") or 0),
+            "username": redis_client.get("username"),
+            "password": redis_client.get("password"),
+            "ssl": bool(redis_client.get("ssl", False)),
+        }
+        return options, options["host"], options["port"]
+    if not url:
+        from django.conf import settings
+
+        url = getattr(settings, "REDIS_URL", None) or "redis://localhost:6379/0"
+    parsed = urlparse(url)
+    if parsed.scheme not in {"redis", "rediss"}:
+        raise InvalidBackendConfig(f"Redis url must start with redis:// or rediss://, got {parsed.scheme or url!r}")
+    path = parsed.path.lstrip("/")
+    try:
+        db = int(path) if path else 0
+    except ValueError:
+        raise InvalidBackendConfig(f"Redis url database must be a number, got {path!r}") from None
+    options = {
+        "host": parsed.hostname or "localhost",
+        "port": parsed.port or 6379,
+        "db": db,
+        "username": unquote(parsed.username) if parsed.username else None,
+        "password": unquote(parsed.password) if parsed.password else None,
+        "ssl": parsed.scheme == "rediss",
+    }
+    return options, options["host"], options["port"]
