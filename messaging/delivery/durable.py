@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from messaging.delivery import scripts
 from messaging.delivery.inbox import WAKE_TTL_MS, Inbox
 from messaging.delivery.keys import inbox_score, namespace_prefix
 from messaging.message import Message
-
-if TYPE_CHECKING:
-    from messaging.backends.redis import RedisMessagingBackend
 
 # Markers in a task template: the namespace is written in before the script runs, the rest by the script.
 TASK_ID_MARK, NAMESPACE_MARK, AGENT_MARK = "@TASK_ID@", "@NAMESPACE@", "@AGENT@"
@@ -39,12 +36,21 @@ class TaskEnqueue:
     caller_wakes: str = ""
 
 
+class RedisStore(Protocol):
+    """What durable delivery needs of the Redis messaging backend it shares a Redis with."""
+
+    key_prefix: str
+    client: Any
+
+    def same_database(self, url: str) -> bool: ...
+
+
 class Waker(Protocol):
     """The engine's side: who drains an agent that has work newly due."""
 
     def wake(self, namespace: str, agent_ids: list[str]) -> None: ...
 
-    def task_enqueue(self, backend: RedisMessagingBackend) -> TaskEnqueue | None: ...
+    def task_enqueue(self, backend: RedisStore) -> TaskEnqueue | None: ...
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ class DurableDelivery:
     def __init__(self, waker: Waker) -> None:
         self.waker = waker
 
-    def store_extension(self, backend: RedisMessagingBackend, namespace: str, message: Message, *,
+    def store_extension(self, backend: RedisStore, namespace: str, message: Message, *,
                         collecting: bool) -> StoreExtension:
         enqueue = None if collecting else self.waker.task_enqueue(backend)
         queue, template, caller_wakes = ("", "", "") if enqueue is None else (
@@ -82,5 +88,5 @@ class DurableDelivery:
             self.waker.wake(namespace, agent_ids)
 
     @staticmethod
-    def inbox(backend: RedisMessagingBackend, namespace: str, agent_id: str) -> Inbox:
+    def inbox(backend: RedisStore, namespace: str, agent_id: str) -> Inbox:
         return Inbox(backend.client, namespace_prefix(backend.key_prefix, namespace), agent_id)

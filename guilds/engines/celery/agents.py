@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from guilds.engines.celery.roster import Roster
 from guilds.runtime import store
@@ -13,9 +14,6 @@ from messaging.backends.redis import RedisMessagingBackend
 from messaging.bus import MessagingInterface
 from messaging.delivery import Inbox
 from messaging.message import Message
-
-if TYPE_CHECKING:
-    from guilds.engines.celery.engine import CeleryEngine
 
 
 class InboxDelivery:
@@ -53,8 +51,9 @@ class InboxDelivery:
 class CeleryGuild:
     """The GuildControl of a guild whose agents run in workers (one per guild per process)."""
 
-    def __init__(self, engine: CeleryEngine, guild_id: str, spec: GuildSpec, bus: MessagingInterface) -> None:
-        self.engine = engine
+    def __init__(self, guild_id: str, spec: GuildSpec, bus: MessagingInterface,
+                 retire: Callable[[str], Awaitable[None]]) -> None:
+        self.retire = retire  # the engine forgets the guild in this process
         self.guild_id = guild_id
         self.spec = spec
         self.bus = bus
@@ -97,4 +96,4 @@ class CeleryGuild:
         return await (await self.roster()).agent_ids()
 
     def schedule_shutdown(self) -> None:
-        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.engine.forget(self.guild_id)))
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.retire(self.guild_id)))

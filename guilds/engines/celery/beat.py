@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
+from guilds.engines.celery.agents import CeleryGuild
 from guilds.engines.celery.roster import GUILDS_KEY, site_redis
 from guilds.runtime.host import MANAGER_ID
 from guilds.runtime.manager import HEALTH_TICK
@@ -14,26 +15,25 @@ from messaging import topics as topic_names
 from messaging.ids import Priority
 from messaging.message import AgentTag, Message
 
-if TYPE_CHECKING:
-    from guilds.engines.celery.engine import CeleryEngine
-
 logger = logging.getLogger(__name__)
 
 
 class Beat:
-    def __init__(self, engine: CeleryEngine) -> None:
-        self.engine = engine
+    def __init__(self, guild_of: Callable[[str], Awaitable[CeleryGuild | None]],
+                 sweep: Callable[[str], Awaitable[None]]) -> None:
+        self.guild_of = guild_of
+        self.sweep = sweep
 
     async def publish_ticks(self) -> int:
         guild_ids = [g.decode() for g in site_redis().smembers(GUILDS_KEY)]
         manager = AgentTag(id=MANAGER_ID, name="GuildManagerAgent")
         for guild_id in guild_ids:
-            guild = await self.engine.guild(guild_id)
+            guild = await self.guild_of(guild_id)
             if guild is None:
                 site_redis().srem(GUILDS_KEY, guild_id)
                 continue
             try:
-                await self.engine.sweep(guild_id)
+                await self.sweep(guild_id)
                 await guild.bus.publish(Message.create(
                     sender=manager, topics=topic_names.agent_self_inbox(MANAGER_ID), format=HEALTH_TICK,
                     payload={"at_ms": int(time.time() * 1000)}, priority=Priority.HIGH))

@@ -17,24 +17,21 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import Error as DatabaseError
 from redis.exceptions import RedisError
 
-from guilds.engines.celery.waking import DRAIN_SLICE_SECONDS, enqueue
+from guilds.engines.celery.agents import CeleryGuild
+from guilds.engines.celery.wire import DRAIN_SLICE_SECONDS, enqueue
 from guilds.runtime import dead_letters, formats, store
 from guilds.runtime.host import MEMORY, AgentHost
 from guilds.spec import AgentSpec
 from messaging.delivery import Batch, Inbox, LeaseLost, Woken
 from messaging.errors import BackendUnavailable, InvalidMessage
 from messaging.message import Message
-
-if TYPE_CHECKING:
-    from guilds.engines.celery.agents import CeleryGuild
-    from guilds.engines.celery.engine import CeleryEngine
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +59,10 @@ class _Failed(Exception):
 
 
 class Drainer:
-    def __init__(self, engine: CeleryEngine) -> None:
-        self.engine = engine
+    def __init__(self, guild_of: Callable[[str], Awaitable[CeleryGuild | None]],
+                 sweep: Callable[[str], Awaitable[None]]) -> None:
+        self.guild_of = guild_of  # the engine's guilds in this process
+        self.sweep = sweep  # wakes every agent of a guild with messages waiting (force: even if one is due)
         self._hosts: dict[tuple[str, str], AgentHost] = {}
 
     def forget(self, guild_id: str) -> None:
@@ -76,7 +75,7 @@ class Drainer:
         drains run side by side (each under its own lease), so a slow agent does not hold up the others;
         what the slice leaves over goes back to the queue."""
         if redelivered:  # a worker died holding this task: what it drained inline needs a drain too
-            await self.engine.sweep(guild_id, force=True)
+            await self.sweep(guild_id)
         deadline = time.monotonic() + DRAIN_SLICE_SECONDS
         woken: Woken = []
         head = asyncio.ensure_future(self.drain(guild_id, agent_id, deadline, woken))
@@ -115,7 +114,7 @@ class Drainer:
         """Handle what waits in one agent's inbox; the agents its sends wake go to `woken` (drained next by
         the caller) when given, else to the engine's waker."""
         outcome = DrainOutcome()
-        guild = await self.engine.guild(guild_id)
+        guild = await self.guild_of(guild_id)
         if guild is None:
             logger.warning("drain for an unknown guild %s (agent %s): nothing to do", guild_id, agent_id)
             return outcome

@@ -10,6 +10,7 @@ same guild; beat's ticks and sweeps are in beat.py.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -19,7 +20,8 @@ from guilds.engines.celery.agents import CeleryGuild
 from guilds.engines.celery.beat import Beat
 from guilds.engines.celery.drain import Drainer
 from guilds.engines.celery.roster import GUILDS_KEY, site_redis
-from guilds.engines.celery.waking import Waking, enqueue
+from guilds.engines.celery.waking import Waking
+from guilds.engines.celery.wire import enqueue
 from guilds.engines.names import CELERY
 from guilds.models import GuildStatus
 from guilds.runtime import loop as runtime_loop
@@ -42,10 +44,10 @@ class CeleryEngine(ExecutionEngine):
     def __init__(self, *, drains_user_proxies: bool | None = None) -> None:
         if drains_user_proxies is None:
             drains_user_proxies = process.role() == process.ProcessRole.WEB
-        self.drainer = Drainer(self)
-        self.waking = Waking(self.drainer, drains_user_proxies=drains_user_proxies)
+        self.drainer = Drainer(self.guild, functools.partial(self.sweep, force=True))
+        self.waking = Waking(self.drainer.drain, drains_user_proxies=drains_user_proxies)
         self.delivery = DurableDelivery(self.waking)
-        self.beat = Beat(self)
+        self.beat = Beat(self.guild, self.sweep)
         self._guilds: dict[str, CeleryGuild] = {}
         self._buses: dict[tuple[str, str], MessagingInterface] = {}
 
@@ -64,7 +66,8 @@ class CeleryEngine(ExecutionEngine):
             if record is None:
                 return None
             spec = GuildSpec.model_validate(record.spec)
-            guild = self._guilds[guild_id] = CeleryGuild(self, guild_id, spec, self.bus(guild_id, spec.properties.messaging))
+            guild = self._guilds[guild_id] = CeleryGuild(guild_id, spec, self.bus(guild_id, spec.properties.messaging),
+                                                         retire=self.forget)
         return guild
 
     # --- the engine interface ------------------------------------------------------------

@@ -10,55 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from django.conf import settings
 
 from guilds.engines.celery import wire
+from guilds.engines.celery.wire import DRAIN_SLICE_SECONDS, enqueue
 from guilds.runtime import loop as runtime_loop
 from guilds.spec import USER_PROXY_ID_PREFIX
 from messaging.delivery import TaskEnqueue
-
-if TYPE_CHECKING:
-    from guilds.engines.celery.drain import Drainer
-    from messaging.backends.redis import RedisMessagingBackend
+from messaging.delivery.durable import RedisStore
 
 logger = logging.getLogger(__name__)
 
-DRAIN_SLICE_SECONDS = 2.0  # then a drain gives its worker slot back, so one busy agent cannot hold it
-
-
-def _logged(send: functools.partial) -> functools.partial:
-    return functools.partial(_send_logged, send)
-
-
-def _send_logged(send: functools.partial) -> None:
-    try:
-        send()
-    except Exception as exc:  # the broker is away: the wake flag lapses and beat's sweep wakes the agent
-        logger.warning("could not enqueue a drain task: %s", exc)
-
-
-def enqueue(guild_id: str, agent_id: str, countdown: float | None = None) -> None:
-    """A drain task for the agent on the Celery queue."""
-    logger.debug("waking agent %s of guild %s", agent_id, guild_id)
-    send = functools.partial(wire.send_drain, guild_id, agent_id, countdown)
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        send()
-        return
-    # Celery's client blocks (and retries while Redis is away): never on an event loop, which
-    # under daphne is also the sockets'.
-    loop.run_in_executor(None, _logged(send))
+# Drains one agent until a deadline: (guild id, agent id, deadline) -> its outcome (retry_in, more).
+DrainOne = Callable[[str, str, float], Awaitable[Any]]
 
 
 class Waking:
-    def __init__(self, drainer: Drainer, *, drains_user_proxies: bool) -> None:
-        self.drainer = drainer
+    def __init__(self, drain: DrainOne, *, drains_user_proxies: bool) -> None:
+        self.drain = drain
         self.drains_user_proxies = drains_user_proxies
         self._local_drains: set[asyncio.Task[None]] = set()
 
@@ -69,7 +43,7 @@ class Waking:
             else:
                 enqueue(namespace, agent_id)
 
-    def task_enqueue(self, backend: RedisMessagingBackend) -> TaskEnqueue | None:
+    def task_enqueue(self, backend: RedisStore) -> TaskEnqueue | None:
         """Let the store script enqueue drains itself, unless the broker is another Redis database; user
         proxies come back to `wake` where this process drains them."""
         if not backend.same_database(settings.CELERY_BROKER_URL):
@@ -84,7 +58,7 @@ class Waking:
             if delay:
                 await asyncio.sleep(delay)
             try:
-                outcome = await self.drainer.drain(guild_id, agent_id, time.monotonic() + DRAIN_SLICE_SECONDS)
+                outcome = await self.drain(guild_id, agent_id, time.monotonic() + DRAIN_SLICE_SECONDS)
             except Exception:
                 logger.exception("draining user proxy %s failed; a worker takes it over", agent_id,
                                  extra={"guild_id": guild_id})
