@@ -16,19 +16,13 @@ from collections.abc import Awaitable, Callable
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from messaging.delivery import scripts  # a lease is a lease: the same scripts as an agent's
+
 logger = logging.getLogger(__name__)
 
 LEASE_MS = 10_000
 RENEW_EVERY = LEASE_MS / 1000 / 3
 
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
 
 
 class RunnerLeases:
@@ -73,7 +67,7 @@ class RunnerLeases:
         client = self._client()
         if client is not None:
             try:
-                await client.eval(_RELEASE, 1, self._key(guild_id), self.token)
+                await scripts.run(client, scripts.RELEASE_LEASE, 1, self._key(guild_id), self.token)
             except RedisError as exc:  # it lapses on its own
                 logger.warning("could not release the lease of guild %s: %s", guild_id, exc)
 
@@ -81,7 +75,7 @@ class RunnerLeases:
         while True:
             await asyncio.sleep(RENEW_EVERY)
             try:
-                renewed = await client.eval(_RENEW, 1, self._key(guild_id), self.token, LEASE_MS)
+                renewed = await scripts.run(client, scripts.RENEW_LEASE, 1, self._key(guild_id), self.token, LEASE_MS)
             except RedisError as exc:  # Redis away for a moment: the next round tries again
                 logger.warning("could not renew the lease of guild %s: %s", guild_id, exc)
                 continue

@@ -8,13 +8,9 @@ Org B: `b-admin` (admin; creator of org B's keys, a write key and a read key), `
 
 from __future__ import annotations
 
-import asyncio
-import json
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
-from channels.testing import WebsocketCommunicator
 from django.core.files.uploadedfile import SimpleUploadedFile
 from pydantic import BaseModel, ConfigDict
 
@@ -25,7 +21,6 @@ from guilds.models import Guild, GuildStatus
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime.agent import Agent
 from guildsite.accounts.models import Organization
-from guildsite.asgi import application
 from tests import factories
 from tests.runtime.conftest import celery_workers, rig  # noqa: F401 - shared fixtures (both engines)
 
@@ -158,59 +153,6 @@ def socket_world(rig) -> World:  # noqa: F811 - pytest fixture injection
     rig.launch(guild)
     rig.wait_status(guild, GuildStatus.RUNNING)
     return World(credentials=credentials, guild=guild)
-
-
-class Socket:
-    """A WebSocket client on the ASGI app, speaking JSON frames."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.communicator = WebsocketCommunicator(application, path)
-        self.frames: list[dict[str, Any]] = []
-        self.connected = False
-
-    async def connect(self) -> Socket:
-        connected, _ = await self.communicator.connect(timeout=10)
-        assert connected, f"handshake refused for {self.path}"  # refusals too are accepted first
-        self.connected = True
-        return self
-
-    async def __aenter__(self) -> Socket:
-        return self if self.connected else await self.connect()
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.communicator.disconnect()
-
-    async def send(self, frame: dict[str, Any]) -> None:
-        await self.communicator.send_to(text_data=json.dumps(frame))
-
-    async def receive(self, timeout: float = 5) -> dict[str, Any]:
-        frame = json.loads(await self.communicator.receive_from(timeout=timeout))
-        self.frames.append(frame)
-        return frame
-
-    async def until(self, predicate, timeout: float = 10, what: str = "a frame") -> dict[str, Any]:
-        deadline = asyncio.get_running_loop().time() + timeout
-        for frame in self.frames:
-            if predicate(frame):
-                return frame
-        while True:
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                raise AssertionError(f"timed out waiting for {what}; got {[f.get('format') for f in self.frames]}")
-            try:
-                frame = await self.receive(timeout=left)
-            except TimeoutError:
-                continue
-            if predicate(frame):
-                return frame
-
-    async def refusal(self) -> tuple[dict[str, Any], int]:
-        """(the error frame, the close code) of a refused socket."""
-        frame = await self.receive()
-        closing = await self.communicator.receive_output(timeout=5)
-        assert closing["type"] == "websocket.close", closing
-        return frame, closing["code"]
 
 
 # --- an agent class with credentials among its properties (no shipped agent takes any) ----------

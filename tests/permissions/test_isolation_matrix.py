@@ -29,7 +29,8 @@ from guilds.engines import engine_named
 from guilds.models import Guild, GuildFile, GuildStatus
 from guilds.services import guild_stop
 from tests import factories
-from tests.permissions.conftest import ACTORS, ERROR, FILE_BYTES, FILE_NAME, ORG_A, ORG_B, ORG_C, REPORT, Socket, Who
+from tests.permissions.conftest import ACTORS, ERROR, FILE_BYTES, FILE_NAME, ORG_A, ORG_B, ORG_C, REPORT, Who
+from tests.support.sockets import Socket
 
 OPEN, ECHO, STOPPED, KEEPS_RUNNING, JOINED = "open", "echo", "stopped", "keeps running", "joined"
 
