@@ -111,3 +111,17 @@ def test_backend_defaults_come_from_settings(settings):
     assert (memory.max_history, memory.message_ttl) == (77, 99)
     redis_backend = create_backend(redis_config("redis://127.0.0.1:6379/0"))
     assert (redis_backend.max_history, redis_backend.message_ttl_ms) == (77, 99_000)
+
+
+@pytest.mark.parametrize("backend_class", [InMemoryMessagingBackend, RedisMessagingBackend])
+def test_a_spec_cannot_make_the_site_keep_more_than_its_limits(settings, backend_class):
+    settings.GUILDSITE_TOPIC_HISTORY_LIMIT = 500
+    settings.GUILDSITE_MESSAGE_TTL_SECONDS = 3600
+    greedy = backend_class(max_history=10**9, message_ttl=10**9)
+    modest = backend_class(max_history=20, message_ttl=60)
+
+    def kept_seconds(backend) -> float:
+        return backend.message_ttl if isinstance(backend, InMemoryMessagingBackend) else backend.message_ttl_ms / 1000
+
+    assert (greedy.max_history, kept_seconds(greedy)) == (500, 3600)
+    assert (modest.max_history, kept_seconds(modest)) == (20, 60)  # less than the site's is a spec's to choose
