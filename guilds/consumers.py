@@ -30,7 +30,7 @@ from guilds.runtime.manager import user_proxy_id
 from guilds.runtime.requests import system_request
 from guilds.selectors import guild_for
 from guilds.services import guild_member_add
-from guilds.sockets import cap, frames
+from guilds.sockets import cap, frames, user_sockets
 from guilds.sockets.throttle import TokenBucket
 from guildsite import permissions
 from guildsite.accounts.names import USER_ID_RULE, is_display_name, is_user_id
@@ -72,6 +72,7 @@ class GuildSocket(AsyncWebsocketConsumer):
         self.pump: asyncio.Task | None = None
         self.watch: asyncio.Task | None = None
         self.counted: str | None = None
+        self.closing: asyncio.Future | None = None
         self.actor: Actor = self.scope["actor"]
         route = self.scope["url_route"]["kwargs"]
         self.guild_id = route["guild_id"]
@@ -96,6 +97,7 @@ class GuildSocket(AsyncWebsocketConsumer):
             logger.error("socket cannot reach the guild's bus: %s", exc, extra={"guild_id": self.guild_id})
             self.client = None
             return await self._refuse(1011, frames.UNAVAILABLE, f"the guild's messaging backend is unavailable: {exc}")
+        self.entering()
         await self.accept()
         await self.opened()
         self.pump = asyncio.ensure_future(self._pump())
@@ -211,8 +213,9 @@ class GuildSocket(AsyncWebsocketConsumer):
         try:
             self.outbox.put_nowait(message)
         except asyncio.QueueFull:
-            logger.warning("socket too slow, closing it", extra={"guild_id": self.guild_id, "user_id": self.user_id})
-            self._closing = asyncio.ensure_future(self.close(code=CLOSE_TOO_SLOW))
+            if self.closing is None:
+                logger.warning("socket too slow, closing it", extra={"guild_id": self.guild_id, "user_id": self.user_id})
+                self.closing = asyncio.ensure_future(self.close(code=CLOSE_TOO_SLOW))
 
     async def _pump(self) -> None:
         while True:
@@ -227,6 +230,9 @@ class GuildSocket(AsyncWebsocketConsumer):
     async def deliver(self, message: Message) -> None:
         if self.delivered.add(message.id):
             await self.send(text_data=message.to_json().decode())
+
+    def entering(self) -> None:
+        """Admitted and subscribed, just before accept."""
 
     async def opened(self) -> None:
         """After accept: what the socket sends first."""
@@ -270,10 +276,48 @@ class GuildSocket(AsyncWebsocketConsumer):
         await self._error(frames.UNKNOWN_FORMAT, "this socket accepts no frames", None)
 
 
+class UnmatchedSocket(AsyncWebsocketConsumer):
+    """A socket URL that fits no route: refused with an ErrorMessage frame and a close code, as the
+    guild sockets refuse (after accept, so a browser sees the code rather than 1006)."""
+
+    channel_layer_alias = GuildSocket.channel_layer_alias
+    code = CLOSE_UNKNOWN_GUILD
+    error_type = frames.NOT_FOUND
+    reason = "no such socket: the sockets are /ws/guilds/{guild_id}/syscomms/{user_id} and " \
+             "/ws/guilds/{guild_id}/usercomms/{user_id}/{user_name}"
+
+    async def connect(self) -> None:
+        await self.accept()
+        code, error_type, reason = self.code, self.error_type, self.reason
+        if self.scope.get("auth_error"):
+            code, error_type, reason = CLOSE_NOT_AUTHENTICATED, frames.UNAUTHENTICATED, self.scope["auth_error"]
+        topic = topic_names.user_notifications("unknown")
+        await self.send(text_data=frames.error_frame(error_type, reason, topic=topic).decode())
+        await self.close(code=code)
+
+
+class BadSocketPath(UnmatchedSocket):
+    """A guild socket whose user id or name holds a '/': 4400, like any bad id."""
+
+    code = CLOSE_BAD_USER
+    error_type = frames.INVALID_USER
+    reason = f"a user id is {USER_ID_RULE}; a name 1-64 printable characters without '/'"
+
+
+class UnknownSocketPath(UnmatchedSocket):
+    """Any other path: 4404."""
+
+
 class UserCommsConsumer(GuildSocket):
     """`/ws/guilds/{guild_id}/usercomms/{user_id}/{user_name}`: chat with the guild."""
 
     kind = "usercomms"
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "present", False):
+            self.present = False
+            user_sockets.closed(self.guild_id, self.user_id)
+        await super().disconnect(code)
 
     def topics(self) -> list[str]:
         # Guild events only tell this socket when the guild stops; they are not relayed.
@@ -281,6 +325,10 @@ class UserCommsConsumer(GuildSocket):
 
     def permitted(self, actor: Actor, guild: Guild) -> None:
         permissions.guild_join_check(actor, guild)
+
+    def entering(self) -> None:
+        user_sockets.opened(self.guild_id, self.user_id)  # before its client can see it open
+        self.present = True
 
     async def opened(self) -> None:
         await database_sync_to_async(guild_member_add)(guild=self.guild, user=self.actor.user)
@@ -318,6 +366,8 @@ class SysCommsConsumer(GuildSocket):
     """`/ws/guilds/{guild_id}/syscomms/{user_id}`: the guild's health, participants, stop."""
 
     kind = "syscomms"
+    last_report: Message | None = None
+    grace_ends = 0.0
 
     async def connect(self) -> None:
         await super().connect()
@@ -335,7 +385,22 @@ class SysCommsConsumer(GuildSocket):
                 sender=frames.SERVER_TAG, topics=topic_names.GUILD_STATUS_TOPIC, format=formats.AGENTS_HEALTH_REPORT,
                 payload={"agents": {}, "guild_health": "starting", "guild_status": self.guild.status},
             )
+        self.grace_ends = time.monotonic() + settings.GUILDSITE_WATCHER_GRACE_SECONDS
         await self.deliver(latest)
+        # A watcher (no user socket) hears "ok" when its grace ends, not only at the next report.
+        self.grace_timer = self.loop.call_later(settings.GUILDSITE_WATCHER_GRACE_SECONDS, self._grace_over)
+
+    def _grace_over(self) -> None:
+        report = self.last_report
+        if report is not None and report.payload.get("guild_health") == "ok" \
+                and self._for_this_user(report).payload.get("guild_health") == "ok":
+            self.grace_report = asyncio.ensure_future(self.send(text_data=report.to_json().decode()))
+
+    async def disconnect(self, code: int) -> None:
+        timer = getattr(self, "grace_timer", None)
+        if timer is not None:
+            timer.cancel()
+        await super().disconnect(code)
 
     async def _latest_report(self) -> Message | None:
         recent = await self.bus.get_messages(topic_names.GUILD_STATUS_TOPIC, limit=50)
@@ -344,17 +409,25 @@ class SysCommsConsumer(GuildSocket):
 
     async def deliver(self, message: Message) -> None:
         if message.format == formats.AGENTS_HEALTH_REPORT:
+            self.last_report = message
             message = self._for_this_user(message)
         await super().deliver(message)
 
     def _for_this_user(self, report: Message) -> Message:
-        """`ok` on a user's system socket means the guild runs *and* this user's proxy is up."""
+        """`ok` on a user's system socket keeps seed 000's promise (the user's first message never goes
+        into a socket still opening): it is withheld while this user's proxy is being set up, and for
+        GUILDSITE_WATCHER_GRACE_SECONDS after the first report while the user has no user socket (the
+        seed's client opens one on that report). After that a RUNNING guild is "ok" for a watcher too."""
         payload = report.payload
         if payload.get("guild_health") != "ok":
             return report
-        proxy = (payload.get("agents") or {}).get(user_proxy_id(self.user_id))
-        if proxy is not None and proxy.get("checkstatus") == "ok" and payload.get("guild_status") == GuildStatus.RUNNING:
-            return report
+        if payload.get("guild_status") == GuildStatus.RUNNING:
+            proxy = (payload.get("agents") or {}).get(user_proxy_id(self.user_id))
+            if proxy is not None:
+                if proxy.get("checkstatus") == "ok":
+                    return report
+            elif not user_sockets.has(self.guild_id, self.user_id) and time.monotonic() >= self.grace_ends:
+                return report
         return report.model_copy(update={"payload": {**payload, "guild_health": "starting"}})
 
     async def handle_frame(self, frame: dict[str, Any]) -> None:

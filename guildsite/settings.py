@@ -213,6 +213,14 @@ GUILDSITE_DIAGNOSTIC_AGENTS = env_bool("GUILDSITE_DIAGNOSTIC_AGENTS", False)
 
 # --- sockets ---------------------------------------------------------------
 GUILDSITE_WS_FRAME_MAX_BYTES = env_int("GUILDSITE_WS_FRAME_MAX_BYTES", 256 * 1024, minimum=1024)
+# Over the soft limit above a frame gets a PAYLOAD_TOO_LARGE error and the socket stays open; over this
+# one the server closes the socket (1009) without reading it whole.
+GUILDSITE_WS_FRAME_HARD_MAX_BYTES = env_int("GUILDSITE_WS_FRAME_HARD_MAX_BYTES", 1024 * 1024, minimum=2048)
+if GUILDSITE_WS_FRAME_HARD_MAX_BYTES < GUILDSITE_WS_FRAME_MAX_BYTES:
+    raise ConfigurationError("GUILDSITE_WS_FRAME_HARD_MAX_BYTES must be at least GUILDSITE_WS_FRAME_MAX_BYTES")
+# A system socket whose user opens no user socket (a monitor, a dashboard) hears "ok" this long after
+# its first report; the seed's client opens its user socket on that report and waits for its proxy.
+GUILDSITE_WATCHER_GRACE_SECONDS = env_float("GUILDSITE_WATCHER_GRACE_SECONDS", 3.0, minimum=0.0)
 GUILDSITE_WS_RATE_PER_SECOND = env_float("GUILDSITE_WS_RATE_PER_SECOND", 50.0, minimum=0.1)
 GUILDSITE_WS_RATE_BURST = env_int("GUILDSITE_WS_RATE_BURST", 100, minimum=1)
 GUILDSITE_WS_HISTORY_ON_CONNECT = env_int("GUILDSITE_WS_HISTORY_ON_CONNECT", 50, minimum=0)

@@ -142,7 +142,10 @@ class HealthTable:
     def report(self, *, guild_status: str) -> dict[str, Any]:
         agents: dict[str, Any] = {}
         for entry in self.agents.values():
-            beat = dict(entry.heartbeat or {"checktime": None, "responsetime": None, "checkmeta": {}})
+            # Seed 000's four fields, always: before its first heartbeat, an agent shows when it was expected.
+            since = iso_from_ms(int(entry.last_seen * 1000))
+            beat = dict(entry.heartbeat or {"checktime": since, "responsetime": since,
+                                            "checkmeta": {"qos_latency": None, "observed_latency": None}})
             beat["checkstatus"] = entry.status
             beat["name"] = entry.name
             beat["kind"] = entry.kind

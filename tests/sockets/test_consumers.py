@@ -199,3 +199,33 @@ async def test_only_a_member_may_stop_the_guild(running_guild):
         await stranger.send({"format": "stopGuildRequest", "payload": {"guild_id": running_guild.id}})
         error = await stranger.until(lambda f: f["format"] == ERROR)
         assert error["payload"]["error_type"] == "FORBIDDEN"
+
+
+async def test_a_watcher_without_a_user_socket_hears_ok_once_its_grace_is_over(running_guild, settings):
+    settings.GUILDSITE_WATCHER_GRACE_SECONDS = 0.5
+    async with syscomms(running_guild.id) as watcher:
+        first = await watcher.receive(timeout=2)
+        assert first["format"] == REPORT
+        assert first["payload"]["guild_health"] == "starting"  # the seed's client may still open its user socket
+        ok = await watcher.until(lambda f: f["format"] == REPORT and f["payload"]["guild_health"] == "ok",
+                                 timeout=5, what="guild_health ok for a watcher")
+        assert ok["payload"]["guild_status"] == "RUNNING"
+        assert "upa-testuser123" not in ok["payload"]["agents"]  # no proxy was made for the watcher
+
+
+async def test_once_a_watcher_opens_a_user_socket_ok_waits_for_its_proxy(running_guild, settings):
+    settings.GUILDSITE_WATCHER_GRACE_SECONDS = 0.2
+    async with syscomms(running_guild.id) as system:
+        await system.until(lambda f: f["format"] == REPORT and f["payload"]["guild_health"] == "ok",
+                           timeout=5, what="guild_health ok for a watcher")
+        async with usercomms(running_guild.id):
+            # Frames after this answer were sent after the user socket opened (earlier ones may be in flight).
+            await system.send({"format": "participantsRequest", "payload": {"guild_id": running_guild.id}})
+            await system.until(lambda f: f["format"] == "Participants")
+            after_open = len(system.frames)
+            await system.until(lambda f: f["format"] == REPORT
+                               and f["payload"]["agents"].get("upa-testuser123", {}).get("checkstatus") == "ok",
+                               what="a report with the user's proxy up")
+            for report in system.frames[after_open:]:
+                if report["format"] == REPORT and report["payload"]["guild_health"] == "ok":
+                    assert report["payload"]["agents"]["upa-testuser123"]["checkstatus"] == "ok"
