@@ -59,6 +59,15 @@ def _from_domain(exc: Exception) -> Exception:
     return exc
 
 
+def _invalid_input_summary(errors: dict[str, Any]) -> str:
+    """Each field's first message: a request missing two fields hears of both, not one at a time."""
+    parts = []
+    for field, messages in errors.items():
+        message = messages[0] if isinstance(messages, list) and messages and isinstance(messages[0], str) else messages
+        parts.append(f"{field}: {message}" if field != "non_field_errors" else str(message))
+    return f"Invalid input: {'; '.join(parts)}" if parts else "Invalid input."
+
+
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     exc = _from_domain(exc)
     response = exception_handler(exc, context)
@@ -66,13 +75,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         return None
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
-        first = next(iter(errors.items()), None)
-        summary = "Invalid input."
-        if first:
-            field, messages = first
-            message = messages[0] if isinstance(messages, list) and messages and isinstance(messages[0], str) else messages
-            summary = f"Invalid input: {field}: {message}" if field != "non_field_errors" else f"Invalid input: {message}"
-        response.data = problem(response.status_code, "invalid", summary, errors)
+        response.data = problem(response.status_code, "invalid", _invalid_input_summary(errors), errors)
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"

@@ -292,10 +292,15 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # The plain line, with the guild_id / agent_id of records that carry them.
+    "formatters": {"plain": {"()": "guildsite.log_format.ContextFormatter",
+                             "format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's default config gives "django" a console handler of its own; its records also reach
+        # the root's, so every 4xx (django.request) was written twice. Configuring it drops its handlers.
+        "django": {"handlers": [], "level": "INFO"},
         "daphne": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},
         # A line per task received and per task done: drain tasks come by the hundred a second.

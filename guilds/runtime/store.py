@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from guilds.lifecycle import predecessors
 from guilds.models import AgentStatus, DeadLetter, Guild, GuildAgent, GuildStatus
+from messaging.topics import GUILD_MANAGER_ID
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,12 @@ def guild_load(guild_id: str) -> Guild | None:
     return Guild.objects.filter(pk=guild_id).first()
 
 
+# Only the manager moves a guild into these, so the manager is up: its own row says so (it sends itself no
+# heartbeat, and nothing else would move it on from "starting").
+_MANAGER_ALIVE_STATUSES = frozenset({GuildStatus.PENDING_LAUNCH, GuildStatus.STARTING, GuildStatus.RUNNING,
+                                     GuildStatus.WARNING})
+
+
 @_db
 def guild_status_set(guild_id: str, status: str, detail: str = "") -> bool:
     """Move the guild to `status` if the lifecycle allows it from where it is; True if it moved."""
@@ -99,6 +106,9 @@ def guild_status_set(guild_id: str, status: str, detail: str = "") -> bool:
     if status == GuildStatus.STOPPED:
         fields["stopped_at"] = now
     moved = Guild.objects.filter(pk=guild_id, status__in=predecessors(status)).update(**fields)
+    if moved and status in _MANAGER_ALIVE_STATUSES:
+        GuildAgent.objects.filter(guild_id=guild_id, agent_id=GUILD_MANAGER_ID).exclude(
+            status=AgentStatus.RUNNING).update(status=AgentStatus.RUNNING, status_detail="", updated_at=now)
     if not moved:
         # Same status again only refreshes the reason (e.g. WARNING for another agent).
         Guild.objects.filter(pk=guild_id, status=status).exclude(status_detail=detail).update(

@@ -59,6 +59,15 @@ def test_missing_fields_are_field_errors(api, problem, blueprint_id, seed_launch
     assert not Guild.objects.exists()
 
 
+def test_the_detail_names_every_missing_field(api, problem, blueprint_id, seed_launch_body):
+    del seed_launch_body["guild_name"], seed_launch_body["org_id"]
+
+    body = problem(api.post(f"/catalog/blueprints/{blueprint_id}/guilds", seed_launch_body), 400, "invalid")
+
+    assert body["detail"] == ("Invalid input: guild_name: This field is required.; "
+                              "org_id: This field is required.")
+    assert set(body["errors"]) == {"guild_name", "org_id"}
+
 def test_a_user_id_that_cannot_be_in_a_topic_name_is_refused(api, problem, blueprint_id, seed_launch_body):
     seed_launch_body["user_id"] = "a:b"
 

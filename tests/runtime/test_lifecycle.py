@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from guilds.engines import bus_of
 from guilds.models import AgentKind, Guild, GuildAgent, GuildStatus
@@ -41,6 +42,15 @@ def test_launch_goes_through_the_seed_statuses_to_running_with_a_health_report(r
     assert report.sender.name == "GuildManagerAgent"
     assert GuildAgent.objects.get(guild=guild, agent_id=echo_id).status == "running"
 
+
+
+def test_the_admin_shows_the_manager_running_in_a_running_guild(rig, admin_client):
+    guild = rig.create(echo_spec())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    page = admin_client.get(reverse("admin:guilds_guildagent_changelist"), {"guild__id": guild.id}).content.decode()
+    manager_row, = [row for row in page.split("<tr") if "GuildManagerAgent" in row]
+    assert "Running" in manager_row
+    assert "Starting" not in manager_row
 
 def test_a_user_message_reaches_the_echo_agent_without_routes_and_the_echo_reaches_the_user(rig):
     guild = rig.create(echo_spec())
