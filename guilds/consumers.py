@@ -16,6 +16,7 @@ import logging
 import random
 import time
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -23,7 +24,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from guilds.engines import bus_of
-from guilds.models import Guild, GuildStatus
+from guilds.models import AgentKind, Guild, GuildStatus
 from guilds.runtime import formats
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime.manager import user_proxy_id
@@ -276,6 +277,22 @@ class GuildSocket(AsyncWebsocketConsumer):
         await self._error(frames.UNKNOWN_FORMAT, "this socket accepts no frames", None)
 
 
+_reports_without_users: OrderedDict[int, dict[str, Any]] = OrderedDict()
+
+
+def _agents_but_users(report: Message) -> dict[str, Any]:
+    """A report's agents less the user proxies: what every system socket of the guild shows (with its own
+    user's proxy added). Made once per report in this process, however many sockets show it."""
+    agents = _reports_without_users.get(report.id)
+    if agents is None:
+        agents = {agent_id: entry for agent_id, entry in (report.payload.get("agents") or {}).items()
+                  if entry.get("kind") != AgentKind.HUMAN}
+        _reports_without_users[report.id] = agents
+        if len(_reports_without_users) > 64:
+            _reports_without_users.popitem(last=False)
+    return agents
+
+
 class UnmatchedSocket(AsyncWebsocketConsumer):
     """A socket URL that fits no route: refused with an ErrorMessage frame and a close code, as the
     guild sockets refuse (after accept, so a browser sees the code rather than 1006)."""
@@ -391,9 +408,10 @@ class SysCommsConsumer(GuildSocket):
         self.grace_timer = self.loop.call_later(settings.GUILDSITE_WATCHER_GRACE_SECONDS, self._grace_over)
 
     def _grace_over(self) -> None:
-        report = self.last_report
-        if report is not None and report.payload.get("guild_health") == "ok" \
-                and self._for_this_user(report).payload.get("guild_health") == "ok":
+        if self.last_report is None:
+            return
+        report = self._for_this_user(self.last_report)
+        if report.payload.get("guild_health") == "ok":  # sent again: the one delivered before said "starting"
             self.grace_report = asyncio.ensure_future(self.send(text_data=report.to_json().decode()))
 
     async def disconnect(self, code: int) -> None:
@@ -417,18 +435,26 @@ class SysCommsConsumer(GuildSocket):
         """`ok` on a user's system socket keeps seed 000's promise (the user's first message never goes
         into a socket still opening): it is withheld while this user's proxy is being set up, and for
         GUILDSITE_WATCHER_GRACE_SECONDS after the first report while the user has no user socket (the
-        seed's client opens one on that report). After that a RUNNING guild is "ok" for a watcher too."""
+        seed's client opens one on that report). After that a RUNNING guild is "ok" for a watcher too.
+        The agents listed are the guild's and this user's own proxy: other users' proxies would make every
+        report O(users) for each of the users' sockets (Participants lists them)."""
         payload = report.payload
-        if payload.get("guild_health") != "ok":
-            return report
-        if payload.get("guild_status") == GuildStatus.RUNNING:
-            proxy = (payload.get("agents") or {}).get(user_proxy_id(self.user_id))
+        own_id = user_proxy_id(self.user_id)
+        proxy = (payload.get("agents") or {}).get(own_id)
+        health = payload.get("guild_health")
+        if health == "ok" and payload.get("guild_status") == GuildStatus.RUNNING:
             if proxy is not None:
-                if proxy.get("checkstatus") == "ok":
-                    return report
-            elif not user_sockets.has(self.guild_id, self.user_id) and time.monotonic() >= self.grace_ends:
-                return report
-        return report.model_copy(update={"payload": {**payload, "guild_health": "starting"}})
+                ready = proxy.get("checkstatus") == "ok"
+            else:
+                ready = not user_sockets.has(self.guild_id, self.user_id) and time.monotonic() >= self.grace_ends
+            if not ready:
+                health = "starting"
+        elif health == "ok":
+            health = "starting"
+        agents = _agents_but_users(report)
+        if proxy is not None:
+            agents = {**agents, own_id: proxy}
+        return report.model_copy(update={"payload": {**payload, "agents": agents, "guild_health": health}})
 
     async def handle_frame(self, frame: dict[str, Any]) -> None:
         name, payload = frames.system_request(frame)

@@ -110,6 +110,10 @@ class Agent:
         """Topics whose messages stored before the agent started are handled when it starts."""
         return []
 
+    # Asked for a heartbeat every interval. A user proxy is not: it is up while the engine runs it
+    # (guilds.runtime.health), so a guild of N users does not pay N heartbeats an interval.
+    answers_health_checks: ClassVar[bool] = True
+
     # A diagnostic agent (ProbeAgent) may be named in specs only where settings allow it.
     diagnostic: ClassVar[bool] = False
 

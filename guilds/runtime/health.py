@@ -4,6 +4,10 @@ The manager asks every agent for a heartbeat on a schedule (GUILDSITE_HEARTBEAT_
 An agent answers from its own message queue, so one stuck in a handler does not answer;
 silent for longer than GUILDSITE_HEARTBEAT_TIMEOUT, it is `unresponsive` and the guild
 turns WARNING, back to RUNNING when it answers again.
+
+User proxies do not heartbeat: a guild of N users would pay N heartbeats (and N writes of the
+table) every interval. A proxy is up from the moment it started, and `unresponsive` if the
+engine no longer runs it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from guilds.models import GuildStatus
+from guilds.models import AgentKind, GuildStatus
 
 OK = "ok"
 STARTING = "starting"
@@ -88,17 +92,34 @@ class HealthTable:
         entry.detail = ""
         return previous != entry.status
 
+    def started(self, agent_id: str) -> bool:
+        """An agent that answers no heartbeats (a user proxy) is up; True if its status changed."""
+        entry = self.agents.get(agent_id)
+        if entry is None:
+            return False
+        previous = entry.status
+        now = iso_now()
+        entry.heartbeat = {"checktime": now, "checkstatus": OK, "responsetime": now,
+                           "checkmeta": {"qos_latency": None, "observed_latency": None}}
+        entry.status, entry.last_seen, entry.detail = OK, time.time(), ""
+        return previous != OK
+
     def failed(self, agent_id: str, detail: str) -> None:
         entry = self.agents.get(agent_id)
         if entry is not None:
             entry.status, entry.detail = ERROR, detail
 
-    def sweep(self, timeout: float) -> list[str]:
-        """Mark agents silent for longer than `timeout` unresponsive; return the newly marked."""
+    def sweep(self, timeout: float, running: set[str]) -> list[str]:
+        """Mark unresponsive the agents silent for longer than `timeout` and the user proxies the engine
+        no longer runs (`running`: the ids it runs); return the newly marked."""
         now = time.time()
         marked: list[str] = []
         for entry in self.agents.values():
-            if entry.status in (OK, WARNING, STARTING) and now - entry.last_seen > timeout:
+            if entry.kind == AgentKind.HUMAN:
+                if entry.status in (OK, WARNING) and entry.agent_id not in running:
+                    entry.status, entry.detail = UNRESPONSIVE, "its proxy is not running"
+                    marked.append(entry.agent_id)
+            elif entry.status in (OK, WARNING, STARTING) and now - entry.last_seen > timeout:
                 entry.status = UNRESPONSIVE
                 entry.detail = f"no heartbeat for {now - entry.last_seen:.1f}s"
                 marked.append(entry.agent_id)
@@ -139,9 +160,12 @@ class HealthTable:
             if e.status not in (OK, STARTING)
         )
 
-    def report(self, *, guild_status: str) -> dict[str, Any]:
+    def report(self, *, guild_status: str, only: set[str] | None = None) -> dict[str, Any]:
+        """The AgentsHealthReport payload; with `only`, just those agents listed (guild_health is the whole's)."""
         agents: dict[str, Any] = {}
         for entry in self.agents.values():
+            if only is not None and entry.agent_id not in only:
+                continue
             # Seed 000's four fields, always: before its first heartbeat, an agent shows when it was expected.
             since = iso_from_ms(int(entry.last_seen * 1000))
             beat = dict(entry.heartbeat or {"checktime": since, "responsetime": since,

@@ -113,11 +113,9 @@ class AgentHost:
         wanted = list(self.spec.additional_topics)
         if self.spec.listen_to_default_topic:
             wanted.append(topic_names.DEFAULT_TOPIC)
-        wanted += [
-            topic_names.agent_inbox(self.agent_id),
-            topic_names.agent_self_inbox(self.agent_id),
-            topic_names.HEARTBEAT_TOPIC,
-        ]
+        wanted += [topic_names.agent_inbox(self.agent_id), topic_names.agent_self_inbox(self.agent_id)]
+        if self.agent is None or self.agent.answers_health_checks:
+            wanted.append(topic_names.HEARTBEAT_TOPIC)
         if self.agent is not None:
             wanted += self.agent.extra_topics()
         return list(dict.fromkeys(wanted))
@@ -139,7 +137,8 @@ class AgentHost:
             await self._catch_up(catch_up_since_ms)
         self.started = True
         self._ready.set()
-        await self.heartbeat(None)
+        if self.agent.answers_health_checks:
+            await self.heartbeat(None)
 
     async def _catch_up(self, since_ms: int) -> None:
         """Queue what arrived on the agent's catch-up topics before it subscribed (it waited for us):
@@ -193,7 +192,8 @@ class AgentHost:
             await self._ready.wait()
         message_format = formats.canonical_format(message.format)
         if message_format == formats.HEALTH_CHECK_REQUEST:
-            await self.heartbeat(message)
+            if self.agent.answers_health_checks:  # else subscribed before proxies stopped answering
+                await self.heartbeat(message)
             return
         if self.spec.act_only_when_tagged and not message.is_tagged(self.tag):
             return

@@ -119,17 +119,26 @@ class GuildManagerAgent(Agent):
             await self._start(spec, AgentKind.BOT, launched_at_ms)
         running = set(await self.guild.running_agent_ids())
         for record in proxies:
-            if record.agent_id not in running:  # a join handled before this launch started it already
-                await self._start(AgentSpec.model_validate(record.spec), AgentKind.HUMAN, launched_at_ms)
+            # One a join handled before this launch started already is up as well.
+            if record.agent_id in running or await self._start(AgentSpec.model_validate(record.spec),
+                                                               AgentKind.HUMAN, launched_at_ms):
+                await self._proxy_up(record.agent_id)
         await self._settle(ctx)
 
-    async def _start(self, spec, kind: str, catch_up_since_ms: int) -> None:
+    async def _start(self, spec, kind: str, catch_up_since_ms: int) -> bool:
         try:
             await self.guild.start_agent(spec, kind=kind, catch_up_since_ms=catch_up_since_ms)
         except Exception as exc:
             logger.exception("agent failed to start", extra={"guild_id": self.guild_id, "agent_id": spec.id})
             self.health.failed(spec.id, f"could not start: {type(exc).__name__}: {exc}")
             await store.agent_status_set(self.guild_id, spec.id, "error", str(exc))
+            return False
+        return True
+
+    async def _proxy_up(self, agent_id: str) -> None:
+        """A user proxy answers no heartbeats: started is up."""
+        if self.health.started(agent_id):
+            await store.agent_status_set(self.guild_id, agent_id, "running")
 
     # --- health --------------------------------------------------------------------------
     @handles(formats.HEARTBEAT)
@@ -149,7 +158,8 @@ class GuildManagerAgent(Agent):
             return
         from django.conf import settings
 
-        for agent_id in self.health.sweep(settings.GUILDSITE_HEARTBEAT_TIMEOUT):
+        running = set(await self.guild.running_agent_ids())
+        for agent_id in self.health.sweep(settings.GUILDSITE_HEARTBEAT_TIMEOUT, running):
             await store.agent_status_set(self.guild_id, agent_id, "unresponsive", self.health.agents[agent_id].detail)
         await ctx.send({"checktime": iso_now()}, format=formats.HEALTH_CHECK_REQUEST,
                        topics=topic_names.HEARTBEAT_TOPIC, priority=Priority.HIGH, routed=False)
@@ -199,9 +209,12 @@ class GuildManagerAgent(Agent):
             return
         agent_id = user_proxy_id(user_id)
         if agent_id in await self.guild.running_agent_ids():
+            if agent_id in self.health.agents:
+                await self._proxy_up(agent_id)
             await ctx.send({"user_id": user_id, "agent_id": agent_id, "status_code": 200,
                             "status": "Agent already running", "topic": topic_names.user_inbox(user_id)},
                            format=formats.USER_AGENT_CREATION_RESPONSE, topics=notify, routed=False)
+            await self._report_to_user(ctx, agent_id, notify)
             return
         spec = AgentSpec(id=agent_id, name=user_name, description=f"Agent for user {user_id}",
                          class_name=USER_PROXY_CLASS, listen_to_default_topic=False,
@@ -209,7 +222,8 @@ class GuildManagerAgent(Agent):
         self.health.expect(agent_id, user_name, AgentKind.HUMAN)
         if self.launched:
             # What the user sent before the proxy was up waits in the inbox since this request.
-            await self._start(spec, AgentKind.HUMAN, ctx.message.timestamp)
+            if await self._start(spec, AgentKind.HUMAN, ctx.message.timestamp):
+                await self._proxy_up(agent_id)
         else:
             # Asked before the guild's agents were launched (the request came as the manager started):
             # the proxy starts with them, after them, so the user's first message finds them listening.
@@ -218,8 +232,20 @@ class GuildManagerAgent(Agent):
         await ctx.send({"user_id": user_id, "agent_id": agent_id, "status_code": 201,
                         "status": "Agent created successfully", "topic": topic_names.user_inbox(user_id)},
                        format=formats.USER_AGENT_CREATION_RESPONSE, topics=notify, routed=False)
-        # No report here: the proxy's first heartbeat, sent as it starts, brings one with it "ok"
-        # (a report per join as well would cost a guild of N users N reports of N agents more).
+        await self._report_to_user(ctx, agent_id, notify)
+
+    async def _report_to_user(self, ctx: HandlerContext, agent_id: str, notify: str) -> None:
+        """The joining user hears at once that its proxy is up, in a report to it alone of the guild's
+        agents but the other users' proxies: a whole report per join would cost a guild of N users N
+        reports of N agents. Everyone sees the new proxy in the next round's report."""
+        if not self.launched:
+            return  # the launch reports when it has started the proxy
+        target = self.health.guild_status(self.status)
+        if target != self.status:
+            await self._move(ctx, target, self.health.problems())
+        only = {a for a, entry in self.health.agents.items() if entry.kind != AgentKind.HUMAN} | {agent_id}
+        await ctx.send(self.health.report(guild_status=self.status, only=only), format=formats.AGENTS_HEALTH_REPORT,
+                       topics=notify, routed=False)
 
     @handles(formats.PARTICIPANTS_REQUEST)
     async def list_participants(self, ctx: HandlerContext) -> None:

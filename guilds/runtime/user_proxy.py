@@ -23,6 +23,7 @@ class UserProxyAgent(Agent):
     """Represents one user in a guild: forwards what they send, delivers what is meant for them."""
 
     kind = "human"
+    answers_health_checks = False
 
     class Properties(BaseModel):
         model_config = ConfigDict(extra="forbid")

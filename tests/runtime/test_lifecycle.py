@@ -123,6 +123,44 @@ def test_a_joining_user_gets_a_proxy_that_the_next_report_and_participants_inclu
     assert GuildAgent.objects.filter(guild=guild, kind=AgentKind.HUMAN).count() == 1
 
 
+def test_user_proxies_answer_no_heartbeats_and_stay_up_round_after_round(rig):
+    guild = rig.create(echo_spec())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    status = rig.observe(guild)
+    joined = status.publish("nobody_listens", {}).timestamp
+    for user_id in ("ann", "bob"):
+        rig.join(guild, user_id, user_id.title())
+    # A report from well past the heartbeat timeout (1 s here): the proxies were never asked, and are up.
+    later = status.wait(lambda m: m.format == formats.AGENTS_HEALTH_REPORT and m.timestamp > joined + 2500,
+                        what="a report 2.5 s after the joins")
+    assert later.payload["guild_health"] == "ok"
+    assert later.payload["guild_status"] == GuildStatus.RUNNING
+    for user_id in ("ann", "bob"):
+        assert later.payload["agents"][f"upa-{user_id}"]["checkstatus"] == "ok"
+    assert [m.sender.id for m in status.of_format(formats.HEARTBEAT)]  # the EchoAgent's, every round
+    assert not [m for m in status.of_format(formats.HEARTBEAT) if m.sender.id.startswith("upa-")]
+
+
+def test_a_proxy_the_engine_no_longer_runs_is_unresponsive(rig):
+    guild = rig.create(echo_spec())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    rig.join(guild, "ann", "Ann")
+    wait_for(lambda: GuildAgent.objects.filter(guild=guild, agent_id="upa-ann", status="running").exists(),
+             10, "ann's proxy running")
+    status = rig.observe(guild)
+
+    async def stop_the_proxy_behind_the_managers_back():
+        engine = rig.engine
+        control = engine.guilds[guild.id] if engine.name == "inprocess" else await engine.guild(guild.id)
+        await control.stop_agent("upa-ann")
+
+    runtime_loop.run(stop_the_proxy_behind_the_managers_back())
+    report = status.wait(lambda m: m.format == formats.AGENTS_HEALTH_REPORT
+                         and m.payload["agents"].get("upa-ann", {}).get("checkstatus") == "unresponsive")
+    assert report.payload["guild_health"] == "warning"
+    rig.wait_status(guild, GuildStatus.WARNING)
+
+
 def test_an_agent_that_stops_answering_turns_the_guild_warning_until_it_recovers(rig):
     guild = rig.create(with_probe())
     rig.wait_status(guild, GuildStatus.RUNNING)

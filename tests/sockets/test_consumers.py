@@ -229,3 +229,19 @@ async def test_once_a_watcher_opens_a_user_socket_ok_waits_for_its_proxy(running
             for report in system.frames[after_open:]:
                 if report["format"] == REPORT and report["payload"]["guild_health"] == "ok":
                     assert report["payload"]["agents"]["upa-testuser123"]["checkstatus"] == "ok"
+
+
+async def test_a_report_lists_the_guilds_agents_and_the_users_own_proxy_not_other_users(running_guild):
+    gid = running_guild.id
+    async with syscomms(gid) as system, usercomms(gid):
+        await system.until(lambda f: f["format"] == REPORT and f["payload"]["guild_health"] == "ok", what="ok")
+        async with syscomms(gid, user_id="ann") as anns, usercomms(gid, user_id="ann", user_name="Ann"):
+            await anns.until(lambda f: f["format"] == REPORT and f["payload"]["guild_health"] == "ok",
+                             what="ok for ann, her proxy up")
+            after = len(system.frames)
+            await system.until(lambda f: f["format"] == REPORT and system.frames.index(f) >= after,
+                               what="a report after ann joined")
+            for report in [f for f in system.frames[after:] if f["format"] == REPORT]:
+                assert "upa-testuser123" in report["payload"]["agents"]
+                assert "upa-ann" not in report["payload"]["agents"]
+                assert any(entry["name"] == "EchoAgent" for entry in report["payload"]["agents"].values())
