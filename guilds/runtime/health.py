@@ -5,19 +5,21 @@ An agent answers from its own message queue, so one stuck in a handler does not 
 silent for longer than GUILDSITE_HEARTBEAT_TIMEOUT, it is `unresponsive` and the guild
 turns WARNING, back to RUNNING when it answers again.
 
-User proxies do not heartbeat: a guild of N users would pay N heartbeats (and N writes of the
-table) every interval. A proxy is up from the moment it started, and `unresponsive` if the
-engine no longer runs it.
+User proxies do not heartbeat: a guild of N users would pay N heartbeats every interval. A proxy
+is up from the moment it started, and `unresponsive` if the engine no longer runs it. Their health
+lives in their database rows (written when it changes); the table holds only the proxies that are
+not well, so what the manager keeps between messages stays the size of the guild's own agents.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from guilds.models import AgentKind, GuildStatus
+from guilds.models import AgentKind, AgentStatus, GuildStatus
 
 OK = "ok"
 STARTING = "starting"
@@ -53,6 +55,17 @@ class AgentHealth:
     heartbeat: dict[str, Any] | None = None
     last_seen: float = field(default_factory=time.time)  # wall clock: compared across processes
     detail: str = ""
+
+
+# A proxy row's status as a health status.
+_FROM_ROW = {AgentStatus.RUNNING: OK, AgentStatus.STARTING: STARTING, AgentStatus.UNRESPONSIVE: UNRESPONSIVE,
+             AgentStatus.ERROR: ERROR, AgentStatus.STOPPED: STOPPED}
+
+
+def proxy_entry(agent_id: str, name: str, status: str, detail: str, updated_at: datetime) -> AgentHealth:
+    """A user proxy's health from its row (guilds.runtime.store.user_proxies)."""
+    return AgentHealth(agent_id=agent_id, name=name, kind=AgentKind.HUMAN, status=_FROM_ROW.get(status, STARTING),
+                       last_seen=updated_at.timestamp(), detail=detail)
 
 
 class HealthTable:
@@ -92,34 +105,19 @@ class HealthTable:
         entry.detail = ""
         return previous != entry.status
 
-    def started(self, agent_id: str) -> bool:
-        """An agent that answers no heartbeats (a user proxy) is up; True if its status changed."""
-        entry = self.agents.get(agent_id)
-        if entry is None:
-            return False
-        previous = entry.status
-        now = iso_now()
-        entry.heartbeat = {"checktime": now, "checkstatus": OK, "responsetime": now,
-                           "checkmeta": {"qos_latency": None, "observed_latency": None}}
-        entry.status, entry.last_seen, entry.detail = OK, time.time(), ""
-        return previous != OK
-
     def failed(self, agent_id: str, detail: str) -> None:
         entry = self.agents.get(agent_id)
         if entry is not None:
             entry.status, entry.detail = ERROR, detail
 
-    def sweep(self, timeout: float, running: set[str]) -> list[str]:
-        """Mark unresponsive the agents silent for longer than `timeout` and the user proxies the engine
-        no longer runs (`running`: the ids it runs); return the newly marked."""
+    def sweep(self, timeout: float) -> list[str]:
+        """Mark unresponsive the agents silent for longer than `timeout`; return the newly marked.
+        (User proxies answer no heartbeats: the manager checks them against what the engine runs.)"""
         now = time.time()
         marked: list[str] = []
         for entry in self.agents.values():
-            if entry.kind == AgentKind.HUMAN:
-                if entry.status in (OK, WARNING) and entry.agent_id not in running:
-                    entry.status, entry.detail = UNRESPONSIVE, "its proxy is not running"
-                    marked.append(entry.agent_id)
-            elif entry.status in (OK, WARNING, STARTING) and now - entry.last_seen > timeout:
+            if entry.kind != AgentKind.HUMAN and entry.status in (OK, WARNING, STARTING) \
+                    and now - entry.last_seen > timeout:
                 entry.status = UNRESPONSIVE
                 entry.detail = f"no heartbeat for {now - entry.last_seen:.1f}s"
                 marked.append(entry.agent_id)
@@ -160,12 +158,12 @@ class HealthTable:
             if e.status not in (OK, STARTING)
         )
 
-    def report(self, *, guild_status: str, only: set[str] | None = None) -> dict[str, Any]:
-        """The AgentsHealthReport payload; with `only`, just those agents listed (guild_health is the whole's)."""
+    def report(self, *, guild_status: str, proxies: Iterable[AgentHealth] = ()) -> dict[str, Any]:
+        """The AgentsHealthReport payload: the guild's agents, and the user proxies given (those in the
+        table, which are not well, win over their rows)."""
         agents: dict[str, Any] = {}
-        for entry in self.agents.values():
-            if only is not None and entry.agent_id not in only:
-                continue
+        proxies = [entry for entry in proxies if entry.agent_id not in self.agents]
+        for entry in [*self.agents.values(), *proxies]:
             # Seed 000's four fields, always: before its first heartbeat, an agent shows when it was expected.
             since = iso_from_ms(int(entry.last_seen * 1000))
             beat = dict(entry.heartbeat or {"checktime": since, "responsetime": since,

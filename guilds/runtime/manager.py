@@ -111,14 +111,11 @@ class GuildManagerAgent(Agent):
         launched_at_ms = self.properties.launched_at_ms or int(time.time() * 1000)
         for spec in self.guild.spec.agents:
             self.health.expect(spec.id, spec.name, AgentKind.BOT)
-        proxies = await store.agent_records(self.guild_id, kind=AgentKind.HUMAN)
-        for record in proxies:
-            self.health.expect(record.agent_id, record.name, AgentKind.HUMAN)
         await self._report(ctx)
         for spec in self.guild.spec.agents:
             await self._start(spec, AgentKind.BOT, launched_at_ms)
         running = set(await self.guild.running_agent_ids())
-        for record in proxies:
+        for record in await store.agent_records(self.guild_id, kind=AgentKind.HUMAN):
             # One a join handled before this launch started already is up as well.
             if record.agent_id in running or await self._start(AgentSpec.model_validate(record.spec),
                                                                AgentKind.HUMAN, launched_at_ms):
@@ -130,15 +127,19 @@ class GuildManagerAgent(Agent):
             await self.guild.start_agent(spec, kind=kind, catch_up_since_ms=catch_up_since_ms)
         except Exception as exc:
             logger.exception("agent failed to start", extra={"guild_id": self.guild_id, "agent_id": spec.id})
+            self.health.expect(spec.id, spec.name, kind)  # (a proxy is in the table only while not well)
             self.health.failed(spec.id, f"could not start: {type(exc).__name__}: {exc}")
             await store.agent_status_set(self.guild_id, spec.id, "error", str(exc))
             return False
         return True
 
     async def _proxy_up(self, agent_id: str) -> None:
-        """A user proxy answers no heartbeats: started is up."""
-        if self.health.started(agent_id):
-            await store.agent_status_set(self.guild_id, agent_id, "running")
+        """A user proxy answers no heartbeats: started is up (and well: out of the table)."""
+        self.health.forget(agent_id)
+        await store.agent_status_set(self.guild_id, agent_id, "running")
+
+    async def _proxies(self) -> list[health.AgentHealth]:
+        return [health.proxy_entry(*row) for row in await store.user_proxies(self.guild_id)]
 
     # --- health --------------------------------------------------------------------------
     @handles(formats.HEARTBEAT)
@@ -158,21 +159,27 @@ class GuildManagerAgent(Agent):
             return
         from django.conf import settings
 
-        running = set(await self.guild.running_agent_ids())
-        for agent_id in self.health.sweep(settings.GUILDSITE_HEARTBEAT_TIMEOUT, running):
+        for agent_id in self.health.sweep(settings.GUILDSITE_HEARTBEAT_TIMEOUT):
             await store.agent_status_set(self.guild_id, agent_id, "unresponsive", self.health.agents[agent_id].detail)
+        proxies = await self._proxies()
+        running = set(await self.guild.running_agent_ids())
+        for proxy in proxies:
+            if proxy.status == health.OK and proxy.agent_id not in running:
+                proxy.status, proxy.detail = health.UNRESPONSIVE, "its proxy is not running"
+                self.health.agents[proxy.agent_id] = proxy
+                await store.agent_status_set(self.guild_id, proxy.agent_id, "unresponsive", proxy.detail)
         await ctx.send({"checktime": iso_now()}, format=formats.HEALTH_CHECK_REQUEST,
                        topics=topic_names.HEARTBEAT_TOPIC, priority=Priority.HIGH, routed=False)
-        await self._settle(ctx)
+        await self._settle(ctx, proxies)
 
-    async def _settle(self, ctx: HandlerContext) -> None:
+    async def _settle(self, ctx: HandlerContext, proxies: list[health.AgentHealth] | None = None) -> None:
         """Bring the persisted status in line with the health table and publish the report."""
         if not self.launched:
             return
         target = self.health.guild_status(self.status)
         if target != self.status:
             await self._move(ctx, target, self.health.problems())
-        await self._report(ctx)
+        await self._report(ctx, await self._proxies() if proxies is None else proxies)
 
     async def _move(self, ctx: HandlerContext, status: str, detail: str = "") -> bool:
         if status == self.status:
@@ -192,9 +199,9 @@ class GuildManagerAgent(Agent):
             self.status = current
         return moved
 
-    async def _report(self, ctx: HandlerContext) -> None:
-        await ctx.send(self.health.report(guild_status=self.status), format=formats.AGENTS_HEALTH_REPORT,
-                       topics=topic_names.GUILD_STATUS_TOPIC, routed=False)
+    async def _report(self, ctx: HandlerContext, proxies: list[health.AgentHealth] = ()) -> None:
+        await ctx.send(self.health.report(guild_status=self.status, proxies=proxies),
+                       format=formats.AGENTS_HEALTH_REPORT, topics=topic_names.GUILD_STATUS_TOPIC, routed=False)
 
     # --- users ---------------------------------------------------------------------------
     @handles(formats.USER_AGENT_CREATION_REQUEST)
@@ -209,17 +216,16 @@ class GuildManagerAgent(Agent):
             return
         agent_id = user_proxy_id(user_id)
         if agent_id in await self.guild.running_agent_ids():
-            if agent_id in self.health.agents:
+            if self.launched:
                 await self._proxy_up(agent_id)
             await ctx.send({"user_id": user_id, "agent_id": agent_id, "status_code": 200,
                             "status": "Agent already running", "topic": topic_names.user_inbox(user_id)},
                            format=formats.USER_AGENT_CREATION_RESPONSE, topics=notify, routed=False)
-            await self._report_to_user(ctx, agent_id, notify)
+            await self._report_to_user(ctx, agent_id, user_name, notify)
             return
         spec = AgentSpec(id=agent_id, name=user_name, description=f"Agent for user {user_id}",
                          class_name=USER_PROXY_CLASS, listen_to_default_topic=False,
                          properties={"user_id": user_id, "user_name": user_name})
-        self.health.expect(agent_id, user_name, AgentKind.HUMAN)
         if self.launched:
             # What the user sent before the proxy was up waits in the inbox since this request.
             if await self._start(spec, AgentKind.HUMAN, ctx.message.timestamp):
@@ -232,9 +238,9 @@ class GuildManagerAgent(Agent):
         await ctx.send({"user_id": user_id, "agent_id": agent_id, "status_code": 201,
                         "status": "Agent created successfully", "topic": topic_names.user_inbox(user_id)},
                        format=formats.USER_AGENT_CREATION_RESPONSE, topics=notify, routed=False)
-        await self._report_to_user(ctx, agent_id, notify)
+        await self._report_to_user(ctx, agent_id, user_name, notify)
 
-    async def _report_to_user(self, ctx: HandlerContext, agent_id: str, notify: str) -> None:
+    async def _report_to_user(self, ctx: HandlerContext, agent_id: str, user_name: str, notify: str) -> None:
         """The joining user hears at once that its proxy is up, in a report to it alone of the guild's
         agents but the other users' proxies: a whole report per join would cost a guild of N users N
         reports of N agents. Everyone sees the new proxy in the next round's report."""
@@ -243,16 +249,20 @@ class GuildManagerAgent(Agent):
         target = self.health.guild_status(self.status)
         if target != self.status:
             await self._move(ctx, target, self.health.problems())
-        only = {a for a, entry in self.health.agents.items() if entry.kind != AgentKind.HUMAN} | {agent_id}
-        await ctx.send(self.health.report(guild_status=self.status, only=only), format=formats.AGENTS_HEALTH_REPORT,
-                       topics=notify, routed=False)
+        proxy = self.health.agents.get(agent_id) or health.AgentHealth(agent_id, user_name, AgentKind.HUMAN, health.OK)
+        table = HealthTable()
+        table.agents = {a: entry for a, entry in self.health.agents.items() if entry.kind != AgentKind.HUMAN}
+        report = table.report(guild_status=self.status, proxies=[proxy])
+        report["guild_health"] = self.health.guild_health()  # the whole guild's
+        await ctx.send(report, format=formats.AGENTS_HEALTH_REPORT, topics=notify, routed=False)
 
     @handles(formats.PARTICIPANTS_REQUEST)
     async def list_participants(self, ctx: HandlerContext) -> None:
+        proxies = [p for p in await self._proxies() if p.agent_id not in self.health.agents]
         participants = sorted(
             (
                 {"id": entry.agent_id, "name": entry.name, "type": "human" if entry.kind == AgentKind.HUMAN else "bot"}
-                for entry in self.health.agents.values()
+                for entry in [*self.health.agents.values(), *proxies]
             ),
             key=lambda p: (p["name"].lower(), p["id"]),
         )
@@ -269,12 +279,13 @@ class GuildManagerAgent(Agent):
         user_id = ctx.payload.get("user_id") or ctx.message.sender.id
         await ctx.send({"guild_id": self.guild_id, "user_id": user_id}, format=formats.STOP_GUILD_RESPONSE,
                        topics=[topic_names.GUILD_STATUS_TOPIC, topic_names.GUILD_EVENTS_TOPIC], routed=False)
+        proxies = await self._proxies()
         await self.guild.stop_all_agents()
         await store.agents_stopped(self.guild_id)
-        for agent_id in list(self.health.agents):
-            self.health.agents[agent_id].status = health.STOPPED
+        for entry in [*self.health.agents.values(), *proxies]:
+            entry.status = health.STOPPED
         await self._move(ctx, GuildStatus.STOPPED, f"stopped by {user_id}")
-        await self._report(ctx)
+        await self._report(ctx, proxies)
         self.guild.schedule_shutdown()
 
 

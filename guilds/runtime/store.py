@@ -12,14 +12,15 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from django.db import Error as DatabaseError
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, reset_queries, transaction
 from django.utils import timezone
 
 from guilds.lifecycle import predecessors
-from guilds.models import AgentStatus, DeadLetter, Guild, GuildAgent, GuildStatus
+from guilds.models import AgentKind, AgentStatus, DeadLetter, Guild, GuildAgent, GuildStatus
 from messaging.topics import GUILD_MANAGER_ID
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,10 @@ def _db(fn):
         except DatabaseError:
             _checked.at = -_CONNECTION_CHECK_SECONDS
             raise
+        finally:
+            # With DEBUG on, a connection logs its last 9,000 queries until a request starts; these
+            # threads serve no request, so the log would only grow (hundreds of MB in a worker).
+            reset_queries()
 
     @functools.wraps(fn)
     async def wrapped(*args, **kwargs):
@@ -148,6 +153,15 @@ def agent_records(guild_id: str, kind: str | None = None) -> list[GuildAgent]:
     if kind:
         query = query.filter(kind=kind)
     return list(query)
+
+
+@_db
+def user_proxies(guild_id: str) -> list[tuple[str, str, str, str, datetime]]:
+    """(agent_id, name, status, detail, updated_at) of the guild's user proxies not stopped: their health
+    lives here, not in the manager's memory, which a Celery worker saves after every message."""
+    return list(GuildAgent.objects.filter(guild_id=guild_id, kind=AgentKind.HUMAN).exclude(
+        status=AgentStatus.STOPPED).order_by("pk").values_list("agent_id", "name", "status", "status_detail",
+                                                               "updated_at"))
 
 
 @_db
