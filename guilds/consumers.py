@@ -6,7 +6,9 @@ connecting comes from guildsite.identity (scope["actor"]); what they may do from
 guildsite.permissions. Checks run in this order, each refusal an ErrorMessage frame and then a
 close (README "Protocol"): 4401 no or bad credentials, 4400 bad user id, 4404 unknown guild (or
 another organisation's), 4403 not permitted, 4410 guild stopped, 1008 too many sockets for this
-user. 4429 closes a client too slow to read its frames.
+user. 4429 closes a client too slow to read its frames: more of them, or of their bytes, waiting in its outbox
+than GUILDSITE_WS_OUTBOX_LIMIT / GUILDSITE_WS_OUTBOX_MAX_BYTES allow (under guildsite.serve frames wait there,
+not in the server's write buffer: guilds.sockets.flow).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from guilds.runtime.requests import system_request
 from guilds.selectors import guild_for
 from guilds.services import guild_member_add
 from guilds.sockets import cap, frames, user_sockets
+from guilds.sockets.flow import write_flow
 from guilds.sockets.throttle import TokenBucket
 from guildsite import permissions
 from guildsite.accounts.names import USER_ID_RULE, is_display_name, is_user_id
@@ -86,8 +89,11 @@ class GuildSocket(AsyncWebsocketConsumer):
             return await self._refuse(refused.code, refused.error_type, str(refused))
         self.stopped = False
         self.loop = asyncio.get_running_loop()
-        # Bounded: a client too slow to read is closed (4429) and resumes with last_seen_id, losing nothing.
-        self.outbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=settings.GUILDSITE_WS_OUTBOX_LIMIT)
+        # Bounded in frames and bytes: a client too slow to read is closed (4429) and resumes with
+        # last_seen_id, losing nothing. Each frame waits with its JSON, serialised once, to count and send.
+        self.outbox: asyncio.Queue[tuple[Message, bytes]] = asyncio.Queue(maxsize=settings.GUILDSITE_WS_OUTBOX_LIMIT)
+        self.outbox_bytes = 0
+        self.flow = write_flow(self.scope)  # None outside guildsite.serve: frames then go straight to the server
         self.delivered = RecentIds(1_000, horizon=300.0)  # a resume's replay meets live frames within it
         self.bucket = TokenBucket(settings.GUILDSITE_WS_RATE_PER_SECOND, settings.GUILDSITE_WS_RATE_BURST)
         self.client = SimpleClient(id=f"{self.kind}:{self.user_id}:{uuid.uuid4().hex[:12]}", name=self.user_name,
@@ -211,26 +217,43 @@ class GuildSocket(AsyncWebsocketConsumer):
             self.loop.call_soon_threadsafe(self._queue, message)
 
     def _queue(self, message: Message) -> None:
+        if self.closing is not None:
+            return  # the client resumes from what it has read
+        data = message.to_json()
+        # An empty outbox takes any one frame: the bound is on a backlog, not on how large a message may be.
+        over_bytes = self.outbox_bytes > 0 and self.outbox_bytes + len(data) > settings.GUILDSITE_WS_OUTBOX_MAX_BYTES
         try:
-            self.outbox.put_nowait(message)
+            if over_bytes:
+                raise asyncio.QueueFull
+            self.outbox.put_nowait((message, data))
         except asyncio.QueueFull:
-            if self.closing is None:
-                logger.warning("socket too slow, closing it", extra={"guild_id": self.guild_id, "user_id": self.user_id})
-                self.closing = asyncio.ensure_future(self.close(code=CLOSE_TOO_SLOW))
+            logger.warning("socket too slow, closing it (%d frames, %d bytes waiting)", self.outbox.qsize(),
+                           self.outbox_bytes, extra={"guild_id": self.guild_id, "user_id": self.user_id})
+            self.closing = asyncio.ensure_future(self.close(code=CLOSE_TOO_SLOW))
+            return
+        self.outbox_bytes += len(data)
 
     async def _pump(self) -> None:
         while True:
-            message = await self.outbox.get()
+            message, data = await self.outbox.get()
             if formats.is_stop_announcement(message):
                 self.stopped = True
             try:
-                await self.deliver(message)
+                await self.deliver(message, data)
             except Exception:
                 logger.exception("relay to socket failed", extra={"guild_id": self.guild_id, "message_id": message.id})
+            finally:
+                self.outbox_bytes -= len(data)  # counted until sent: a frame waiting for room is still waiting
 
-    async def deliver(self, message: Message) -> None:
+    async def deliver(self, message: Message, data: bytes | None = None) -> None:
+        """Send one frame (`data`, the message's JSON, when already serialised), once the server's write
+        buffer for this socket has room."""
         if self.delivered.add(message.id):
-            await self.send(text_data=message.to_json().decode())
+            if self.flow is not None:
+                await self.flow.room()
+            if self.closing is not None:
+                return  # nothing after the close frame
+            await self.send(text_data=(data if data is not None else message.to_json()).decode())
 
     def entering(self) -> None:
         """Admitted and subscribed, just before accept."""
@@ -369,10 +392,10 @@ class UserCommsConsumer(GuildSocket):
         limit = settings.GUILDSITE_WS_HISTORY_ON_CONNECT
         return await self.bus.get_messages(notifications, limit=limit) if limit else []
 
-    async def deliver(self, message: Message) -> None:
+    async def deliver(self, message: Message, data: bytes | None = None) -> None:
         if message.topic_published_to == topic_names.GUILD_EVENTS_TOPIC:
             return
-        await super().deliver(message)
+        await super().deliver(message, data)
 
     async def handle_frame(self, frame: dict[str, Any]) -> None:
         message = frames.user_message(frame, user_id=self.user_id, user_name=self.user_name)
@@ -425,11 +448,11 @@ class SysCommsConsumer(GuildSocket):
         reports = [m for m in recent if m.format == formats.AGENTS_HEALTH_REPORT]
         return reports[-1] if reports else None
 
-    async def deliver(self, message: Message) -> None:
+    async def deliver(self, message: Message, data: bytes | None = None) -> None:
         if message.format == formats.AGENTS_HEALTH_REPORT:
             self.last_report = message
-            message = self._for_this_user(message)
-        await super().deliver(message)
+            message, data = self._for_this_user(message), None
+        await super().deliver(message, data)
 
     def _for_this_user(self, report: Message) -> Message:
         """`ok` on a user's system socket keeps seed 000's promise (the user's first message never goes

@@ -1,10 +1,12 @@
 """`python -m guildsite.serve [daphne's arguments]`: the web process. It says it is one (guilds.process), then
 runs daphne, whose loading of guildsite.asgi then shares daphne's loop and relaunches the live guilds.
 
-Two things of the WebSocket edge are set here, where daphne's server is made: a protocol error (a text
+Three things of the WebSocket edge are set here, where daphne's server is made: a protocol error (a text
 frame that is not UTF-8, a frame over GUILDSITE_WS_FRAME_HARD_MAX_BYTES) closes the socket with its code
-(1007, 1009) and a close frame instead of dropping the connection (which a client sees as 1006), and that
-hard limit is daphne's message and frame limit.
+(1007, 1009) and a close frame instead of dropping the connection (which a client sees as 1006), that
+hard limit is daphne's message and frame limit, and each socket's write buffer is flow-controlled
+(guilds.sockets.flow): a client that does not read makes frames wait in its consumer's bounded outbox,
+not in twisted's unbounded buffer.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ import os
 import sys
 
 from guilds import process
+
+# A client closed for being slow (4429) first reads what is buffered for it, then the close frame; autobahn's
+# default (1 s) would abort the connection before a slow client gets there, and it would see 1006.
+CLOSE_HANDSHAKE_SECONDS = 10.0
 
 
 def main() -> None:
@@ -23,11 +29,36 @@ def main() -> None:
     django.setup()
     from daphne import server as daphne_server
     from daphne.cli import CommandLineInterface
+    from daphne.ws_protocol import WebSocketProtocol
     from django.conf import settings
 
+    from guilds.sockets.flow import SCOPE_EXTENSION, WriteFlow
+
+    class FlowControlledProtocol(WebSocketProtocol):
+        def connectionMade(self) -> None:
+            super().connectionMade()
+            # The HTTP channel the socket was upgraded from is its transport's producer and has nothing
+            # left to do there; the socket's WriteFlow takes its place, so twisted says when the buffer fills.
+            self.write_flow = WriteFlow()
+            self.transport.unregisterProducer()
+            self.transport.registerProducer(self.write_flow, True)
+
     class ClosingWebSocketFactory(daphne_server.WebSocketFactory):
+        protocol = FlowControlledProtocol
+
         def setProtocolOptions(self, **options: object) -> None:  # autobahn's name
-            super().setProtocolOptions(**{**options, "failByDrop": False})
+            super().setProtocolOptions(**{**options, "failByDrop": False,
+                                          "closeHandshakeTimeout": CLOSE_HANDSHAKE_SECONDS})
+
+    class FlowServer(daphne_server.Server):
+        def create_application(self, protocol, scope):
+            flow = getattr(protocol, "write_flow", None)
+            if flow is not None:
+                scope = {**scope, "extensions": {**(scope.get("extensions") or {}), SCOPE_EXTENSION: flow}}
+            return super().create_application(protocol, scope)
+
+    class GuildsiteCommandLine(CommandLineInterface):
+        server_class = FlowServer
 
     daphne_server.WebSocketFactory = ClosingWebSocketFactory  # the factory daphne's Server.run makes
     hard_max = str(settings.GUILDSITE_WS_FRAME_HARD_MAX_BYTES)
@@ -36,7 +67,7 @@ def main() -> None:
         if option not in arguments:
             arguments = [option, hard_max, *arguments]
     sys.argv = ["daphne", *arguments]
-    CommandLineInterface.entrypoint()
+    GuildsiteCommandLine.entrypoint()
 
 
 if __name__ == "__main__":

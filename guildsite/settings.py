@@ -224,8 +224,10 @@ GUILDSITE_WATCHER_GRACE_SECONDS = env_float("GUILDSITE_WATCHER_GRACE_SECONDS", 3
 GUILDSITE_WS_RATE_PER_SECOND = env_float("GUILDSITE_WS_RATE_PER_SECOND", 50.0, minimum=0.1)
 GUILDSITE_WS_RATE_BURST = env_int("GUILDSITE_WS_RATE_BURST", 100, minimum=1)
 GUILDSITE_WS_HISTORY_ON_CONNECT = env_int("GUILDSITE_WS_HISTORY_ON_CONNECT", 50, minimum=0)
-# Frames waiting for a slow client; past this the socket is closed (4429) and the client resumes.
+# Frames, and their bytes, waiting for a slow client; past either the socket is closed (4429) and the
+# client resumes. The bytes bound is per socket: 20 sockets a user, each of a slow client, hold 20 times it.
 GUILDSITE_WS_OUTBOX_LIMIT = env_int("GUILDSITE_WS_OUTBOX_LIMIT", 10_000, minimum=10)
+GUILDSITE_WS_OUTBOX_MAX_BYTES = env_int("GUILDSITE_WS_OUTBOX_MAX_BYTES", 8 * 1024 * 1024, minimum=64 * 1024)
 # An open socket checks its credential and rights again this often (and when its token expires).
 GUILDSITE_WS_RECHECK_SECONDS = env_float("GUILDSITE_WS_RECHECK_SECONDS", 60.0, minimum=0.05)
 # Open sockets per user (every process together); the next is closed with 1008 TOO_MANY_SOCKETS.

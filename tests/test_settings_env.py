@@ -99,7 +99,8 @@ def test_redis_urls():
 @pytest.mark.parametrize(
     ("variable", "value"),
     [("DEBUG", "maybe"), ("PORT", "abc"), ("DATABASE_URL", "ftp://example.com/db"), ("REDIS_URL", "nonsense"),
-     ("GUILDSITE_WS_FRAME_HARD_MAX_BYTES", "4096")],  # below the soft limit: no frame could get PAYLOAD_TOO_LARGE
+     ("GUILDSITE_WS_FRAME_HARD_MAX_BYTES", "4096"),  # below the soft limit: no frame could get PAYLOAD_TOO_LARGE
+     ("GUILDSITE_WS_OUTBOX_MAX_BYTES", "1000"), ("GUILDSITE_WS_OUTBOX_MAX_BYTES", "8MiB")],  # below 64 KiB; no integer
 )
 def test_the_site_refuses_to_start_with_a_malformed_value(tmp_path, variable, value):
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "PORT"}}
