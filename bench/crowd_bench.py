@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -190,6 +189,8 @@ async def echo(user: Any, tag: str, timeout: float = 10) -> float:
             frame = json.loads(await user.recv())
             if frame.get("payload", {}).get("text") == f"Echo: {tag}":
                 return (time.perf_counter() - started) * 1000
+            if frame.get("is_error_message"):
+                raise RuntimeError(f"error frame instead of an echo: {frame['payload']}")
 
 
 async def first_echo(site: Site, guild_id: str, user_id: str, timeout: float) -> tuple[float, Any, Any]:
@@ -280,6 +281,11 @@ async def crowd(processes: ProcessSet, site: Site, args: argparse.Namespace) -> 
     row["close_s"] = round(time.perf_counter() - started, 1)
     await asyncio.sleep(args.after_close)  # as above: RSS this long after the sockets closed
     row["rss_closed_mb"] = processes.rss()
+    # Given back, or at least not growing: the same thousand again, then closed again.
+    again, _ = await open_idle(site, guild_id, args.sockets, args.parallel)
+    await asyncio.gather(*(socket.close() for socket in again))
+    await asyncio.sleep(args.after_close)
+    row["rss_closed_again_mb"] = processes.rss()
     stop_watching.set()
     await watcher
     row["status_seen"] = sorted(seen)
@@ -299,7 +305,9 @@ def mode_env(mode: str, args: argparse.Namespace, var_dir: str, port: int) -> di
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
            "DEBUG": "1", "AUTH_DISABLED": "1", "PORT": str(port), "GUILDSITE_VAR_DIR": var_dir,
            "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING", "GUILDSITE_CACHE_PREFIX": f"crowd-{port}",
-           "GUILDSITE_CELERY_QUEUE": f"crowd-{port}", "GUILDSITE_WS_MAX_PER_USER": "10"}
+           "GUILDSITE_CELERY_QUEUE": f"crowd-{port}", "GUILDSITE_WS_MAX_PER_USER": "10",
+           # the newcomer's closed loop goes faster than a person types (socket_bench does the same)
+           "GUILDSITE_WS_RATE_PER_SECOND": "100000", "GUILDSITE_WS_RATE_BURST": "100000"}
     if mode == "production":
         env.update({"DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
                     "GUILDSITE_EXECUTION_ENGINE": "celery"})
@@ -367,9 +375,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
               f"{'; failures: ' + '; '.join(row['open_failures']) if row['open_failures'] else ''}")
         print(f"  RSS of the site: {total(row['rss_start_mb'])} MB at start, {total(row['rss_loaded_mb'])} MB "
               f"{args.settle:g} s after the last socket (+{round(total(row['rss_loaded_mb']) - total(row['rss_start_mb']), 1)}"
-              f" MB; {row['rss_loaded_mb']}), {total(row['rss_closed_mb'])} MB {args.after_close:g} s after closing")
+              f" MB; {row['rss_loaded_mb']}), {total(row['rss_closed_mb'])} MB {args.after_close:g} s after closing, "
+              f"{total(row['rss_closed_again_mb'])} MB after opening and closing them all again")
         print(f"  new user's first echo {row['new_user_first_echo_ms']} ms; echo p50 {row['loaded_p50_ms']} ms, "
-              f"p99 {row['loaded_p99_ms']} ms under load ({row['loaded_lost']} of {args.echoes} not echoed within 5 s); idle sockets' own messages echoed: {row['idle_echoed']}")
+              f"p99 {row['loaded_p99_ms']} ms under load ({row['loaded_lost']} of {args.echoes} not echoed within 5 s); "
+              f"idle sockets' own messages echoed: {row['idle_echoed']}")
         print(f"  guild status seen throughout: {', '.join(row['status_seen'])}; restarted process set "
               f"echoed after {row['restart_to_echo_s']} s")
     RESULTS.mkdir(exist_ok=True)

@@ -105,31 +105,6 @@ async def drive(server: LiveServer, users: int, seconds: float, max_messages: in
             "p99_ms": round(percentile(latencies, 99), 2)}
 
 
-async def idle_sockets(server: LiveServer, count: int) -> dict[str, Any]:
-    """Memory of the server process with `count` idle user sockets open."""
-    guild_id, _ = await launch_guild(server)
-
-    def rss_mb() -> float:
-        status = Path(f"/proc/{server.process.pid}/status").read_text()
-        return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) / 1024
-
-    before = rss_mb()
-    sockets = []
-    failure = ""
-    for index in range(count):
-        try:
-            sockets.append(await websockets.connect(
-                f"{server.ws_base}/ws/guilds/{guild_id}/usercomms/idle{index}/idle{index}", max_size=None))
-        except (OSError, websockets.exceptions.WebSocketException) as exc:
-            failure = f"handshake {index + 1} failed: {exc}"
-            break
-    await asyncio.sleep(2)
-    after = rss_mb()
-    await asyncio.gather(*(s.close() for s in sockets))
-    return {"idle_sockets": len(sockets), "asked": count, "failure": failure, "rss_before_mb": round(before, 1),
-            "rss_after_mb": round(after, 1), "delta_mb": round(after - before, 1)}
-
-
 def services_answer() -> bool:
     import socket
 
@@ -159,10 +134,6 @@ def run_mode(name: str, env: dict[str, str], args: argparse.Namespace, workers: 
             row = asyncio.run(drive(server, users, args.seconds, args.max_messages))
             row["mode"] = name
             rows.append(row)
-        if args.idle:
-            row = asyncio.run(idle_sockets(server, args.idle))
-            row["mode"] = name
-            rows.append(row)
     finally:
         server.stop()
     return rows
@@ -173,7 +144,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--users", type=int, nargs="+", default=[1, 20])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--max-messages", type=int, default=5000, help="per user, a bound on the loop")
-    parser.add_argument("--idle", type=int, default=1000, help="idle user sockets for the memory figure (0: skip)")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/test",
                         help="production mode's database (emptied first)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11", help="production mode's Redis")
@@ -187,12 +157,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         print("production mode skipped: PostgreSQL and Redis do not both answer on 127.0.0.1")
     print(f"\n{'mode':<10}{'users':>6}{'launch ms':>11}{'echo/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'lost':>6}")
     for row in rows:
-        if "users" in row:
-            print(f"{row['mode']:<10}{row['users']:>6}{row['launch_to_running_ms']:>11}{row['echoes_per_s']:>9}"
-                  f"{row['p50_ms']:>9}{row['p90_ms']:>9}{row['p99_ms']:>9}{row['lost']:>6}")
-        else:
-            print(f"{row['mode']:<10} {row['idle_sockets']} of {row['asked']} idle sockets: server RSS "
-                  f"{row['rss_before_mb']} → {row['rss_after_mb']} MB (+{row['delta_mb']} MB) {row['failure']}")
+        print(f"{row['mode']:<10}{row['users']:>6}{row['launch_to_running_ms']:>11}{row['echoes_per_s']:>9}"
+              f"{row['p50_ms']:>9}{row['p90_ms']:>9}{row['p99_ms']:>9}{row['lost']:>6}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "sockets.json").write_text(json.dumps(rows, indent=2))
     return rows
