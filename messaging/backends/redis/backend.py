@@ -37,7 +37,7 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import RedisError
 
 from messaging.backends.base import MessageHandler, MessagingBackend, site_bounded, topic_copies
-from messaging.backends.redis.connection import NETWORK_ERRORS, connection_options
+from messaging.backends.redis.connection import NETWORK_ERRORS, LeanBlockingPool, connection_options
 from messaging.backends.redis.subscriber import EPHEMERAL, Subscriber, entry_id
 from messaging.backends.redis.writer import StoreWriter, store_script
 from messaging.errors import BackendUnavailable, InvalidBackendConfig, InvalidMessage
@@ -77,7 +77,7 @@ class RedisMessagingBackend(MessagingBackend):
         # A blocking pool: a burst of concurrent publishes waits for a free connection
         # instead of failing with "Too many connections" (redis-py's default pool).
         use_ssl = options.pop("ssl")
-        pool = aioredis.BlockingConnectionPool(
+        pool = LeanBlockingPool(
             max_connections=max_connections,
             timeout=command_timeout,
             connection_class=SSLConnection if use_ssl else Connection,

@@ -6,6 +6,8 @@ import logging
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from redis.asyncio import BlockingConnectionPool
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -57,3 +59,31 @@ def connection_options(url: str | None, redis_client: dict[str, Any] | None) -> 
         "ssl": parsed.scheme == "rediss",
     }
     return options, options["host"], options["port"]
+
+
+class LeanBlockingPool(BlockingConnectionPool):
+    """redis-py's blocking pool, lighter per command while a connection is free: it skips the pool's
+    observability counters, its release event and its probe of the socket for unread data (redis-py
+    drops a connection whose command was cancelled mid-reply), about a third of a command's cost in
+    daphne's profile. When every connection is busy, or the pool is in maintenance, redis-py's own
+    path runs (and waits)."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
+        if self._in_maintenance or not self._available_connections:
+            return await super().get_connection()
+        connection = self._available_connections.pop()
+        self._in_use_connections.add(connection)
+        try:
+            await connection.connect()  # nothing to do while connected
+        except BaseException:
+            await self.release(connection)
+            raise
+        return connection
+
+    async def release(self, connection: AbstractConnection) -> None:
+        if self._in_maintenance or connection.should_reconnect():
+            return await super().release(connection)
+        self._in_use_connections.remove(connection)
+        self._available_connections.append(connection)
+        async with self._condition:
+            self._condition.notify()
