@@ -41,6 +41,10 @@ class ExecutionEngine(ABC):
         """Give a dead-lettered message to its agent again; False if that agent does not run."""
 
     @abstractmethod
+    async def running_agent_ids(self, guild_id: str) -> list[str]:
+        """The guild's agents this engine runs now (in any process)."""
+
+    @abstractmethod
     async def suspend_idle(self, idle: float | None = None) -> list[str]:
         """Suspend the guilds this engine runs that nobody used for `idle` seconds (default: the setting)."""
 

@@ -174,16 +174,20 @@ class InProcessEngine(ExecutionEngine):
     async def _check_idle_forever(self) -> None:
         """The guilds this process runs, looked at every activity.check_interval() (the setting is read
         each round: at most a second's sleep, so a changed setting takes effect soon)."""
-        next_check = time.monotonic() + activity.check_interval()
+        checked = time.monotonic()
         while True:
             await asyncio.sleep(min(1.0, activity.check_interval()))
-            if time.monotonic() < next_check:
+            if time.monotonic() < checked + activity.check_interval():
                 continue
-            next_check = time.monotonic() + activity.check_interval()
+            checked = time.monotonic()
             try:
                 await self.suspend_idle()
             except Exception:
                 logger.exception("looking for idle guilds failed")
+
+    async def running_agent_ids(self, guild_id: str) -> list[str]:
+        guild = self.guilds.get(guild_id)
+        return await guild.running_agent_ids() if guild is not None else []
 
     async def suspend_idle(self, idle: float | None = None) -> list[str]:
         return await suspension.suspend_idle(self, list(self.guilds), idle)

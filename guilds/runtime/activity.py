@@ -135,8 +135,12 @@ class Activity:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
 
     async def _flush_forever(self) -> None:
+        flushed = time.monotonic()
         while True:
-            await asyncio.sleep(check_interval())
+            await asyncio.sleep(min(1.0, check_interval()))  # short naps: a changed setting takes effect soon
+            if time.monotonic() < flushed + check_interval():
+                continue
+            flushed = time.monotonic()
             try:
                 await self.flush()
             except (RedisError, OSError) as exc:  # Redis away for a moment: the next round writes it

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+from guilds.models import GuildStatus
 from guilds.runtime import formats, store
 from guilds.runtime.activity import activity, idle_seconds
 from guilds.runtime.host import MANAGER_ID
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOCK_MS = 30_000  # longer than any unload or relaunch takes; a process that dies holding it frees it
+AGENTS_BACK_SECONDS = 10.0  # a resume waits this long at most for the spec's agents to be up again
 _local_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
@@ -124,15 +126,29 @@ async def _report_suspended(engine: ExecutionEngine, guild_id: str, record) -> N
 
 
 async def resume(engine: ExecutionEngine, guild_id: str) -> bool:
-    """The guild is being used: marked so, and relaunched if it was suspended (waits until its manager is
-    up). True if this call resumed it."""
+    """The guild is being used: marked so, and relaunched if it was suspended. Returns once the spec's
+    agents run again (a message sent next finds them listening), or AGENTS_BACK_SECONDS passed; True if
+    this call resumed it."""
     await activity().mark(guild_id)  # before looking at the flag (see the module's note)
     if not await store.guild_is_suspended(guild_id):
         return False
     async with _guild_lock(guild_id):
         if not await store.guild_is_suspended(guild_id):
             return False  # resumed by someone else meanwhile, or its suspension stood back
-        await engine.launch(guild_id, resumed=True)
+        if await engine.launch(guild_id, resumed=True):
+            await _agents_back(engine, guild_id)
         await store.guild_suspended_set(guild_id, False)
     logger.info("guild resumed", extra={"guild_id": guild_id})
     return True
+
+
+async def _agents_back(engine: ExecutionEngine, guild_id: str) -> None:
+    record = await store.guild_load(guild_id)
+    wanted = {agent.id for agent in GuildSpec.model_validate(record.spec).agents} if record is not None else set()
+    loop = asyncio.get_running_loop()
+    deadline, pause = loop.time() + AGENTS_BACK_SECONDS, 0.005
+    while not wanted <= set(await engine.running_agent_ids(guild_id)):
+        if loop.time() > deadline or await store.guild_status(guild_id) == GuildStatus.ERROR:
+            return  # an agent that cannot start: the guild's status and report say so
+        await asyncio.sleep(pause)  # the manager starts them on its own queue
+        pause = min(0.1, pause * 2)

@@ -137,6 +137,10 @@ class CeleryEngine(ExecutionEngine):
         for key in [k for k in self._buses if k[0] == guild_id]:
             del self._buses[key]  # (sockets may still hold it; its backend closes with its last user)
 
+    async def running_agent_ids(self, guild_id: str) -> list[str]:
+        guild = await self.guild(guild_id)
+        return await guild.running_agent_ids() if guild is not None else []
+
     async def suspend_idle(self, idle: float | None = None) -> list[str]:
         """Beat's task (guilds.tasks.suspend_idle_guilds), in a worker: the guilds with managers here."""
         guild_ids = [g.decode() for g in await asyncio.to_thread(site_redis().smembers, GUILDS_KEY)]
