@@ -75,9 +75,9 @@ def test_a_start_relaunches_only_guilds_that_are_not_suspended(rig, idle_checks)
     used = rig.create(echo_spec())  # the older: were it not held, it would be suspended first
     rig.wait_status(used, GuildStatus.RUNNING)
     activity().hold(used.id)  # what an open socket does
-    idle = rig.create(echo_spec())
-    rig.wait_status(idle, GuildStatus.RUNNING)
     try:
+        idle = rig.create(echo_spec())
+        rig.wait_status(idle, GuildStatus.RUNNING)
         idle_checks.wait_suspended(idle)
         assert not idle_checks.suspended(used)
     finally:
