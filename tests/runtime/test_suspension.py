@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
+from django.utils import timezone
 
-from guilds.models import GuildAgent, GuildStatus
+from guilds.models import DeadLetter, GuildAgent, GuildStatus
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime.activity import activity
 from guilds.services import guild_relaunch, guild_stop, guild_wake, guilds_relaunch_live
 from messaging import topics as t
+from messaging.message import AgentTag, Message
+from tests import factories
 from tests.runtime.conftest import PROBE, echo_spec, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -111,3 +115,23 @@ def test_a_suspended_guild_stops_for_good(rig, idle_checks):
     assert not guild.suspended  # nothing left to resume
     assert guild_wake(guild_id=guild.id) is False
     assert not rig.engine.is_guild_running(guild.id)
+
+
+def test_a_dead_letter_redelivered_to_a_suspended_guild_resumes_it_and_is_handled(rig, idle_checks, api):
+    guild = rig.create(echo_spec())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    tester = rig.observe(guild, t.agent_inbox("tester"))
+    idle_checks.wait_suspended(guild)
+    echo = GuildAgent.objects.get(guild=guild, name="EchoAgent")
+    lost = Message.create(sender=AgentTag(id="tester", name="Tester"), topics="echo_topic",
+                          payload={"text": "still there?"}, format="text")
+    DeadLetter.objects.create(guild=guild, agent_id=echo.agent_id, message_id=lost.id,
+                              message=json.loads(lost.to_json()), reason="a test's", attempts=3,
+                              failed_at=timezone.now())
+
+    response = api.post(f"/api/guilds/{guild.id}/dead-letters/{lost.id}/redeliver", **factories.bearer("testuser123"))
+
+    assert response.status_code == 202, response.content
+    tester.wait(lambda m: m.payload.get("text") == "Echo: still there?", what="the echo once redelivered")
+    guild.refresh_from_db()
+    assert not guild.suspended
