@@ -54,4 +54,4 @@ def health_ticks() -> int:
 def suspend_idle_guilds(idle_seconds: float | None = None) -> int:
     """A few times per idle period (Celery beat): suspend the guilds nobody used for
     GUILDSITE_GUILD_IDLE_SECONDS (`idle_seconds` instead, when given)."""
-    return len(runtime_loop.run(engine().suspend_idle(idle_seconds)))
+    return len(runtime_loop.run(engine().suspend_idle(idle_seconds), timeout=600))  # many guilds may go at once
