@@ -94,17 +94,17 @@ class GuildAddForm(forms.ModelForm):
 
 @admin.register(Guild)
 class GuildAdmin(OrganizationScopedAdmin):
-    list_display = ["name", "id", "status", "organization", "launched_by", "blueprint", "created_at"]
+    list_display = ["name", "id", "status", "suspended", "organization", "launched_by", "blueprint", "created_at"]
     # Only what the (scoped) rows use: a filter must not list other organisations' names.
-    list_filter = ["status", ("organization", admin.RelatedOnlyFieldListFilter)]
+    list_filter = ["status", "suspended", ("organization", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["blueprint", "organization", "launched_by"]
     search_fields = ["name", "id"]
     date_hierarchy = "created_at"
     inlines = [GuildMemberInline, GuildAgentInline]
     autocomplete_fields = ["launched_by"]
     actions = ["stop_guilds", "relaunch_guilds"]
-    _always_read_only = ["id", "status", "status_detail", "state_json", "created_at", "updated_at", "started_at",
-                         "stopped_at"]
+    _always_read_only = ["id", "status", "status_detail", "suspended", "suspended_at", "state_json", "created_at",
+                         "updated_at", "started_at", "stopped_at"]
 
     def get_form(self, request: HttpRequest, obj: Guild | None = None, change: bool = False, **kwargs: Any):
         if obj is None:

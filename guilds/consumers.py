@@ -29,10 +29,11 @@ from guilds.engines import bus_of
 from guilds.models import AgentKind, Guild, GuildStatus
 from guilds.runtime import formats
 from guilds.runtime import loop as runtime_loop
+from guilds.runtime.activity import activity
 from guilds.runtime.manager import user_proxy_id
 from guilds.runtime.requests import system_request
 from guilds.selectors import guild_for
-from guilds.services import guild_member_add
+from guilds.services import guild_member_add, guild_resume
 from guilds.sockets import cap, frames, user_sockets
 from guilds.sockets.flow import write_flow
 from guilds.sockets.throttle import TokenBucket
@@ -87,6 +88,14 @@ class GuildSocket(AsyncWebsocketConsumer):
             self.guild = await self._admit()
         except Refused as refused:
             return await self._refuse(refused.code, refused.error_type, str(refused))
+        # An open socket keeps its guild from being suspended; one that was is resumed before the socket
+        # subscribes, so its first report and "ok" come from the agents back up.
+        activity().hold(self.guild_id)
+        self.held = True
+        try:
+            await runtime_loop.arun(guild_resume(guild_id=self.guild_id, spec=self.guild.spec))
+        except Exception:
+            logger.exception("resuming the guild failed", extra={"guild_id": self.guild_id})
         self.stopped = False
         self.loop = asyncio.get_running_loop()
         # Bounded in frames and bytes: a client too slow to read is closed (4429) and resumes with
@@ -199,6 +208,9 @@ class GuildSocket(AsyncWebsocketConsumer):
         for task in (self.pump, self.watch):
             if task is not None:
                 task.cancel()
+        if getattr(self, "held", False):
+            self.held = False
+            activity().release(self.guild_id)
         if self.counted is not None:
             counted, self.counted = self.counted, None
             await cap.release(self.user_id, counted)

@@ -34,6 +34,11 @@ class Guild(models.Model):
     status = models.CharField(max_length=20, choices=GuildStatus.choices, default=GuildStatus.REQUESTED, db_index=True)
     status_detail = models.TextField(blank=True, default="", help_text="Why the guild is in ERROR or WARNING.")
     state = models.JSONField(default=dict, blank=True, help_text="Guild-level state shared by its agents.")
+    # Idle for GUILDSITE_GUILD_IDLE_SECONDS: its agents are unloaded (state kept), its status left as it was;
+    # a socket, a message or a relaunch resumes it (guilds.runtime.suspension).
+    suspended = models.BooleanField(default=False, db_index=True,
+                                    help_text="Unloaded while nobody uses it; resumed on the next socket or message.")
+    suspended_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)

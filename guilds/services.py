@@ -11,7 +11,7 @@ from guilds.engines import engine_for_guild, engine_for_spec, messaging_config_o
 from guilds.engines.base import ExecutionEngine
 from guilds.lifecycle import LIVE
 from guilds.models import Guild, GuildMember, GuildStatus
-from guilds.runtime import formats, store
+from guilds.runtime import formats, store, suspension
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime.requests import system_request
 from guilds.spec import GuildSpec
@@ -68,11 +68,26 @@ class GuildStopped(Exception):
     """The guild is STOPPED: final, launch a new one from the blueprint instead."""
 
 
+async def guild_resume(*, guild_id: str, spec: dict) -> bool:
+    """Someone uses the guild (a socket connecting, a message for its agents; the entry point for anything
+    that starts a run): it counts as used, and a suspended guild is relaunched first, keeping its status.
+    Call on the runtime loop; True if it was suspended."""
+    return await suspension.resume(engine_for_spec(spec), guild_id)
+
+
+def guild_wake(*, guild_id: str) -> bool:
+    """guild_resume from sync code (views, the admin)."""
+    spec = Guild.objects.filter(pk=guild_id).values_list("spec", flat=True).first()
+    return spec is not None and runtime_loop.run(guild_resume(guild_id=guild_id, spec=spec))
+
+
 def guild_relaunch(*, guild_id: str) -> bool:
-    """Start a guild whose agents are gone (server restart, ERROR). True if a launch began."""
+    """Start a guild whose agents are gone (server restart, ERROR, suspended). True if a launch began."""
     guild = Guild.objects.get(pk=guild_id)
     if guild.status == GuildStatus.STOPPED:
         raise GuildStopped(f"guild {guild_id} is stopped; launch a new guild from its blueprint instead")
+    if guild.suspended and guild_wake(guild_id=guild_id):
+        return True
     engine = engine_for_guild(guild_id)
     if guild.status == GuildStatus.ERROR:
         runtime_loop.run(engine.forget(guild_id))  # whatever is left of it starts over
@@ -106,9 +121,10 @@ async def _stopped_by_its_manager(engine: ExecutionEngine, guild: Guild, user_id
 
 
 def guilds_relaunch_live() -> list[str]:
-    """On server start: relaunch every guild that should be running. Returns their ids."""
+    """On server start: relaunch every guild that should be running and is not suspended (the next socket
+    or message resumes those). Returns their ids."""
     relaunched = []
-    for guild_id in Guild.objects.filter(status__in=LIVE).values_list("pk", flat=True):
+    for guild_id in Guild.objects.filter(status__in=LIVE, suspended=False).values_list("pk", flat=True):
         try:
             if guild_relaunch(guild_id=guild_id):
                 relaunched.append(guild_id)

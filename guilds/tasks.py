@@ -48,3 +48,10 @@ def drain_agent(self, guild_id: str, agent_id: str) -> int:
 def health_ticks() -> int:
     """Every heartbeat interval (Celery beat): the managers' health rounds."""
     return runtime_loop.run(engine().beat.publish_ticks())
+
+
+@shared_task(ignore_result=True)
+def suspend_idle_guilds(idle_seconds: float | None = None) -> int:
+    """A few times per idle period (Celery beat): suspend the guilds nobody used for
+    GUILDSITE_GUILD_IDLE_SECONDS (`idle_seconds` instead, when given)."""
+    return len(runtime_loop.run(engine().suspend_idle(idle_seconds), timeout=600))  # many guilds may go at once

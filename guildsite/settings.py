@@ -206,6 +206,12 @@ GUILDSITE_HEARTBEAT_INTERVAL = env_float("GUILDSITE_HEARTBEAT_INTERVAL", 5.0, mi
 GUILDSITE_HEARTBEAT_TIMEOUT = env_float("GUILDSITE_HEARTBEAT_TIMEOUT", 15.0, minimum=0.1)
 # Launch guilds that should be running when the server starts.
 GUILDSITE_RELAUNCH_ON_START = env_bool("GUILDSITE_RELAUNCH_ON_START", True)
+# A guild with no socket and no message for this long is suspended (its agents unloaded); 0: never.
+GUILDSITE_GUILD_IDLE_SECONDS = env_float("GUILDSITE_GUILD_IDLE_SECONDS", 3600.0, minimum=0.0)
+if 0 < GUILDSITE_GUILD_IDLE_SECONDS < 1:
+    raise ConfigurationError(
+        f"GUILDSITE_GUILD_IDLE_SECONDS={GUILDSITE_GUILD_IDLE_SECONDS:g} is below the minimum 1 (0 never suspends)"
+    )
 # A message whose handling fails outside its handler this many times goes to the guild's dead letters.
 GUILDSITE_DELIVERY_MAX_ATTEMPTS = env_int("GUILDSITE_DELIVERY_MAX_ATTEMPTS", 5, minimum=1, maximum=100)
 # Diagnostic agents (guilds.agents.probe.ProbeAgent) may be named in specs: for tests and benchmarks.
@@ -250,6 +256,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = env_str("GUILDSITE_CELERY_QUEUE", "guildsite")
 CELERY_BEAT_SCHEDULE = {
     "guild-health-ticks": {"task": "guilds.tasks.health_ticks", "schedule": GUILDSITE_HEARTBEAT_INTERVAL},
+    # Idle guilds are looked for a few times per idle period, at least once a minute (guilds.runtime.activity).
+    "guild-idle-check": {"task": "guilds.tasks.suspend_idle_guilds",
+                         "schedule": max(0.25, min(60.0, (GUILDSITE_GUILD_IDLE_SECONDS or 3600.0) / 4))},
 }
 
 # --- REST ------------------------------------------------------------------

@@ -34,6 +34,7 @@ import asyncio
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 from functools import partial
 
 from messaging.backends.base import MessagingBackend
@@ -116,13 +117,16 @@ def _release(shared: _SharedBackend) -> bool:
 
 class MessagingInterface:
     def __init__(self, namespace: str, config: MessagingConfig | None = None, *,
-                 delivery: DurableDelivery | None = None):
+                 delivery: DurableDelivery | None = None,
+                 on_publish: Callable[[str, Message], None] | None = None):
         if not namespace or ":" in namespace:
             raise ValueError(f"namespace must be non-empty and contain no ':', got {namespace!r}")
         from django.conf import settings
 
         self.namespace = namespace
         self.delivery = delivery
+        # Told of every publish (namespace, message), synchronously: the engine's activity record. Keep it cheap.
+        self.on_publish = on_publish
         self.config = config if config is not None else site_default_config()
         self.config.canonical()  # UnknownBackend now rather than at first use
         self.max_message_bytes: int = settings.GUILDSITE_MESSAGE_MAX_BYTES
@@ -268,6 +272,8 @@ class MessagingInterface:
         topics = list(dict.fromkeys(message.topic_list))  # each topic once
         full = [namespaced(self.namespace, t) for t in topics]
         backend = self._hub().backend
+        if self.on_publish is not None:
+            self.on_publish(self.namespace, message)
         if ephemeral:
             await backend.broadcast(self.namespace, full, message, self.max_message_bytes)
             return message

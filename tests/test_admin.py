@@ -93,6 +93,16 @@ def test_guild_list_filters_and_search(admin_client, objects):
     assert admin_client.get(url, {"q": "zzz"}).context["cl"].result_count == 0
 
 
+def test_guild_list_shows_and_filters_suspended_guilds(admin_client, objects):
+    url = admin_url(Guild, "changelist")
+    Guild.objects.filter(name="G").update(suspended=True)
+
+    page = admin_client.get(url)
+    assert "column-suspended" in page.content.decode()
+    assert admin_client.get(url, {"suspended__exact": "1"}).context["cl"].result_count == 1
+    assert admin_client.get(url, {"suspended__exact": "0"}).context["cl"].result_count == 0
+
+
 def test_an_invalid_spec_is_refused_with_the_message_shown(admin_client):
     response = admin_client.post(admin_url(Blueprint, "add"), blueprint_form({"name": "B", "agents": [{}]}))
 

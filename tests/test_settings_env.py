@@ -100,7 +100,9 @@ def test_redis_urls():
     ("variable", "value"),
     [("DEBUG", "maybe"), ("PORT", "abc"), ("DATABASE_URL", "ftp://example.com/db"), ("REDIS_URL", "nonsense"),
      ("GUILDSITE_WS_FRAME_HARD_MAX_BYTES", "4096"),  # below the soft limit: no frame could get PAYLOAD_TOO_LARGE
-     ("GUILDSITE_WS_OUTBOX_MAX_BYTES", "1000"), ("GUILDSITE_WS_OUTBOX_MAX_BYTES", "8MiB")],  # below 64 KiB; no integer
+     ("GUILDSITE_WS_OUTBOX_MAX_BYTES", "1000"), ("GUILDSITE_WS_OUTBOX_MAX_BYTES", "8MiB"),  # below 64 KiB; no integer
+     ("GUILDSITE_GUILD_IDLE_SECONDS", "soon"), ("GUILDSITE_GUILD_IDLE_SECONDS", "-5"),
+     ("GUILDSITE_GUILD_IDLE_SECONDS", "0.5")],  # under a second: guilds would be suspended between two frames
 )
 def test_the_site_refuses_to_start_with_a_malformed_value(tmp_path, variable, value):
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "PORT"}}
@@ -114,3 +116,21 @@ def test_the_site_refuses_to_start_with_a_malformed_value(tmp_path, variable, va
     assert result.returncode != 0
     assert "ConfigurationError" in result.stderr
     assert variable in result.stderr
+
+
+def _settings_with(tmp_path, **variables: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "PORT"}}
+    env.update(GUILDSITE_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="guildsite.settings", **variables)
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings as s; "
+                               "print(s.GUILDSITE_GUILD_IDLE_SECONDS, s.CELERY_BEAT_SCHEDULE['guild-idle-check']['schedule'])"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "3600.0 60.0"), ("120", "120.0 30.0"), ("0", "0.0 60.0")])
+def test_the_idle_time_of_guilds_and_how_often_beat_looks(tmp_path, value, expected):
+    result = _settings_with(tmp_path, **({"GUILDSITE_GUILD_IDLE_SECONDS": value} if value is not None else {}))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == expected.split()

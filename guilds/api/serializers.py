@@ -17,6 +17,8 @@ _SUMMARY_FIELDS = [
     "description",
     "status",
     "status_detail",
+    "suspended",
+    "suspended_at",
     "organization_id",
     "user_id",
     "blueprint_id",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from guilds.runtime.activity import activity
 from messaging.bus import MessagingInterface
 from messaging.config import MessagingConfig
 from messaging.message import Message
@@ -27,8 +28,9 @@ class ExecutionEngine(ABC):
         """Whether this engine has the guild's manager running."""
 
     @abstractmethod
-    async def launch(self, guild_id: str) -> bool:
-        """Launch on the runtime loop; False if it was already running, stopped or unknown."""
+    async def launch(self, guild_id: str, *, resumed: bool = False) -> bool:
+        """Launch on the runtime loop; False if it was already running, stopped or unknown. `resumed`: the
+        guild was suspended (guilds.runtime.suspension) and keeps its status."""
 
     @abstractmethod
     async def wait_stopped(self, guild_id: str, timeout: float) -> bool:
@@ -39,9 +41,22 @@ class ExecutionEngine(ABC):
         """Give a dead-lettered message to its agent again; False if that agent does not run."""
 
     @abstractmethod
+    async def running_agent_ids(self, guild_id: str) -> list[str]:
+        """The guild's agents this engine runs now (in any process)."""
+
+    @abstractmethod
+    async def suspend_idle(self, idle: float | None = None) -> list[str]:
+        """Suspend the guilds this engine runs that nobody used for `idle` seconds (default: the setting)."""
+
+    @abstractmethod
     async def forget(self, guild_id: str) -> None:
         """Drop whatever of the guild runs on this engine (its status is left as it is)."""
 
     @abstractmethod
     async def shutdown(self) -> None:
         """Stop every guild this engine runs in this process (the process is going away)."""
+
+
+def note_activity(guild_id: str, message: Message) -> None:
+    """Every engine's buses report their publishes here (guilds.runtime.activity: memory only)."""
+    activity().note(guild_id, message)

@@ -13,12 +13,12 @@ import time
 
 from django.conf import settings
 
-from guilds.engines.base import ExecutionEngine
+from guilds.engines.base import ExecutionEngine, note_activity
 from guilds.engines.names import INPROCESS
 from guilds.engines.runners import RunnerLeases
 from guilds.models import GuildStatus
+from guilds.runtime import activity, store, suspension
 from guilds.runtime import loop as runtime_loop
-from guilds.runtime import store
 from guilds.runtime.host import MANAGER_ID, AgentHost
 from guilds.runtime.manager import HEALTH_TICK, manager_start
 from guilds.spec import AgentSpec, GuildSpec
@@ -110,12 +110,13 @@ class InProcessEngine(ExecutionEngine):
         self._launching: set[str] = set()
         self._buses: dict[tuple[str, str], MessagingInterface] = {}
         self._stopped: dict[str, asyncio.Event] = {}
+        self._idle_check: asyncio.Task | None = None
 
     def bus(self, guild_id: str, config: MessagingConfig | None) -> MessagingInterface:
         key = (guild_id, config.model_dump_json() if config is not None else "")
         bus = self._buses.get(key)
         if bus is None:
-            bus = self._buses[key] = MessagingInterface(guild_id, config)
+            bus = self._buses[key] = MessagingInterface(guild_id, config, on_publish=note_activity)
         return bus
 
     def launch_guild(self, guild_id: str) -> None:
@@ -127,7 +128,7 @@ class InProcessEngine(ExecutionEngine):
             return True
         return runtime_loop.run(self.leases.held_elsewhere(guild_id))
 
-    async def launch(self, guild_id: str) -> bool:
+    async def launch(self, guild_id: str, *, resumed: bool = False) -> bool:
         """Launch on the runtime loop; False if it was already running, stopped or unknown."""
         if guild_id in self.guilds or guild_id in self._launching:
             return False
@@ -135,14 +136,15 @@ class InProcessEngine(ExecutionEngine):
         try:
             if not await self.leases.take(guild_id, on_lost=lambda: self.forget(guild_id)):
                 return False  # another process runs it
-            launched = await self._launch(guild_id)
+            self._keep_checking_idle()
+            launched = await self._launch(guild_id, resumed)
             if not launched and guild_id not in self.guilds:
                 await self.leases.release(guild_id)
             return launched
         finally:
             self._launching.discard(guild_id)
 
-    async def _launch(self, guild_id: str) -> bool:
+    async def _launch(self, guild_id: str, resumed: bool) -> bool:
         record = await store.guild_load(guild_id)
         if record is None or record.status == GuildStatus.STOPPED:
             return False
@@ -157,12 +159,38 @@ class InProcessEngine(ExecutionEngine):
             return False
         guild = InProcessGuild(self, guild_id, spec, bus)
         self.guilds[guild_id] = guild
-        if not await manager_start(guild, created_at_ms=int(record.created_at.timestamp() * 1000)):
+        if not await manager_start(guild, created_at_ms=int(record.created_at.timestamp() * 1000), resumed=resumed):
             self.guilds.pop(guild_id, None)
             return False
         if self.guilds.get(guild_id) is guild:  # not stopped while it was starting
             guild.start_ticker()
         return True
+
+    # --- idle guilds ------------------------------------------------------------------------
+    def _keep_checking_idle(self) -> None:
+        if self._idle_check is None or self._idle_check.done():
+            self._idle_check = asyncio.ensure_future(self._check_idle_forever())
+
+    async def _check_idle_forever(self) -> None:
+        """The guilds this process runs, looked at every activity.check_interval() (the setting is read
+        each round: at most a second's sleep, so a changed setting takes effect soon)."""
+        checked = time.monotonic()
+        while True:
+            await asyncio.sleep(min(1.0, activity.check_interval()))
+            if time.monotonic() < checked + activity.check_interval():
+                continue
+            checked = time.monotonic()
+            try:
+                await self.suspend_idle()
+            except Exception:
+                logger.exception("looking for idle guilds failed")
+
+    async def running_agent_ids(self, guild_id: str) -> list[str]:
+        guild = self.guilds.get(guild_id)
+        return await guild.running_agent_ids() if guild is not None else []
+
+    async def suspend_idle(self, idle: float | None = None) -> list[str]:
+        return await suspension.suspend_idle(self, list(self.guilds), idle)
 
     async def wait_stopped(self, guild_id: str, timeout: float) -> bool:
         if guild_id not in self.guilds:

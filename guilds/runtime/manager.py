@@ -37,13 +37,16 @@ def user_proxy_id(user_id: str) -> str:
 MANAGER_CLASS = "guilds.runtime.manager.GuildManagerAgent"
 
 
-async def manager_start(guild: Any, *, created_at_ms: int) -> bool:
+async def manager_start(guild: Any, *, created_at_ms: int, resumed: bool = False) -> bool:
     """Start a guild's manager on `guild` (a GuildControl of any engine); on failure the guild is
     ERROR with the reason. Requests sent since the guild was created (or since the cursor the
-    manager keeps) wait for it."""
+    manager keeps) wait for it. `resumed`: the guild was suspended, its status stays as it is."""
+    properties: dict[str, Any] = {"launched_at_ms": int(time.time() * 1000)}
+    if resumed:
+        properties["resumed"] = True
     spec = AgentSpec(
         id=MANAGER_ID, name="GuildManagerAgent", description="Runs the guild", class_name=MANAGER_CLASS,
-        listen_to_default_topic=False, properties={"launched_at_ms": int(time.time() * 1000)},
+        listen_to_default_topic=False, properties=properties,
     )
     try:
         await guild.start_agent(spec, kind=AgentKind.SYSTEM, catch_up_since_ms=created_at_ms)
@@ -62,6 +65,7 @@ class GuildManagerAgent(Agent):
     class Properties(BaseModel):
         model_config = ConfigDict(extra="forbid")
         launched_at_ms: int | None = None
+        resumed: bool = False
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -98,15 +102,23 @@ class GuildManagerAgent(Agent):
 
     async def on_start(self, ctx: HandlerContext) -> None:
         self.status = await store.guild_status(self.guild_id) or GuildStatus.REQUESTED
-        await self._move(ctx, GuildStatus.PENDING_LAUNCH)
+        # A suspended guild resumes transparently: RUNNING (or WARNING) it was, so it stays while its agents
+        # come back; the reports say who is still starting.
+        resumed = self.properties.resumed and self.status in (GuildStatus.RUNNING, GuildStatus.WARNING)
+        if not resumed:
+            await self._move(ctx, GuildStatus.PENDING_LAUNCH)
         # Urgent: the launch goes before any request that waited for us (a user must find the agents up).
-        await ctx.send({"agent_id": self.id}, format=formats.SELF_READY,
+        # (The engine that handles it may build the manager from its first spec: the payload says it.)
+        await ctx.send({"agent_id": self.id, "resumed": resumed}, format=formats.SELF_READY,
                        topics=topic_names.agent_self_inbox(self.id), priority=Priority.URGENT, routed=False)
 
     # --- launch --------------------------------------------------------------------------
     @handles(formats.SELF_READY)
     async def launch_agents(self, ctx: HandlerContext) -> None:
-        await self._move(ctx, GuildStatus.STARTING)
+        if ctx.payload.get("resumed"):
+            self.status = await store.guild_status(self.guild_id) or self.status
+        else:
+            await self._move(ctx, GuildStatus.STARTING)
         self.launched = True
         launched_at_ms = self.properties.launched_at_ms or int(time.time() * 1000)
         for spec in self.guild.spec.agents:

@@ -109,7 +109,7 @@ def guild_status_set(guild_id: str, status: str, detail: str = "") -> bool:
     if status == GuildStatus.RUNNING:
         fields["started_at"] = now
     if status == GuildStatus.STOPPED:
-        fields["stopped_at"] = now
+        fields.update(stopped_at=now, suspended=False, suspended_at=None)  # final: nothing to resume
     moved = Guild.objects.filter(pk=guild_id, status__in=predecessors(status)).update(**fields)
     if moved and status in _MANAGER_ALIVE_STATUSES:
         GuildAgent.objects.filter(guild_id=guild_id, agent_id=GUILD_MANAGER_ID).exclude(
@@ -120,6 +120,24 @@ def guild_status_set(guild_id: str, status: str, detail: str = "") -> bool:
             status_detail=detail, updated_at=now
         )
     return bool(moved)
+
+
+# A guild is suspended only once it has settled: launching or in ERROR, its agents are not idle, they are not up.
+SUSPENDABLE_STATUSES = (GuildStatus.RUNNING, GuildStatus.WARNING)
+
+
+@_db
+def guild_suspended_set(guild_id: str, suspended: bool) -> bool:
+    """Flip the guild's suspended flag (suspending only a settled guild); True if this call flipped it."""
+    query = Guild.objects.filter(pk=guild_id, suspended=not suspended)
+    if suspended:
+        query = query.filter(status__in=SUSPENDABLE_STATUSES)
+    return bool(query.update(suspended=suspended, suspended_at=timezone.now() if suspended else None))
+
+
+@_db
+def guild_is_suspended(guild_id: str) -> bool:
+    return bool(Guild.objects.filter(pk=guild_id).values_list("suspended", flat=True).first())
 
 
 @_db

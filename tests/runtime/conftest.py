@@ -199,3 +199,44 @@ def seed_spec() -> dict:
         }
     )
 
+
+
+IDLE_SECONDS = 1.0  # the tests' idle time (GUILDSITE_GUILD_IDLE_SECONDS)
+
+
+class IdleChecks:
+    """Idle guilds get suspended: the in-process engine looks by itself every quarter of the idle time; on
+    the Celery engine beat's task does, and the workers' beat runs it only once a minute, so the test sends
+    that same task to the workers (with the tests' idle time) while it waits."""
+
+    def __init__(self, rig: GuildRig, queue: str | None) -> None:
+        self.rig = rig
+        self.queue = queue
+        self._sent = 0.0
+
+    def round(self) -> None:
+        if self.queue is None or time.monotonic() - self._sent < IDLE_SECONDS / 4:
+            return
+        from guilds.tasks import suspend_idle_guilds
+
+        suspend_idle_guilds.apply_async(kwargs={"idle_seconds": IDLE_SECONDS}, queue=self.queue)
+        self._sent = time.monotonic()
+
+    def suspended(self, guild: Guild) -> bool:
+        self.round()
+        guild.refresh_from_db()
+        return guild.suspended
+
+    def wait_suspended(self, guild: Guild, timeout: float = 15.0) -> None:
+        """Flagged, and unloaded (the flag comes first)."""
+        wait_for(lambda: self.suspended(guild) and not self.rig.engine.is_guild_running(guild.id), timeout,
+                 f"guild {guild.id} suspended")
+
+
+@pytest.fixture
+def idle_checks(rig, settings, request) -> IdleChecks:
+    settings.GUILDSITE_GUILD_IDLE_SECONDS = IDLE_SECONDS
+    queue = None
+    if rig.engine.name == "celery":
+        queue = request.getfixturevalue("celery_workers").env["GUILDSITE_CELERY_QUEUE"]
+    return IdleChecks(rig, queue)

@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from guilds import process
-from guilds.engines.base import ExecutionEngine
+from guilds.engines.base import ExecutionEngine, note_activity
 from guilds.engines.celery.agents import CeleryGuild
 from guilds.engines.celery.beat import Beat
 from guilds.engines.celery.drain import Drainer
@@ -25,7 +25,7 @@ from guilds.engines.celery.wire import enqueue
 from guilds.engines.names import CELERY
 from guilds.models import GuildStatus
 from guilds.runtime import loop as runtime_loop
-from guilds.runtime import store
+from guilds.runtime import store, suspension
 from guilds.runtime.host import MANAGER_ID
 from guilds.runtime.manager import manager_start
 from guilds.spec import GuildSpec
@@ -56,7 +56,8 @@ class CeleryEngine(ExecutionEngine):
         key = (guild_id, config.model_dump_json() if config is not None else "")
         bus = self._buses.get(key)
         if bus is None:
-            bus = self._buses[key] = MessagingInterface(guild_id, config, delivery=self.delivery)
+            bus = self._buses[key] = MessagingInterface(guild_id, config, delivery=self.delivery,
+                                                        on_publish=note_activity)
         return bus
 
     async def guild(self, guild_id: str, record: Any = None) -> CeleryGuild | None:
@@ -81,7 +82,7 @@ class CeleryEngine(ExecutionEngine):
         guild = await self.guild(guild_id)
         return guild is not None and MANAGER_ID in await guild.running_agent_ids()
 
-    async def launch(self, guild_id: str) -> bool:
+    async def launch(self, guild_id: str, *, resumed: bool = False) -> bool:
         record = await store.guild_load(guild_id)
         if record is None or record.status == GuildStatus.STOPPED:
             return False
@@ -97,7 +98,7 @@ class CeleryEngine(ExecutionEngine):
             await store.guild_status_set(guild_id, GuildStatus.ERROR, detail)
             self._guilds.pop(guild_id, None)
             return False
-        if not await manager_start(guild, created_at_ms=int(record.created_at.timestamp() * 1000)):
+        if not await manager_start(guild, created_at_ms=int(record.created_at.timestamp() * 1000), resumed=resumed):
             return False
         await asyncio.to_thread(site_redis().sadd, GUILDS_KEY, guild_id)
         return True
@@ -135,6 +136,15 @@ class CeleryEngine(ExecutionEngine):
         self.drainer.forget(guild_id)
         for key in [k for k in self._buses if k[0] == guild_id]:
             del self._buses[key]  # (sockets may still hold it; its backend closes with its last user)
+
+    async def running_agent_ids(self, guild_id: str) -> list[str]:
+        guild = await self.guild(guild_id)
+        return await guild.running_agent_ids() if guild is not None else []
+
+    async def suspend_idle(self, idle: float | None = None) -> list[str]:
+        """Beat's task (guilds.tasks.suspend_idle_guilds), in a worker: the guilds with managers here."""
+        guild_ids = [g.decode() for g in await asyncio.to_thread(site_redis().smembers, GUILDS_KEY)]
+        return await suspension.suspend_idle(self, sorted(guild_ids), idle)
 
     async def shutdown(self) -> None:
         self._guilds.clear()
