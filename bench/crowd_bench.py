@@ -375,8 +375,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
               f"{'; failures: ' + '; '.join(row['open_failures']) if row['open_failures'] else ''}")
         print(f"  RSS of the site: {total(row['rss_start_mb'])} MB at start, {total(row['rss_loaded_mb'])} MB "
               f"{args.settle:g} s after the last socket (+{round(total(row['rss_loaded_mb']) - total(row['rss_start_mb']), 1)}"
-              f" MB; {row['rss_loaded_mb']}), {total(row['rss_closed_mb'])} MB {args.after_close:g} s after closing, "
-              f"{total(row['rss_closed_again_mb'])} MB after opening and closing them all again")
+              f" MB; {row['rss_loaded_mb']}), {total(row['rss_closed_mb'])} MB {args.after_close:g} s after closing "
+              f"({row['rss_closed_mb']}), {total(row['rss_closed_again_mb'])} MB after opening and closing them all "
+              f"again ({row['rss_closed_again_mb']})")
         print(f"  new user's first echo {row['new_user_first_echo_ms']} ms; echo p50 {row['loaded_p50_ms']} ms, "
               f"p99 {row['loaded_p99_ms']} ms under load ({row['loaded_lost']} of {args.echoes} not echoed within 5 s); "
               f"idle sockets' own messages echoed: {row['idle_echoed']}")

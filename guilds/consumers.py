@@ -208,17 +208,21 @@ class GuildSocket(AsyncWebsocketConsumer):
         for task in (self.pump, self.watch):
             if task is not None:
                 task.cancel()
-        if getattr(self, "held", False):
-            self.held = False
-            activity().release(self.guild_id)
-        if self.counted is not None:
-            counted, self.counted = self.counted, None
-            await cap.release(self.user_id, counted)
+        # Each clean-up on its own: one that fails (Redis away) must not leave the socket subscribed.
         if self.client is not None:
             try:
                 await runtime_loop.arun(self.bus.unregister_client(self.client))
             except Exception:
                 logger.exception("socket clean-up failed", extra={"guild_id": self.guild_id})
+        if getattr(self, "held", False):
+            self.held = False
+            activity().release(self.guild_id)
+        if self.counted is not None:
+            counted, self.counted = self.counted, None
+            try:
+                await cap.release(self.user_id, counted)
+            except Exception:  # no longer renewed: it stops counting when its lease lapses
+                logger.exception("could not uncount a closed socket", extra={"guild_id": self.guild_id})
 
     # --- bus → socket --------------------------------------------------------------------
     def _from_bus(self, message: Message) -> None:

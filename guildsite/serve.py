@@ -19,6 +19,7 @@ from guilds import process
 # A client closed for being slow (4429) first reads what is buffered for it, then the close frame; autobahn's
 # default (1 s) would abort the connection before a slow client gets there, and it would see 1006.
 CLOSE_HANDSHAKE_SECONDS = 10.0
+SERVER_CLOSE_CODES = {1001, 1008, 1011}  # sent by guildsite's sockets besides 1000 and 4xxx
 
 
 def main() -> None:
@@ -27,6 +28,7 @@ def main() -> None:
     import django
 
     django.setup()
+    from autobahn.util import encode_truncate
     from daphne import server as daphne_server
     from daphne.cli import CommandLineInterface
     from daphne.ws_protocol import WebSocketProtocol
@@ -42,6 +44,15 @@ def main() -> None:
             self.write_flow = WriteFlow()
             self.transport.unregisterProducer()
             self.transport.registerProducer(self.write_flow, True)
+
+        def sendClose(self, code: int | None = None, reason: str | None = None) -> None:
+            # RFC 6455 lets a server close with 1008 (policy: too many sockets) and 1011 (the guild's bus is
+            # unavailable); autobahn's sendClose takes only 1000 and 3000-4999 and raised instead.
+            if code in SERVER_CLOSE_CODES:
+                self.sendCloseFrame(code=code, reasonUtf8=encode_truncate(reason, 123) if reason else None,
+                                    isReply=False)
+                return
+            super().sendClose(code, reason)
 
     class ClosingWebSocketFactory(daphne_server.WebSocketFactory):
         protocol = FlowControlledProtocol

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from messaging.backends.redis.connection import site_client
 from messaging.delivery import scripts  # a lease is a lease: the same scripts as an agent's
 
 logger = logging.getLogger(__name__)
@@ -35,9 +36,7 @@ class RunnerLeases:
         if not settings.REDIS_URL:
             return None
         if self._redis is None:
-            import redis.asyncio as aioredis
-
-            self._redis = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=2)
+            self._redis = site_client(settings.REDIS_URL, timeout=10)
         return self._redis
 
     @staticmethod

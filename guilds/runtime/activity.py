@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from guilds.runtime import formats
 from guilds.runtime import loop as runtime_loop
+from messaging.backends.redis.connection import site_client
 from messaging.message import Message
 
 logger = logging.getLogger(__name__)
@@ -62,9 +63,7 @@ class Activity:
         if not settings.REDIS_URL:
             return None
         if self._redis is None:
-            import redis.asyncio as aioredis
-
-            self._redis = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
+            self._redis = site_client(settings.REDIS_URL, timeout=5)
         return self._redis
 
     @staticmethod

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from messaging.backends.redis.connection import site_client
+
 logger = logging.getLogger(__name__)
 
 LEASE_SECONDS = 90.0
@@ -50,9 +52,7 @@ def _loop_state() -> _LoopSockets:
     loop = asyncio.get_running_loop()
     state = _per_loop.get(loop)
     if state is None:
-        import redis.asyncio as aioredis
-
-        state = _per_loop[loop] = _LoopSockets(client=aioredis.Redis.from_url(settings.REDIS_URL))
+        state = _per_loop[loop] = _LoopSockets(client=site_client(settings.REDIS_URL, timeout=10))
     return state
 
 
