@@ -66,6 +66,9 @@ class LiveDelivery:
             await host.guild.bus.unregister_client(self.client)
             await self.client.close()
 
+    async def unsubscribe(self, host: AgentHost, topic: str) -> None:
+        await host.guild.bus.unsubscribe(topic, self.client)
+
     async def state_saving(self, host: AgentHost) -> None:
         return None  # the one copy of the agent is this one
 
@@ -192,8 +195,10 @@ class AgentHost:
             await self._ready.wait()
         message_format = formats.canonical_format(message.format)
         if message_format == formats.HEALTH_CHECK_REQUEST:
-            if self.agent.answers_health_checks:  # else subscribed before proxies stopped answering
+            if self.agent.answers_health_checks:
                 await self.heartbeat(message)
+            else:  # subscribed by an earlier release, when user proxies answered: it stops listening
+                await self.delivery.unsubscribe(self, topic_names.HEARTBEAT_TOPIC)
             return
         if self.spec.act_only_when_tagged and not message.is_tagged(self.tag):
             return

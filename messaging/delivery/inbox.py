@@ -67,6 +67,13 @@ class Inbox:
             pipe.delete(*self.keys.all())
             await pipe.execute()
 
+    async def drop_topics(self, topics: list[str]) -> None:
+        """Stop taking these topics' messages; what waits stays."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for topic in topics:
+                pipe.srem(subscribers_key(self.prefix, topic), self.agent_id)
+            await pipe.execute()
+
     async def add(self, messages: list[Message]) -> bool:
         """Queue messages directly (catch-up, a redelivered dead letter); True when a drain must be woken."""
         if not messages:

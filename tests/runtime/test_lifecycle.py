@@ -12,6 +12,7 @@ from guilds.runtime import loop as runtime_loop
 from guilds.runtime.requests import system_request
 from guilds.services import GuildStopped, guild_relaunch, guild_stop, guilds_relaunch_live
 from messaging import topics as t
+from messaging.delivery.keys import subscribers_key
 from tests.runtime.conftest import PROBE, echo_spec, seed_spec, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -139,6 +140,41 @@ def test_user_proxies_answer_no_heartbeats_and_stay_up_round_after_round(rig):
         assert later.payload["agents"][f"upa-{user_id}"]["checkstatus"] == "ok"
     assert [m.sender.id for m in status.of_format(formats.HEARTBEAT)]  # the EchoAgent's, every round
     assert not [m for m in status.of_format(formats.HEARTBEAT) if m.sender.id.startswith("upa-")]
+
+
+def test_a_proxy_subscribed_to_health_checks_by_an_earlier_release_stops_listening(rig):
+    """Before proxies stopped answering health checks they listened to them; a guild that runs on across
+    the upgrade keeps such proxies (a Celery agent's subscription lives in Redis). The first check one
+    gets ends that subscription, so a thousand of them do not take a thousand messages every round."""
+    guild = rig.create(echo_spec())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    rig.join(guild, "ann", "Ann")
+    wait_for(lambda: GuildAgent.objects.filter(guild=guild, agent_id="upa-ann", status="running").exists(),
+             10, "ann's proxy running")
+
+    async def listening_as_before() -> None:
+        if rig.engine.name == "inprocess":
+            host = rig.engine.guilds[guild.id].hosts["upa-ann"]
+            await host.guild.bus.subscribe(t.HEARTBEAT_TOPIC, host.delivery.client)
+        else:
+            control = await rig.engine.guild(guild.id)
+            await (await control.inbox("upa-ann")).subscribe([t.HEARTBEAT_TOPIC])
+            await (await control.roster()).joined("upa-ann", [t.HEARTBEAT_TOPIC])
+
+    async def listening() -> bool:
+        if rig.engine.name == "inprocess":
+            host = rig.engine.guilds[guild.id].hosts["upa-ann"]
+            return t.HEARTBEAT_TOPIC in host.guild.bus.topics_of("upa-ann")
+        control = await rig.engine.guild(guild.id)
+        inbox = await control.inbox("upa-ann")
+        in_redis = await inbox.redis.sismember(subscribers_key(inbox.prefix, t.HEARTBEAT_TOPIC), "upa-ann")
+        return bool(in_redis) or t.HEARTBEAT_TOPIC in await (await control.roster()).topics("upa-ann")
+
+    runtime_loop.run(listening_as_before())
+    assert runtime_loop.run(listening())
+    wait_for(lambda: not runtime_loop.run(listening()), 10, "the proxy no longer listening to health checks")
+    assert rig.engine.is_guild_running(guild.id)
+    assert GuildAgent.objects.get(guild=guild, agent_id="upa-ann").status == "running"
 
 
 def test_a_proxy_the_engine_no_longer_runs_is_unresponsive(rig):

@@ -36,6 +36,10 @@ class InboxDelivery:
         await self.inbox.unsubscribe(await self.roster.topics(host.agent_id))
         await self.roster.left(host.agent_id)
 
+    async def unsubscribe(self, host: AgentHost, topic: str) -> None:
+        await self.inbox.drop_topics([topic])
+        await self.roster.dropped(host.agent_id, [topic])
+
     async def state_saving(self, host: AgentHost) -> int:
         self.version = -1  # until the save went through: a failed save means reload
         return await self.inbox.bump_version()

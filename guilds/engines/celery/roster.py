@@ -35,6 +35,9 @@ class Roster:
             await self.redis.sadd(_topics_key(self.guild_id, agent_id), *topics)
         await self.redis.sadd(_agents_key(self.guild_id), agent_id)
 
+    async def dropped(self, agent_id: str, topics: list[str]) -> None:
+        await self.redis.srem(_topics_key(self.guild_id, agent_id), *topics)
+
     async def topics(self, agent_id: str) -> list[str]:
         return [t.decode() for t in await self.redis.smembers(_topics_key(self.guild_id, agent_id))]
 
