@@ -76,6 +76,7 @@ class GuildSocket(AsyncWebsocketConsumer):
         self.client: SimpleClient | None = None
         self.pump: asyncio.Task | None = None
         self.watch: asyncio.Task | None = None
+        self.accepted = False
         self.counted: str | None = None
         self.closing: asyncio.Future | None = None
         self.actor: Actor = self.scope["actor"]
@@ -92,10 +93,14 @@ class GuildSocket(AsyncWebsocketConsumer):
         # subscribes, so its first report and "ok" come from the agents back up.
         activity().hold(self.guild_id)
         self.held = True
+        if self.guild.suspended:
+            # Resuming may take longer than daphne waits for a socket to be accepted (5 s): accepted first.
+            await self._accept()
         try:
             await runtime_loop.arun(guild_resume(guild_id=self.guild_id, spec=self.guild.spec))
-        except Exception:
+        except Exception as exc:
             logger.exception("resuming the guild failed", extra={"guild_id": self.guild_id})
+            return await self._refuse(1011, frames.UNAVAILABLE, f"the guild could not be resumed: {exc}; try again")
         self.stopped = False
         self.loop = asyncio.get_running_loop()
         # Bounded in frames and bytes: a client too slow to read is closed (4429) and resumes with
@@ -113,8 +118,7 @@ class GuildSocket(AsyncWebsocketConsumer):
             logger.error("socket cannot reach the guild's bus: %s", exc, extra={"guild_id": self.guild_id})
             self.client = None
             return await self._refuse(1011, frames.UNAVAILABLE, f"the guild's messaging backend is unavailable: {exc}")
-        self.entering()
-        await self.accept()
+        await self._accept()
         await self.opened()
         self.pump = asyncio.ensure_future(self._pump())
         self.watch = asyncio.ensure_future(self._keep_checking())
@@ -198,9 +202,17 @@ class GuildSocket(AsyncWebsocketConsumer):
             await bus.subscribe(topic, self.client)
         return bus
 
+    async def _accept(self) -> None:
+        if not self.accepted:
+            self.entering()
+            await self.accept()
+            self.accepted = True
+
     async def _refuse(self, code: int, error_type: str, reason: str) -> None:
         # Accepted first: a close before accept reaches a browser as HTTP 403 and code 1006, not this code.
-        await self.accept()
+        if not self.accepted:
+            await self.accept()
+            self.accepted = True
         await self.send(text_data=frames.error_frame(error_type, reason, topic=self.error_topic).decode())
         await self.close(code=code)
 

@@ -126,7 +126,7 @@ class HealthTable:
     def guild_health(self) -> str:
         statuses = [e.status for e in self.agents.values()]
         if not statuses:
-            return STARTING
+            return OK  # nothing of the guild's own and every proxy well (the well ones are not kept here)
         if all(status == STOPPED for status in statuses):
             return STOPPED
         if ERROR in statuses:

@@ -99,6 +99,9 @@ class GuildManagerAgent(Agent):
             self.launched = memory["launched"]
             self.stopping = memory["stopping"]
             self.health = HealthTable.restore(memory["health"])
+            for agent_id, entry in list(self.health.agents.items()):  # saved by an earlier release: rows say
+                if entry.kind == AgentKind.HUMAN and entry.status == health.OK:
+                    self.health.forget(agent_id)
 
     async def on_start(self, ctx: HandlerContext) -> None:
         self.status = await store.guild_status(self.guild_id) or GuildStatus.REQUESTED

@@ -142,6 +142,17 @@ def test_user_proxies_answer_no_heartbeats_and_stay_up_round_after_round(rig):
     assert not [m for m in status.of_format(formats.HEARTBEAT) if m.sender.id.startswith("upa-")]
 
 
+def test_a_guild_of_users_alone_runs_and_reports_ok(rig):
+    """No agent of its own: its users' proxies are the guild (their health is in their rows)."""
+    guild = rig.create(echo_spec(agents=[]))
+    status = rig.observe(guild)
+    rig.join(guild, "ann", "Ann")
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    report = status.wait(lambda m: m.format == formats.AGENTS_HEALTH_REPORT and "upa-ann" in m.payload["agents"],
+                         what="a report with ann's proxy")
+    assert report.payload["guild_health"] == "ok"
+
+
 def test_a_proxy_subscribed_to_health_checks_by_an_earlier_release_stops_listening(rig):
     """Before proxies stopped answering health checks they listened to them; a guild that runs on across
     the upgrade keeps such proxies (a Celery agent's subscription lives in Redis). The first check one

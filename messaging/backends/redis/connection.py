@@ -8,6 +8,8 @@ from urllib.parse import unquote, urlparse
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -66,7 +68,8 @@ class LeanBlockingPool(BlockingConnectionPool):
     observability counters, its release event and its probe of the socket for unread data (redis-py
     drops a connection whose command was cancelled mid-reply), about a third of a command's cost in
     daphne's profile. When every connection is busy, or the pool is in maintenance, redis-py's own
-    path runs (and waits)."""
+    path runs (and waits). (The release event serves credential providers that re-authenticate
+    connections; guildsite connects with a URL's fixed credentials.)"""
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
         if self._in_maintenance or not self._available_connections:
@@ -92,6 +95,9 @@ class LeanBlockingPool(BlockingConnectionPool):
 def site_client(url: str, *, timeout: float, connect_timeout: float = 2.0, max_connections: int = 50) -> Redis:
     """An asyncio client of the site's Redis whose pool makes a burst wait for a free connection: redis-py's
     default pool fails past 100 at once ("Too many connections"), as 500 sockets closing together did."""
+    # Retried like the messaging backend's: a connection Redis closed (a restart, an idle cut-off) is
+    # found out by the command that uses it next.
     pool = LeanBlockingPool.from_url(url, max_connections=max_connections, timeout=timeout, socket_timeout=timeout,
-                                     socket_connect_timeout=connect_timeout)
+                                     socket_connect_timeout=connect_timeout, health_check_interval=30,
+                                     retry=Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.25), 2))
     return Redis.from_pool(pool)
