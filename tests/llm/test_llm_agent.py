@@ -180,3 +180,43 @@ async def test_an_unknown_model_has_tokens_but_no_cost(rig, fake_llm, llm_settin
     assert run.input_tokens == 12
     assert run.cost_usd is None
     assert run.model == "house-model-7b"
+
+
+async def test_run_status_changes_are_published_as_run_updates(rig, fake_llm, llm_settings):
+    guild = await launched(rig, llm_spec(fake_llm.base_url))
+    updates = await sync_to_async(rig.observe)(guild, "run_updates")
+    async with usercomms(guild.id) as user:
+        await user.send(frame("Hi"))
+        await user.until(is_reply(await own_id_of(user)), what="the reply")
+    await eventually(lambda: len(updates.of_format("runUpdate")) >= 2, what="two run updates")
+    run = await sync_to_async(lambda: Run.objects.get(guild=guild))()
+    assert [(m.payload["run_id"], m.payload["status"]) for m in updates.of_format("runUpdate")] == [
+        (run.id, "running"), (run.id, "succeeded")]
+
+
+async def test_the_original_formats_are_answered_and_small_text_files_are_given_to_the_model(
+        rig, fake_llm, llm_settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from guilds.files import guild_file_upload
+
+    guild = await launched(rig, llm_spec(fake_llm.base_url))
+    for name, data, kind in [("notes.txt", b"The code word is heron.", "text/plain"),
+                             ("photo.png", b"\x89PNG\x00\x00", "image/png")]:
+        await sync_to_async(guild_file_upload)(guild=guild, user_id="testuser123", metadata={},
+                                               upload=SimpleUploadedFile(name, data, content_type=kind))
+    async with usercomms(guild.id) as user:
+        await user.send({"format": "rustic_ai.core.ui_protocol.types.TextFormat", "payload": {"text": "typed"},
+                         "id": "m1"})
+        await user.until(is_reply(await own_id_of(user, "m1")), what="the TextFormat reply")
+        await user.send({"format": "rustic_ai.core.ui_protocol.types.FilesWithTextFormat", "id": "m2",
+                         "payload": {"files": [{"name": "notes.txt", "url": f"/api/guilds/{guild.id}/files/notes.txt"},
+                                               {"name": "photo.png"}, {"name": "../../settings.py"}],
+                                     "text": "Read these", "tagged_users": []}})
+        reply = await user.until(is_reply(await own_id_of(user, "m2")), what="the files reply")
+    assert reply["format"] == "text"
+    asked = fake_llm.requests[1]["body"]["messages"][-1]["content"]
+    assert asked.startswith("Read these")
+    assert "--- file: notes.txt ---\nThe code word is heron." in asked
+    assert "(attached file, not shown: photo.png)" in asked
+    assert "(attached file, not shown: ../../settings.py)" in asked

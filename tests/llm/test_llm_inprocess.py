@@ -8,6 +8,7 @@ from guilds.models import Run, RunStatus
 from tests.llm.conftest import llm_spec
 from tests.llm.test_llm_agent import ERROR, eventually, frame, is_reply, launched, own_id_of, usercomms
 from tests.runtime.conftest import GuildRig
+from tests.support.fake_llm import Answer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,3 +54,19 @@ async def test_chunks_are_not_stored_and_a_reconnecting_client_gets_the_final_re
         assert await again.nothing()
     assert replayed["payload"]["text"] == reply["payload"]["text"]
     assert not any(f["format"] == "stream_chunk" for f in again.frames)
+
+
+async def test_a_stream_that_stalls_past_the_timeout_fails_the_run_with_a_timeout(embedded, fake_llm, llm_settings):
+    llm_settings.GUILDSITE_LLM_TIMEOUT_SECONDS = 0.3
+    fake_llm.then(Answer(deltas=["Slow", " and", " stuck"], delay=2.0))
+    guild = await launched(embedded, llm_spec(fake_llm.base_url))
+    async with usercomms(guild.id) as user:
+        await user.send(frame("Hi"))
+        own = await own_id_of(user)
+        error = await user.until(lambda f: f["format"] == ERROR and f.get("in_response_to") == own, what="the error")
+    assert error["payload"]["error_type"] == "LLM_TIMEOUT"
+    tokens = [f["payload"]["content"] for f in user.frames if f["format"] == "stream_chunk"]
+    assert tokens == ["Slow"]  # what was streamed before the stall; no final message
+    assert len(fake_llm.requests) == 1  # not retried once tokens went out
+    run = await eventually(lambda: Run.objects.filter(guild=guild, status=RunStatus.FAILED).first(), what="failed run")
+    assert "did not answer within 0.3 s" in run.error

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from guilds.agents.llm import guards, pricing, records
+from guilds.agents.llm import attachments, guards, pricing, records
 from guilds.agents.llm.provider import CallSettings, ProviderError, stream_chat
 from guilds.agents.llm.streaming import STREAM_CHUNK, TokenStream
 from guilds.models import MessageRole, RunStatus
@@ -100,14 +100,13 @@ class LLMAgent(Agent):
             return user_id, user_id
         return sender, None
 
-    @staticmethod
-    def _prompt(message: Message) -> str:
+    async def _prompt(self, message: Message) -> str:
         payload = message.payload
-        text = str(payload.get("text") or payload.get("content") or "")
+        text = str(payload.get("text") or "")
         files = payload.get("files") or []
-        names = [str(f.get("name") or f.get("url") or "file") for f in files if isinstance(f, dict)]
-        if names:  # the files' contents are not read yet (README "LLM agents": not built yet)
-            text = f"{text}\n\n(attached files: {', '.join(names)})".strip()
+        if isinstance(files, list) and files:
+            described = await attachments.describe_files(self.guild_id, files)
+            text = f"{text}\n\n{described}".strip()
         return text
 
     # --- the handler -------------------------------------------------------------------------
@@ -115,7 +114,7 @@ class LLMAgent(Agent):
     async def answer(self, ctx: HandlerContext) -> None:
         message = ctx.message
         requester, user_id = self._requester(message)
-        prompt = self._prompt(message)
+        prompt = await self._prompt(message)
         key = records.ThreadKey(guild_id=self.guild_id, agent_id=self.id, requester=requester,
                                 conversation_id=message.conversation_id or "", user_id=user_id)
         thread = await records.thread_open(key, title=prompt)
