@@ -220,3 +220,21 @@ async def test_the_original_formats_are_answered_and_small_text_files_are_given_
     assert "--- file: notes.txt ---\nThe code word is heron." in asked
     assert "(attached file, not shown: photo.png)" in asked
     assert "(attached file, not shown: ../../settings.py)" in asked
+
+
+async def test_the_original_systems_chat_completion_request_gets_a_chat_completion_response(rig, fake_llm, llm_settings):
+    fake_llm.then(Answer(deltas=["Paris."]))
+    guild = await launched(rig, llm_spec(fake_llm.base_url))
+    async with usercomms(guild.id) as user:
+        await user.send({"format": "rustic_ai.core.guild.agent_ext.depends.llm.models.ChatCompletionRequest",
+                         "id": "cc1", "payload": {"messages": [
+                             {"role": "system", "content": "Answer in one word."},
+                             {"role": "user", "content": [{"type": "text", "text": "Capital of France?"}]}]}})
+        own = await own_id_of(user, "cc1")
+        reply = await user.until(lambda f: f.get("in_response_to") == own and f["format"].endswith("Response"),
+                                 what="the ChatCompletionResponse")
+    assert reply["format"] == "rustic_ai.core.guild.agent_ext.depends.llm.models.ChatCompletionResponse"
+    assert reply["payload"]["choices"][0]["message"] == {"role": "assistant", "content": "Paris."}
+    assert reply["payload"]["usage"] == {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    assert fake_llm.requests[0]["body"]["messages"] == [{"role": "system", "content": "Answer in one word."},
+                                                        {"role": "user", "content": "Capital of France?"}]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -18,12 +19,18 @@ from django.utils import timezone
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from guilds.agents.llm import attachments, guards, pricing, records
-from guilds.agents.llm.provider import CallSettings, ProviderError, stream_chat
+from guilds.agents.llm.provider import CallSettings, Completion, ProviderError, stream_chat
 from guilds.agents.llm.streaming import STREAM_CHUNK, TokenStream
 from guilds.models import MessageRole, RunStatus
 from guilds.runtime.agent import Agent, handles
 from guilds.runtime.context import HandlerContext
-from guilds.runtime.formats import FILES_WITH_TEXT, TEXT, TEXT_FORMAT_QUALIFIED
+from guilds.runtime.formats import (
+    CHAT_COMPLETION_REQUEST,
+    CHAT_COMPLETION_RESPONSE,
+    FILES_WITH_TEXT,
+    TEXT,
+    TEXT_FORMAT_QUALIFIED,
+)
 from guilds.spec import USER_PROXY_ID_PREFIX
 from messaging import topics as topic_names
 from messaging.ids import new_id
@@ -32,9 +39,22 @@ from messaging.message import Message
 logger = logging.getLogger(__name__)
 
 RUN_UPDATE = "runUpdate"
+_ROLES = frozenset({"system", "user", "assistant"})
 OPENAI_HOST = "api.openai.com"
 # Where run status changes are published: a topic of their own, stored (see README "LLM agents").
 RUNS_TOPIC = "run_updates"
+
+
+def _as_model_message(raw: Any) -> dict[str, Any] | None:
+    """One message of a ChatCompletionRequest as plain text for the model (text parts kept, others dropped)."""
+    if not isinstance(raw, dict) or raw.get("role") not in _ROLES:
+        return None
+    content = raw.get("content")
+    if isinstance(content, list):
+        content = "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+    if not isinstance(content, str) or not content:
+        return None
+    return {"role": raw["role"], "content": content}
 
 
 class LLMProperties(BaseModel):
@@ -109,12 +129,31 @@ class LLMAgent(Agent):
             text = f"{text}\n\n{described}".strip()
         return text
 
-    # --- the handler -------------------------------------------------------------------------
+    # --- the handlers ------------------------------------------------------------------------
     @handles(TEXT, TEXT_FORMAT_QUALIFIED, FILES_WITH_TEXT)
     async def answer(self, ctx: HandlerContext) -> None:
+        prompt = await self._prompt(ctx.message)
+        await self._converse(ctx, prompt, [{"role": "user", "content": prompt}],
+                             lambda done: ({"text": done.text}, TEXT))
+
+    @handles(CHAT_COMPLETION_REQUEST)
+    async def llm_completion(self, ctx: HandlerContext) -> None:
+        """The original system's request format (its LLM agent's handler name): the request's messages follow the
+        thread's history, the answer goes back as a ChatCompletionResponse."""
+        asked = [m for m in (_as_model_message(raw) for raw in ctx.message.payload.get("messages") or []) if m]
+        if not asked:
+            await ctx.send_error("INVALID_REQUEST", "a ChatCompletionRequest needs at least one message")
+            return
+        last_user = next((m["content"] for m in reversed(asked) if m["role"] == "user"), asked[-1]["content"])
+        await self._converse(ctx, last_user, asked, lambda done: (self._completion_response(ctx.message, done),
+                                                                   CHAT_COMPLETION_RESPONSE))
+
+    async def _converse(self, ctx: HandlerContext, prompt: str, new_messages: list[dict[str, Any]],
+                        reply_of: Callable[[Completion], tuple[dict[str, Any], str]]) -> None:
+        """One run: the thread gets `prompt`, the model gets the history then `new_messages`, the answer streams
+        to the requester and goes back as `reply_of` makes it."""
         message = ctx.message
         requester, user_id = self._requester(message)
-        prompt = await self._prompt(message)
         key = records.ThreadKey(guild_id=self.guild_id, agent_id=self.id, requester=requester,
                                 conversation_id=message.conversation_id or "", user_id=user_id)
         thread = await records.thread_open(key, title=prompt)
@@ -135,7 +174,7 @@ class LLMAgent(Agent):
             messages: list[dict[str, Any]] = []
             if props.system_prompt:
                 messages.append({"role": "system", "content": props.system_prompt})
-            messages += [*earlier, {"role": "user", "content": prompt}]
+            messages += [*earlier, *new_messages]
             completion = await stream_chat(call, messages, stream.token)
         except ProviderError as exc:
             await stream.close()
@@ -146,7 +185,8 @@ class LLMAgent(Agent):
             await ctx.send_error(exc.error_type, str(exc))
             return
         await stream.finish(completion.text)
-        replies = await ctx.reply({"text": completion.text}, format=TEXT)
+        payload, reply_format = reply_of(completion)
+        replies = await ctx.reply(payload, format=reply_format)
         ttft = None if completion.first_token_at is None else int((completion.first_token_at - started) * 1000)
         await records.message_add(thread.id, role=MessageRole.ASSISTANT, content=completion.text,
                                   bus_message_id=replies[0].id if replies else None, run_id=run.id,
@@ -158,6 +198,18 @@ class LLMAgent(Agent):
                                  output_tokens=completion.output_tokens, cached_tokens=completion.cached_tokens,
                                  cost_usd=cost, model=completion.model or model)
         await self._run_update(ctx, run.id, RunStatus.SUCCEEDED, thread.id)
+
+    @staticmethod
+    def _completion_response(request: Message, done: Completion) -> dict[str, Any]:
+        usage = None
+        if done.input_tokens is not None and done.output_tokens is not None:
+            usage = {"prompt_tokens": done.input_tokens, "completion_tokens": done.output_tokens,
+                     "total_tokens": done.input_tokens + done.output_tokens}
+        return {"id": f"chatcmpl-{request.id}", "object": "chat.completion", "created": int(time.time()),
+                "model": done.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": done.text},
+                             "finish_reason": done.finish_reason or "stop"}],
+                "usage": usage}
 
     # --- what goes out besides the reply -----------------------------------------------------
     async def _chunk(self, ctx: HandlerContext, user_id: str | None, requester: str, chunk_type: str, content: str,
