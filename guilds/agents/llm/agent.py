@@ -96,7 +96,7 @@ class LLMAgent(Agent):
         except guards.GuardError as exc:
             raise ProviderError(f"{exc.field}: {exc}", error_type="LLM_NOT_ALLOWED") from None
         key = os.environ.get(props.api_key_env, "")
-        host = (guards._host_port(base_url)[0])
+        host = guards.host_port(base_url)[0]
         if not key:
             if host == OPENAI_HOST:
                 raise ProviderError(
@@ -184,6 +184,12 @@ class LLMAgent(Agent):
             await self._run_update(ctx, run.id, RunStatus.FAILED, thread.id, error=str(exc))
             await ctx.send_error(exc.error_type, str(exc))
             return
+        except Exception as exc:  # not the provider's: the run must not stay "running"; the host reports the error
+            await stream.close()
+            await records.run_finish(run.id, status=RunStatus.FAILED, started_at=run.started_at,
+                                     error=f"{type(exc).__name__}: {exc}")
+            await self._run_update(ctx, run.id, RunStatus.FAILED, thread.id, error=f"{type(exc).__name__}: {exc}")
+            raise
         await stream.finish(completion.text)
         payload, reply_format = reply_of(completion)
         replies = await ctx.reply(payload, format=reply_format)

@@ -26,7 +26,7 @@ def check_key_env(name: str) -> str:
     return name
 
 
-def _host_port(url: str) -> tuple[str, int]:
+def host_port(url: str) -> tuple[str, int]:
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise GuardError("base_url", f"'{url}' is not an http(s) URL")
@@ -38,7 +38,7 @@ def _host_port(url: str) -> tuple[str, int]:
 
 
 def check_base_url(url: str) -> str:
-    host, port = _host_port(url)
+    host, port = host_port(url)
     allowed = [entry.strip().lower() for entry in settings.GUILDSITE_LLM_HOSTS]
     for entry in allowed:
         name, _, entry_port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
