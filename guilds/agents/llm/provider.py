@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +56,28 @@ class CallSettings:
     max_tokens: int | None = None
 
 
+# Making a client costs 20-50 ms (the SDK builds its HTTP stack): kept per event loop (an HTTP pool belongs to
+# one loop) and per provider, key and timeout, so a call starts on a warm connection.
+_CLIENTS_PER_LOOP = 32
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OrderedDict[tuple, openai.AsyncOpenAI]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _client(call: CallSettings) -> openai.AsyncOpenAI:
+    loop = asyncio.get_running_loop()
+    clients = _clients.setdefault(loop, OrderedDict())
+    key = (call.base_url, call.api_key, call.timeout)
+    client = clients.get(key)
+    if client is None:
+        client = clients[key] = openai.AsyncOpenAI(api_key=call.api_key, base_url=call.base_url, timeout=call.timeout,
+                                                   max_retries=0)
+        while len(clients) > _CLIENTS_PER_LOOP:
+            clients.popitem(last=False)  # not closed: a call may still use it; its pool goes with it
+    else:
+        clients.move_to_end(key)
+    return client
+
+
 def _retryable(exc: Exception) -> bool:
     if isinstance(exc, openai.APIConnectionError):  # also APITimeoutError
         return True
@@ -92,7 +116,7 @@ async def stream_chat(call: CallSettings, messages: list[dict[str, Any]],
                       on_token: Callable[[str], Awaitable[None]]) -> Completion:
     """Stream one completion, handing each content delta to `on_token`; usage from the final chunk.
     Raises ProviderError once retries are spent (or at once for a 4xx other than 429)."""
-    client = openai.AsyncOpenAI(api_key=call.api_key, base_url=call.base_url, timeout=call.timeout, max_retries=0)
+    client = _client(call)
     request: dict[str, Any] = {"model": call.model, "messages": messages, "stream": True,
                                "stream_options": {"include_usage": True}}
     if call.temperature is not None:
@@ -100,23 +124,20 @@ async def stream_chat(call: CallSettings, messages: list[dict[str, Any]],
     if call.max_tokens is not None:
         request["max_tokens"] = call.max_tokens
     result = Completion(model=call.model)
-    try:
-        attempt = 0
-        while True:
-            result.attempts = attempt + 1
-            try:
-                await _one_stream(client, request, result, on_token)
-                return result
-            except (openai.APIError, openai.OpenAIError) as exc:
-                if result.first_token_at is not None or attempt >= call.max_retries or not _retryable(exc):
-                    raise _describe(exc, call) from exc
-                wait = _wait_for(exc, attempt, call.retry_base)
-                logger.warning("model provider failed (%s); retry %d in %.2f s", type(exc).__name__, attempt + 1, wait,
-                               extra={"base_url": call.base_url, "model": call.model})
-                await asyncio.sleep(wait)
-                attempt += 1
-    finally:
-        await client.close()
+    attempt = 0
+    while True:
+        result.attempts = attempt + 1
+        try:
+            await _one_stream(client, request, result, on_token)
+            return result
+        except (openai.APIError, openai.OpenAIError) as exc:
+            if result.first_token_at is not None or attempt >= call.max_retries or not _retryable(exc):
+                raise _describe(exc, call) from exc
+            wait = _wait_for(exc, attempt, call.retry_base)
+            logger.warning("model provider failed (%s); retry %d in %.2f s", type(exc).__name__, attempt + 1, wait,
+                           extra={"base_url": call.base_url, "model": call.model})
+            await asyncio.sleep(wait)
+            attempt += 1
 
 
 async def _one_stream(client: openai.AsyncOpenAI, request: dict[str, Any], result: Completion,
