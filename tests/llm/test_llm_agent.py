@@ -95,6 +95,8 @@ async def test_chunks_arrive_in_order_then_the_final_reply_and_the_run_and_threa
     assert run.agent_id == guild.spec["agents"][0]["id"]
     thread = await sync_to_async(lambda: Thread.objects.get(pk=run.thread_id))()
     assert (thread.requester, thread.conversation_id, thread.title) == ("testuser123", "conv_789", "Hello model!")
+    owner = await sync_to_async(lambda: (thread.user.username, thread.organization_id))()
+    assert owner == ("testuser123", "testorg456")  # the user and the guild's organisation
     assert {c["payload"]["thread_id"] for c in chunks} == {thread.id}
     stored = await sync_to_async(lambda: list(ThreadMessage.objects.filter(thread=thread).values_list(
         "role", "content", "bus_message_id")))()
