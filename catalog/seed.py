@@ -31,6 +31,21 @@ def demo_blueprint_spec() -> dict[str, Any]:
     }
 
 
+# The LLM agent (guilds.agents.llm) and a blueprint to chat with it on the site's provider (LLM_BASE_URL,
+# LLM_MODEL, OPENAI_API_KEY): no base_url or key in the spec, so it follows the site's settings.
+LLM_AGENT = "guilds.agents.llm.LLMAgent"
+
+
+def llm_blueprint_spec() -> dict[str, Any]:
+    return {
+        "name": "LLMChatBlueprint",
+        "description": "Chat with a language model (the site's LLM_BASE_URL and LLM_MODEL)",
+        "agents": [{"name": "Assistant", "description": "Answers with a language model", "class_name": LLM_AGENT,
+                    "properties": {"system_prompt": "You are a helpful assistant. Answer briefly.",
+                                   "history_limit": 20}}],
+    }
+
+
 # The seed's request body, for the API docs' example (category_id is whatever the category POST returned).
 SEED_BLUEPRINT_REQUEST: dict[str, Any] = {
     "name": "EchoTestBlueprint",

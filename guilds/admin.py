@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from catalog.forms import GuildSpecField
 from guilds import dead_letters
-from guilds.models import DeadLetter, Guild, GuildAgent, GuildMember
+from guilds.models import DeadLetter, Guild, GuildAgent, GuildMember, Run, Thread, ThreadMessage
 from guilds.services import GuildStopped, guild_create, guild_relaunch, guild_stop
 from guilds.spec import validate_guild_spec
 from guildsite import permissions
@@ -240,3 +240,50 @@ class DeadLetterAdmin(OrganizationScopedAdmin):
                 self.message_user(request, f"{letter.message_id}: redelivered to {letter.agent_id}.", messages.SUCCESS)
             except (dead_letters.NotRedeliverable, permissions.PermissionProblem) as exc:
                 self.message_user(request, f"{letter.message_id}: {exc}", messages.WARNING)
+
+
+class _ReadOnly:
+    """Threads, their messages and runs are written by LLM agents; the admin shows them (and may delete threads)."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ThreadMessageInline(_ReadOnly, OrganizationScopedInline, admin.TabularInline):
+    model = ThreadMessage
+    fields = ["role", "content", "input_tokens", "output_tokens", "bus_message_id", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(Thread)
+class ThreadAdmin(_ReadOnly, OrganizationScopedAdmin):
+    organization_lookup = "guild__organization"
+    list_display = ["id", "guild", "agent_id", "requester", "conversation_id", "title", "updated_at"]
+    list_select_related = ["guild"]
+    search_fields = ["id", "guild__id", "guild__name", "agent_id", "requester", "conversation_id", "title"]
+    fields = ["guild", "agent_id", "requester", "user", "organization", "conversation_id", "title", "created_at",
+              "updated_at"]
+    readonly_fields = fields
+    inlines = [ThreadMessageInline]
+
+
+@admin.register(Run)
+class RunAdmin(_ReadOnly, OrganizationScopedAdmin):
+    organization_lookup = "guild__organization"
+    list_display = ["id", "guild", "agent_id", "trigger", "status", "model", "input_tokens", "output_tokens",
+                    "cost_usd", "duration_ms", "created_at"]
+    list_filter = ["status", "trigger"]
+    list_select_related = ["guild"]
+    search_fields = ["id", "guild__id", "guild__name", "agent_id", "model", "error"]
+    fields = ["guild", "agent_id", "thread", "trigger", "status", "message_id", "model", "created_at", "started_at",
+              "finished_at", "duration_ms", "time_to_first_token_ms", "input_tokens", "output_tokens",
+              "cached_tokens", "cost_usd", "error"]
+    readonly_fields = fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -145,3 +145,115 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.message_id} for {self.agent_id}: {self.reason[:60]}"
+
+
+class Thread(models.Model):
+    """A conversation between one requester (a user, or an agent) and one agent of a guild (seed 004's thread).
+
+    Keyed by (guild, agent_id, requester, conversation_id); an empty conversation_id is the requester's
+    default thread with that agent. `requester` is the bus id (a user's is their user id), kept even where no
+    user row matches it, so the key never has a NULL in it.
+    """
+
+    id = models.CharField(primary_key=True, max_length=64, default=new_public_id, editable=False)
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="threads")
+    agent_id = models.CharField(max_length=128)
+    requester = models.CharField(max_length=150, help_text="The bus id of who talks to the agent (a user id).")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="threads")
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE,
+                                     related_name="threads")
+    conversation_id = models.CharField(max_length=256, blank=True, default="",
+                                       help_text="The frames' conversation_id; empty: the default thread.")
+    title = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["guild", "agent_id", "requester", "conversation_id"],
+                                    name="thread_one_per_conversation"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"{self.agent_id} / {self.requester} / {self.conversation_id or 'default'}"
+
+
+class MessageRole(models.TextChoices):
+    SYSTEM = "system", "System"
+    USER = "user", "User"
+    ASSISTANT = "assistant", "Assistant"
+    TOOL = "tool", "Tool"
+
+
+class ThreadMessage(models.Model):
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=MessageRole.choices)
+    content = models.TextField(blank=True, default="")
+    tool_calls = models.JSONField(null=True, blank=True, help_text="An assistant's tool calls (OpenAI shape).")
+    tool_call_id = models.CharField(max_length=128, blank=True, default="", help_text="What a tool message answers.")
+    tool_result = models.JSONField(null=True, blank=True)
+    input_tokens = models.IntegerField(null=True, blank=True)
+    output_tokens = models.IntegerField(null=True, blank=True)
+    # The bus message this came from or went out as (a message id fits a bigint).
+    bus_message_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    run = models.ForeignKey("Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:40]}"
+
+
+class RunTrigger(models.TextChoices):
+    CHAT = "chat", "Chat"
+    API = "api", "API"
+    SCHEDULE = "schedule", "Schedule"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    BUDGET_EXHAUSTED = "budget_exhausted", "Budget exhausted"
+
+
+class Run(models.Model):
+    """One handling of a message by an LLM agent: what it cost, how long it took, how it ended."""
+
+    id = models.CharField(primary_key=True, max_length=64, default=new_public_id, editable=False)
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="runs")
+    agent_id = models.CharField(max_length=128)
+    thread = models.ForeignKey(Thread, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    trigger = models.CharField(max_length=16, choices=RunTrigger.choices, default=RunTrigger.CHAT)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    # The bus message that started it: a redelivered message finds its run instead of making another.
+    message_id = models.BigIntegerField(null=True, blank=True)
+    model = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.IntegerField(null=True, blank=True)
+    time_to_first_token_ms = models.IntegerField(null=True, blank=True)
+    input_tokens = models.IntegerField(null=True, blank=True)
+    output_tokens = models.IntegerField(null=True, blank=True)
+    cached_tokens = models.IntegerField(null=True, blank=True)
+    # Null when the price is not known (an unknown model): never a made-up 0.
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["guild", "agent_id", "-created_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["guild", "agent_id", "message_id"], name="run_one_per_message"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.id} ({self.agent_id}, {self.status})"

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from guilds.engines.names import UnknownEngine, resolve_engine_name
+from guilds.runtime.agent import PropertiesError
 from guilds.runtime.registry import AgentClassError, canonical_class_name, resolve_agent_class
 from guildsite.public_ids import new_public_id
 from messaging.config import MessagingConfig, resolve_backend_class
@@ -180,6 +181,11 @@ def validate_guild_spec(data: Any, *, prefix: str = "spec") -> GuildSpec:
         errors: dict[str, list[str]] = {}
         for error in exc.errors(include_url=False):
             field = f"{prefix}.{_path(error['loc'])}" if error["loc"] else prefix
+            cause = (error.get("ctx") or {}).get("error")
+            if isinstance(cause, PropertiesError):  # name the property itself (spec.agents.0.properties.base_url)
+                for name, messages in cause.fields.items():
+                    errors.setdefault(f"{field}.properties" + (f".{name}" if name else ""), []).extend(messages)
+                continue
             message = error["msg"].removeprefix("Value error, ")
             errors.setdefault(field, []).append(message)
         raise SpecError(errors) from None

@@ -6,8 +6,10 @@ layer and messaging, agents in-process); see README "Configuration".
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
+from urllib.parse import urlparse
 
 from guildsite.env import (
     ConfigurationError,
@@ -320,6 +322,33 @@ LOGGING = {
         "celery.app.trace": {"level": "DEBUG" if LOG_LEVEL == "DEBUG" else "WARNING"},
     },
 }
+
+
+# --- LLM agents (guilds.agents.llm) ------------------------------------------
+# Site defaults for an LLMAgent whose spec leaves them out; any OpenAI-compatible server.
+LLM_BASE_URL = env_str("LLM_BASE_URL", "https://api.openai.com/v1")
+LLM_MODEL = env_str("LLM_MODEL", "gpt-4o-mini")
+# Read from the environment at call time by name (api_key_env), never copied into settings output or logs.
+GUILDSITE_LLM_KEY_ENVS = env_list("GUILDSITE_LLM_KEY_ENVS", ["OPENAI_API_KEY"])
+# Provider hosts a spec may name: "host" (any port) or "host:port". A spec must not send a key elsewhere.
+GUILDSITE_LLM_HOSTS = env_list("GUILDSITE_LLM_HOSTS", list(dict.fromkeys(
+    [h for h in ((urlparse(LLM_BASE_URL).hostname or ""), "api.openai.com") if h])))
+LLM_TOKEN_STREAM = env_bool("LLM_TOKEN_STREAM", True)
+GUILDSITE_LLM_TIMEOUT_SECONDS = env_float("GUILDSITE_LLM_TIMEOUT_SECONDS", 120.0, minimum=0.1)
+GUILDSITE_LLM_MAX_RETRIES = env_int("GUILDSITE_LLM_MAX_RETRIES", 3, minimum=0, maximum=10)
+# First retry's wait; doubled each time (a Retry-After from the provider wins when shorter than 60 s).
+GUILDSITE_LLM_RETRY_BASE_SECONDS = env_float("GUILDSITE_LLM_RETRY_BASE_SECONDS", 0.5, minimum=0.0)
+# Token chunks after the first go out every this many seconds or bytes, whichever comes first.
+GUILDSITE_LLM_STREAM_FLUSH_SECONDS = env_float("GUILDSITE_LLM_STREAM_FLUSH_SECONDS", 0.04, minimum=0.0)
+GUILDSITE_LLM_STREAM_FLUSH_BYTES = env_int("GUILDSITE_LLM_STREAM_FLUSH_BYTES", 512, minimum=1)
+# Prices overriding genai-prices', USD per million tokens: {"model": {"input": 0.15, "output": 0.6, "cached": 0.075}}.
+try:
+    GUILDSITE_LLM_PRICES = json.loads(env_str("GUILDSITE_LLM_PRICES", "{}"))
+except ValueError:
+    raise ConfigurationError("GUILDSITE_LLM_PRICES is not JSON (expected {\"model\": {\"input\": …, \"output\": …}})") from None
+if not isinstance(GUILDSITE_LLM_PRICES, dict) or not all(
+        isinstance(v, dict) and {"input", "output"} <= set(v) for v in GUILDSITE_LLM_PRICES.values()):
+    raise ConfigurationError("GUILDSITE_LLM_PRICES: each model needs {\"input\": …, \"output\": …} in USD per million tokens")
 
 # Packages whose classes may be named as agents in specs (comma-separated to extend).
 GUILDSITE_AGENT_PACKAGES = env_list("GUILDSITE_AGENT_PACKAGES", ["guilds.agents", "guilds.runtime"])

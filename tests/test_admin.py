@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from catalog.models import AgentEntry, Blueprint, Category
-from guilds.models import Guild, GuildAgent, GuildStatus
+from guilds.models import Guild, GuildAgent, GuildStatus, Run, Thread, ThreadMessage
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +39,12 @@ def objects() -> dict:
                                  status=GuildStatus.RUNNING)
     agent = GuildAgent.objects.create(guild=guild, agent_id="echo1", name="EchoAgent", class_name=ECHO, spec={})
     entry = AgentEntry.objects.create(qualified_class_name=ECHO)
-    return {AgentEntry: entry, Category: category, Blueprint: blueprint, Guild: guild, GuildAgent: agent}
+    thread = Thread.objects.create(guild=guild, agent_id="llm1", requester="user1", title="Hello")
+    ThreadMessage.objects.create(thread=thread, role="user", content="Hello", bus_message_id=1)
+    run = Run.objects.create(guild=guild, agent_id="llm1", thread=thread, status="succeeded", model="gpt-4o-mini",
+                             input_tokens=12, output_tokens=5, message_id=1)
+    return {AgentEntry: entry, Category: category, Blueprint: blueprint, Guild: guild, GuildAgent: agent,
+            Thread: thread, Run: run}
 
 
 def blueprint_form(spec, **fields) -> dict:
@@ -67,7 +72,8 @@ def test_guild_agents_are_view_only(admin_client):
     assert admin_client.get(admin_url(GuildAgent, "add")).status_code == 403
 
 
-@pytest.mark.parametrize("model", [AgentEntry, Category, Blueprint, Guild, GuildAgent], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("model", [AgentEntry, Category, Blueprint, Guild, GuildAgent, Thread, Run],
+                         ids=lambda m: m.__name__)
 def test_change_pages_render(admin_client, objects, model):
     response = admin_client.get(admin_url(model, "change", objects[model].pk))
 
@@ -223,3 +229,11 @@ def test_admin_actions_stop_and_relaunch_guilds_through_the_runtime(admin_client
     response = admin_client.post("/admin/guilds/guild/", {"action": "relaunch_guilds", "_selected_action": [guild.pk]},
                                  follow=True)
     assert "is stopped" in response.content.decode()
+
+
+def test_threads_and_runs_are_read_only(admin_client, objects):
+    page = admin_client.get(admin_url(Thread, "change", objects[Thread].pk)).content.decode()
+    assert "Hello" in page
+    for model in (Thread, Run):
+        assert admin_client.get(admin_url(model, "add")).status_code == 403
+        assert admin_client.post(admin_url(model, "change", objects[model].pk), {"title": "x"}).status_code == 403

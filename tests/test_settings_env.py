@@ -102,7 +102,8 @@ def test_redis_urls():
      ("GUILDSITE_WS_FRAME_HARD_MAX_BYTES", "4096"),  # below the soft limit: no frame could get PAYLOAD_TOO_LARGE
      ("GUILDSITE_WS_OUTBOX_MAX_BYTES", "1000"), ("GUILDSITE_WS_OUTBOX_MAX_BYTES", "8MiB"),  # below 64 KiB; no integer
      ("GUILDSITE_GUILD_IDLE_SECONDS", "soon"), ("GUILDSITE_GUILD_IDLE_SECONDS", "-5"),
-     ("GUILDSITE_GUILD_IDLE_SECONDS", "0.5")],  # under a second: guilds would be suspended between two frames
+     ("GUILDSITE_GUILD_IDLE_SECONDS", "0.5"),  # under a second: guilds would be suspended between two frames
+     ("GUILDSITE_LLM_PRICES", "cheap"), ("GUILDSITE_LLM_PRICES", '{"m": {"input": 1}}')],
 )
 def test_the_site_refuses_to_start_with_a_malformed_value(tmp_path, variable, value):
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "PORT"}}
@@ -134,3 +135,20 @@ def test_the_idle_time_of_guilds_and_how_often_beat_looks(tmp_path, value, expec
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == expected.split()
+
+
+@pytest.mark.parametrize(("variables", "expected"), [
+    ({}, "api.openai.com"),
+    ({"LLM_BASE_URL": "http://localhost:11434/v1"}, "localhost,api.openai.com"),
+    ({"LLM_BASE_URL": "http://localhost:11434/v1", "GUILDSITE_LLM_HOSTS": "llm.internal:8000"}, "llm.internal:8000"),
+])
+def test_llm_provider_hosts_default_to_the_sites_own_and_openais(tmp_path, variables, expected):
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "PORT", "LLM_BASE_URL"}}
+    env.update(GUILDSITE_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="guildsite.settings", **variables)
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings as s; "
+                               "print(','.join(s.GUILDSITE_LLM_HOSTS))"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected

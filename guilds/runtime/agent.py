@@ -18,6 +18,14 @@ if TYPE_CHECKING:
 ANY_FORMAT = "*"
 
 
+class PropertiesError(ValueError):
+    """A spec's properties do not fit the agent class; `fields` maps each property path to its problems."""
+
+    def __init__(self, message: str, fields: dict[str, list[str]]) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
 class NoProperties(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -75,10 +83,11 @@ class Agent:
         try:
             return cls.Properties.model_validate(properties or {})
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'properties'}: {e['msg']}" for e in exc.errors(include_url=False)
-            )
-            raise ValueError(f"properties do not fit {cls.__name__}: {problems}") from None
+            fields: dict[str, list[str]] = {}
+            for e in exc.errors(include_url=False):
+                fields.setdefault(".".join(str(p) for p in e["loc"]), []).append(e["msg"].removeprefix("Value error, "))
+            problems = "; ".join(f"{name or 'properties'}: {msg}" for name, msgs in fields.items() for msg in msgs)
+            raise PropertiesError(f"properties do not fit {cls.__name__}: {problems}", fields) from None
 
     @classmethod
     def handlers_for(cls, message_format: str, *, essential_topic: bool) -> list[str]:

@@ -10,6 +10,9 @@ TEXT = "text"
 TEXT_FORMAT_QUALIFIED = "rustic_ai.core.ui_protocol.types.TextFormat"
 FILES_WITH_TEXT = "rustic_ai.core.ui_protocol.types.FilesWithTextFormat"
 GENERIC_JSON = "generic_json"
+# The original system's LLM request and answer (guilds.agents.llm answers the request with the response).
+CHAT_COMPLETION_REQUEST = "rustic_ai.core.guild.agent_ext.depends.llm.models.ChatCompletionRequest"
+CHAT_COMPLETION_RESPONSE = "rustic_ai.core.guild.agent_ext.depends.llm.models.ChatCompletionResponse"
 
 ERROR_MESSAGE = "rustic_ai.core.agents.commons.message_formats.ErrorMessage"
 
@@ -36,7 +39,7 @@ _ALIASES = {
 }
 
 # Formats a user may send over the user socket (other formats get an ErrorMessage back).
-USER_FORMATS = frozenset({TEXT, TEXT_FORMAT_QUALIFIED, FILES_WITH_TEXT, GENERIC_JSON})
+USER_FORMATS = frozenset({TEXT, TEXT_FORMAT_QUALIFIED, FILES_WITH_TEXT, GENERIC_JSON, CHAT_COMPLETION_REQUEST})
 # Formats a user may send over the system socket.
 SYSTEM_REQUEST_FORMATS = frozenset({PARTICIPANTS_REQUEST, STOP_GUILD_REQUEST})
 

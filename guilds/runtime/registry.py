@@ -19,6 +19,8 @@ ALIASES: dict[str, str] = {
     "rustic_ai.core.agents.testutils.probe_agent.ProbeAgent": "guilds.agents.probe.ProbeAgent",
     "rustic_ai.core.agents.system.guild_manager_agent.GuildManagerAgent": "guilds.runtime.manager.GuildManagerAgent",
     "rustic_ai.core.agents.utils.user_proxy_agent.UserProxyAgent": "guilds.runtime.user_proxy.UserProxyAgent",
+    # The original system's LLM agent (LiteLLM-based); ours speaks to OpenAI-compatible servers.
+    "rustic_ai.litellm.agent.LiteLLMAgent": "guilds.agents.llm.LLMAgent",
 }
 
 

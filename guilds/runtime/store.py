@@ -90,6 +90,10 @@ def _db(fn):
     return wrapped
 
 
+# For other runtime modules with rows of their own (guilds.agents.llm.records): the same threads and checks.
+on_db_threads = _db
+
+
 @_db
 def guild_load(guild_id: str) -> Guild | None:
     return Guild.objects.filter(pk=guild_id).first()

@@ -196,6 +196,9 @@
   }
 
   function onUserMessage(message) {
+    // An LLM agent's token chunks: the final reply follows them. Not shown live yet, and never a resume point
+    // (they are not stored).
+    if (message.format === "stream_chunk") return;
     if (message.format !== ERROR || message.topic_published_to) lastSeenId = message.id;
     if (message.id && seen.has(message.id)) return;
     if (message.id) seen.add(message.id);

@@ -183,3 +183,44 @@ def test_the_api_docs_authorize_button_makes_calls_as_the_token_holder(authentic
     expect(operation.locator(".live-responses-table tbody .response-col_status").first).to_have_text("200",
                                                                                                  timeout=10000)
     expect(operation.locator(".live-responses-table tbody pre").first).to_contain_text('"username": "boss"')
+
+
+@pytest.fixture(scope="module")
+def llm_site():
+    from tests.support.fake_llm import FakeLLM
+
+    provider = FakeLLM()
+    server = LiveServer(env={"GUILDSITE_HEARTBEAT_INTERVAL": "0.5", "LLM_BASE_URL": provider.base_url,
+                             "OPENAI_API_KEY": "sk-browser", **service_env()})
+    server.migrate()
+    server.start()
+    status, _ = server.request("POST", "/catalog/blueprints/", {
+        "name": "LLMChatBlueprint", "version": "v1", "author_id": "test_author", "spec": {
+            "name": "LLMChatBlueprint", "description": "Chat with a model",
+            "agents": [{"name": "Assistant", "class_name": "guilds.agents.llm.LLMAgent"}]}})
+    assert status == 201
+    yield server, provider
+    server.stop()
+    provider.close()
+
+
+def test_the_chat_page_shows_an_llm_agents_answer_once_and_no_stream_chunks(llm_site, browser):
+    from playwright.sync_api import expect
+
+    from tests.support.fake_llm import Answer
+
+    server, provider = llm_site
+    provider.then(Answer(deltas=[f"part{i} " for i in range(30)]))
+    page = browser.new_page()
+    page.goto(server.base + "/")
+    page.fill("#user-id", "browseruser")
+    page.fill("#user-name", "Browser User")
+    page.click("#launch")
+    expect(page.locator("#connection")).to_have_text("ready", timeout=15000)
+    page.fill("#text", "Hello model")
+    page.click("#send")
+    answer = "".join(f"part{i} " for i in range(30)).strip()
+    expect(page.locator("#log li", has_text="Assistant")).to_have_count(1, timeout=15000)
+    expect(page.locator("#log")).to_contain_text(answer)
+    assert "chunk_type" not in page.locator("#log").inner_text()
+    page.close()

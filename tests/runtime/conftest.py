@@ -118,8 +118,13 @@ class GuildRig:
 HEARTBEAT = {"GUILDSITE_HEARTBEAT_INTERVAL": "0.2", "GUILDSITE_HEARTBEAT_TIMEOUT": "1.0"}
 TEST_AGENTS = "tests.runtime.agents"  # agent classes of the tests' own
 MAX_ATTEMPTS = 3  # a poison message reaches the dead letters after this many tries
+# LLM agents in workers call the tests' fake provider (tests.support.fake_llm) on a loopback port.
+LLM_SETTINGS = {"GUILDSITE_LLM_HOSTS": "127.0.0.1,api.openai.com",
+                "GUILDSITE_LLM_KEY_ENVS": "OPENAI_API_KEY,GUILDSITE_TEST_LLM_KEY",
+                "GUILDSITE_TEST_LLM_KEY": "sk-fake-test-key", "GUILDSITE_LLM_RETRY_BASE_SECONDS": "0.05",
+                "GUILDSITE_LLM_TIMEOUT_SECONDS": "5"}
 RUNTIME_SETTINGS = {**HEARTBEAT, "GUILDSITE_AGENT_PACKAGES": f"guilds.agents,guilds.runtime,{TEST_AGENTS}",
-                    "GUILDSITE_DELIVERY_MAX_ATTEMPTS": str(MAX_ATTEMPTS)}
+                    "GUILDSITE_DELIVERY_MAX_ATTEMPTS": str(MAX_ATTEMPTS), **LLM_SETTINGS}
 # Every runtime and socket test runs on both engines where Redis is (the services pass).
 ENGINES = ["inprocess", pytest.param("celery", marks=pytest.mark.services)]
 

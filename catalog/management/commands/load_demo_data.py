@@ -1,7 +1,8 @@
 """`manage.py load_demo_data`: what a newcomer needs to try the seed's flow, safe to run every time.
 
-Registers the EchoAgent under the seed's name, the "Testing" category and the seed's
-EchoTestBlueprint (on the site's default messaging and engine) in the seed's organisation
+Registers the EchoAgent under the seed's name, the LLMAgent (and an LLMChatBlueprint on the site's
+provider), the "Testing" category and the seed's EchoTestBlueprint (on the site's default messaging
+and engine) in the seed's organisation
 `testorg456`, makes sure an `admin` superuser exists (an admin of that organisation) whose
 password is kept in var/admin_password, and prints the URLs and how to get a token.
 """
@@ -19,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from catalog.models import AgentEntry, Blueprint, Category
-from catalog.seed import SEED_CATEGORY, SEED_ECHO_AGENT, demo_blueprint_spec
+from catalog.seed import LLM_AGENT, SEED_CATEGORY, SEED_ECHO_AGENT, demo_blueprint_spec, llm_blueprint_spec
 from catalog.services import agent_entry_register, blueprint_create, category_create
 from guildsite.accounts.models import Membership, Organization, Role
 from guildsite.accounts.services import organization_create, user_get_or_create
@@ -28,10 +29,12 @@ ADMIN_USERNAME = "admin"
 DEMO_ORGANIZATION = "testorg456"
 DEMO_AUTHOR = "test_author"
 DEMO_BLUEPRINT = {"name": "EchoTestBlueprint", "version": "v1"}
+LLM_BLUEPRINT = {"name": "LLMChatBlueprint", "version": "v1"}
 
 
 class Command(BaseCommand):
-    help = "Load the demo catalog (EchoAgent, Testing, EchoTestBlueprint) and the admin login; idempotent."
+    help = ("Load the demo catalog (EchoAgent, LLMAgent, Testing, EchoTestBlueprint, LLMChatBlueprint) and the admin login; "
+            "idempotent.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="Host the site is served on (for the printed URLs).")
@@ -60,6 +63,8 @@ class Command(BaseCommand):
                 f"""-H "Authorization: Bearer $TOKEN" -d '{{"guild_name": "EchoTestGuild", "user_id": "{ADMIN_USERNAME}", """
                 f""""org_id": "{DEMO_ORGANIZATION}"}}'"""
             )
+        self.stdout.write("  LLMChatBlueprint chats with a model: set OPENAI_API_KEY, or LLM_BASE_URL for another "
+                          "OpenAI-compatible server such as Ollama (README \"LLM agents\")")
         self.stdout.write("  get a token:")
         self.stdout.write(f"    curl -X POST {base}/api/auth/token -H 'Content-Type: application/json' "
                           f"""-d '{{"username": "{ADMIN_USERNAME}", "password": "{password or '<password>'}"}}'""")
@@ -100,7 +105,20 @@ class Command(BaseCommand):
                 spec=demo_blueprint_spec(),
             )
             self.stdout.write(f"created blueprint {blueprint.name}")
+        self._llm(organization, category)
         return blueprint
+
+    def _llm(self, organization: Organization, category: Category) -> None:
+        """The LLM agent and a blueprint to chat with it (it answers with what to set until a provider is)."""
+        if not AgentEntry.objects.filter(qualified_class_name=LLM_AGENT).exists():
+            agent_entry_register(qualified_class_name=LLM_AGENT)
+            self.stdout.write(f"registered agent class {LLM_AGENT}")
+        if not Blueprint.objects.filter(**LLM_BLUEPRINT, author__username=DEMO_AUTHOR).exists():
+            blueprint = blueprint_create(
+                **LLM_BLUEPRINT, author=user_get_or_create(DEMO_AUTHOR), description=llm_blueprint_spec()["description"],
+                organization=organization, exposure="organization", category=category, spec=llm_blueprint_spec(),
+            )
+            self.stdout.write(f"created blueprint {blueprint.name}")
 
     def _admin_login(self) -> tuple[str, str | None]:
         """Make sure `admin` can log in; never change a password that already exists.

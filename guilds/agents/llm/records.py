@@ -1,0 +1,99 @@
+"""An LLM agent's rows: its threads and their messages, and its runs (on the runtime's database threads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from guilds.models import Guild, MessageRole, Run, RunStatus, RunTrigger, Thread, ThreadMessage
+from guilds.runtime.store import on_db_threads
+
+TITLE_CHARS = 80
+
+
+@dataclass(frozen=True)
+class ThreadKey:
+    guild_id: str
+    agent_id: str
+    requester: str
+    conversation_id: str  # "" for the requester's default thread
+    user_id: str | None  # the requester's user id, when it is a user
+
+
+@on_db_threads
+def thread_open(key: ThreadKey, *, title: str) -> Thread:
+    found = Thread.objects.filter(guild_id=key.guild_id, agent_id=key.agent_id, requester=key.requester,
+                                  conversation_id=key.conversation_id).first()
+    if found is not None:
+        return found
+    guild = Guild.objects.only("id", "organization_id").get(pk=key.guild_id)
+    user = get_user_model().objects.filter(username=key.user_id).first() if key.user_id else None
+    try:
+        with transaction.atomic():
+            return Thread.objects.create(guild=guild, agent_id=key.agent_id, requester=key.requester, user=user,
+                                         organization_id=guild.organization_id, conversation_id=key.conversation_id,
+                                         title=title[:TITLE_CHARS])
+    except IntegrityError:  # another copy of the agent made it just now
+        return Thread.objects.get(guild_id=key.guild_id, agent_id=key.agent_id, requester=key.requester,
+                                  conversation_id=key.conversation_id)
+
+
+@on_db_threads
+def message_add(thread_id: str, *, role: str, content: str, bus_message_id: int | None, run_id: str | None = None,
+                input_tokens: int | None = None, output_tokens: int | None = None) -> ThreadMessage:
+    """Add a message; the same bus message twice (a redelivery) is kept once."""
+    if bus_message_id is not None:
+        found = ThreadMessage.objects.filter(thread_id=thread_id, role=role, bus_message_id=bus_message_id).first()
+        if found is not None:
+            return found
+    message = ThreadMessage.objects.create(thread_id=thread_id, role=role, content=content, run_id=run_id,
+                                           bus_message_id=bus_message_id, input_tokens=input_tokens,
+                                           output_tokens=output_tokens)
+    Thread.objects.filter(pk=thread_id).update(updated_at=timezone.now())
+    return message
+
+
+@on_db_threads
+def history(thread_id: str, *, before_id: int, limit: int) -> list[dict[str, Any]]:
+    """The thread's last `limit` messages before message row `before_id`, oldest first, as the model takes them."""
+    if limit <= 0:
+        return []
+    rows = list(ThreadMessage.objects.filter(thread_id=thread_id, id__lt=before_id)
+                .exclude(role=MessageRole.SYSTEM).order_by("-id")[:limit])
+    return [{"role": row.role, "content": row.content} for row in reversed(rows)]
+
+
+@on_db_threads
+def run_start(*, guild_id: str, agent_id: str, thread_id: str | None, message_id: int | None, model: str,
+              trigger: str = RunTrigger.CHAT) -> Run:
+    """The run of this message: made running, or the same row again when the message is handled again."""
+    now = timezone.now()
+    run, _ = Run.objects.update_or_create(
+        guild_id=guild_id, agent_id=agent_id, message_id=message_id,
+        defaults={"thread_id": thread_id, "trigger": trigger, "status": RunStatus.RUNNING, "model": model,
+                  "started_at": now, "finished_at": None, "error": ""},
+    )
+    return run
+
+
+@on_db_threads
+def run_finish(run_id: str, *, status: str, started_at: datetime | None, error: str = "",
+               time_to_first_token_ms: int | None = None, input_tokens: int | None = None,
+               output_tokens: int | None = None, cached_tokens: int | None = None, cost_usd: Decimal | None = None,
+               model: str | None = None) -> None:
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "status": status, "finished_at": now, "error": error, "time_to_first_token_ms": time_to_first_token_ms,
+        "input_tokens": input_tokens, "output_tokens": output_tokens, "cached_tokens": cached_tokens,
+        "cost_usd": cost_usd,
+        "duration_ms": int((now - started_at).total_seconds() * 1000) if started_at is not None else None,
+    }
+    if model:
+        fields["model"] = model
+    Run.objects.filter(pk=run_id).update(**fields)
