@@ -203,9 +203,12 @@ class AgentHost:
         if self.spec.act_only_when_tagged and not message.is_tagged(self.tag):
             return
         essential = message.topic_published_to in ESSENTIAL_TOPICS
-        for method_name in type(self.agent).handlers_for(message_format, essential_topic=essential):
+        handlers = type(self.agent).handlers_for(message_format, essential_topic=essential)
+        for method_name in handlers:
             await self._invoke(method_name, message)
-        if self.agent.keeps_catch_up_cursor and message.topic_published_to in self.agent.catch_up_topics():
+        # Past a message it handled (one it has no handler for, such as a runUpdate on the system topic,
+        # would only cost a saved cursor; a catch-up passes it by again).
+        if handlers and self.agent.keeps_catch_up_cursor and message.topic_published_to in self.agent.catch_up_topics():
             await self.runtime_update({CURSORS: {message.topic_published_to: str(message.id)}})
 
     async def _invoke(self, method_name: str, message: Message) -> None:

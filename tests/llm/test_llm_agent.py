@@ -10,6 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from guilds.models import GuildStatus, Run, RunStatus, Thread, ThreadMessage
+from messaging import topics as t
 from tests.llm.conftest import llm_spec
 from tests.support.fake_llm import Answer
 from tests.support.sockets import Socket
@@ -186,7 +187,7 @@ async def test_an_unknown_model_has_tokens_but_no_cost(rig, fake_llm, llm_settin
 
 async def test_run_status_changes_are_published_as_run_updates(rig, fake_llm, llm_settings):
     guild = await launched(rig, llm_spec(fake_llm.base_url))
-    updates = await sync_to_async(rig.observe)(guild, "run_updates")
+    updates = await sync_to_async(rig.observe)(guild, t.SYSTEM_TOPIC)
     async with usercomms(guild.id) as user:
         await user.send(frame("Hi"))
         await user.until(is_reply(await own_id_of(user)), what="the reply")

@@ -42,7 +42,7 @@ RUN_UPDATE = "runUpdate"
 _ROLES = frozenset({"system", "user", "assistant"})
 OPENAI_HOST = "api.openai.com"
 # Where run status changes are published: a topic of their own, stored (see README "LLM agents").
-RUNS_TOPIC = "run_updates"
+RUNS_TOPIC = topic_names.SYSTEM_TOPIC  # seed 004's runUpdate, where the guild's system messages go
 
 
 def _as_model_message(raw: Any) -> dict[str, Any] | None:
