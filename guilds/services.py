@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -134,11 +135,13 @@ def guilds_relaunch_live() -> list[str]:
     return relaunched
 
 
-def guild_message_post(*, guild: Guild, user: AbstractBaseUser, user_name: str, message: Message) -> Message:
+def guild_message_post(*, guild: Guild, user: AbstractBaseUser, user_name: str, message_of: Callable[[], Message]) -> Message:
     """A user's message from outside a socket (POST /api/guilds/{id}/messages), sent as the user socket sends
     one: the guild resumed first if suspended, the user a member, their proxy asked for (it catches up on
     its inbox, so a message sent before it is up waits there), and the message on the user's inbox, from
-    where the proxy carries it into the guild and replies come back to the user's sockets and history."""
+    where the proxy carries it into the guild and replies come back to the user's sockets and history.
+    `message_of` makes the message: it is made after the proxy request, since a proxy starting catches up
+    only on what its inbox got from the request's time on (ids carry their creation time)."""
     if guild.status == GuildStatus.STOPPED:
         raise GuildStopped(f"guild {guild.pk} is stopped; launch a new guild from its blueprint instead")
     guild_member_add(guild=guild, user=user)
@@ -149,7 +152,7 @@ def guild_message_post(*, guild: Guild, user: AbstractBaseUser, user_name: str, 
         bus = bus_of(guild.pk, guild.spec)
         await system_request(bus, format_name=formats.USER_AGENT_CREATION_REQUEST,
                              payload={"user_id": user_id, "user_name": user_name}, user_id=user_id)
-        return await bus.publish(message)
+        return await bus.publish(message_of())
 
     sent = runtime_loop.run(send())
     logger.info("user message posted", extra={"guild_id": guild.pk, "message_id": sent.id, "user_id": user_id})

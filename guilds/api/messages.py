@@ -23,6 +23,7 @@ from guildsite import permissions
 from guildsite.api_common import problem_responses
 from guildsite.errors import Conflict
 from guildsite.identity import acting_user, actor_of
+from messaging.message import Message
 
 CONVERSATION_ID_MAX_CHARS = 256  # Thread.conversation_id
 AGENT_ID_MAX_CHARS = 128
@@ -68,13 +69,18 @@ class GuildMessagesApi(APIView):
         frame = {"format": data["format"], "payload": data["payload"], "conversation_id": data.get("conversation_id")}
         if agent_id is not None:
             frame["recipient_list"] = [{"id": agent_id}]
+        username = user.get_username()
+
+        def message_of() -> Message:
+            return frames.user_message(frame, user_id=username, user_name=username)
+
         try:
-            message = frames.user_message(frame, user_id=user.get_username(), user_name=user.get_username())
+            message_of()  # checked now, for a 400; made again when sent
         except frames.FrameError as exc:
             field = "format" if exc.error_type == frames.UNKNOWN_FORMAT else "payload"
             raise exceptions.ValidationError({field: [str(exc)]}) from None
         try:
-            sent = services.guild_message_post(guild=guild, user=user, user_name=user.get_username(), message=message)
+            sent = services.guild_message_post(guild=guild, user=user, user_name=username, message_of=message_of)
         except services.GuildStopped as exc:
             raise Conflict(str(exc)) from None
         return Response({"id": str(sent.id)}, status=status.HTTP_202_ACCEPTED)
