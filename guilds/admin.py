@@ -254,7 +254,8 @@ class _ReadOnly:
 
 class ThreadMessageInline(_ReadOnly, OrganizationScopedInline, admin.TabularInline):
     model = ThreadMessage
-    fields = ["role", "content", "input_tokens", "output_tokens", "bus_message_id", "created_at"]
+    fields = ["role", "content", "tool_calls", "tool_call_id", "input_tokens", "output_tokens", "bus_message_id", "run",
+              "created_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 
-from guilds.models import Guild
+from guilds.models import Guild, Run, Thread, ThreadMessage
 from guildsite import permissions
 from guildsite.identity import Actor
 
@@ -39,3 +42,80 @@ def guild_list(
 def guild_has_member(guild: Guild, username: str) -> bool:
     """Has this user joined the guild (or launched it)?"""
     return guild.members.filter(user__username=username).exists()
+
+
+# --- threads and runs (LLM agents) ----------------------------------------------------------
+
+
+def thread_list(*, actor: Actor, guild_id: str | None = None, agent_id: str | None = None) -> QuerySet[Thread]:
+    """The actor's own threads, most recently active first."""
+    threads = permissions.thread_queryset(actor, Thread.objects.all())
+    if guild_id:
+        threads = threads.filter(guild_id=guild_id)
+    if agent_id:
+        threads = threads.filter(agent_id=agent_id)
+    return threads
+
+
+def thread_for(actor: Actor, thread_id: str) -> Thread:
+    """The actor's thread; permissions.NotFound for anyone else's, in any organisation."""
+    thread = permissions.thread_queryset(actor, Thread.objects.select_related("guild")).filter(pk=thread_id).first()
+    if thread is None:
+        raise permissions.NotFound(f"Thread '{thread_id}' not found.")
+    return thread
+
+
+def thread_messages(thread: Thread) -> QuerySet[ThreadMessage]:
+    """Oldest first (by row id: the order they were written in)."""
+    return thread.messages.order_by("id")
+
+
+def run_list(*, actor: Actor, guild_id: str | None = None, agent_id: str | None = None, statuses: Iterable[str] = (),
+             triggers: Iterable[str] = (), since: datetime | None = None, until: datetime | None = None,
+             message_id: int | None = None) -> QuerySet[Run]:
+    """Newest first: the runs of the guilds the actor sees, filtered."""
+    runs = permissions.run_queryset(actor, Run.objects.all())
+    if guild_id:
+        runs = runs.filter(guild_id=guild_id)
+    if agent_id:
+        runs = runs.filter(agent_id=agent_id)
+    statuses, triggers = list(statuses), list(triggers)
+    if statuses:
+        runs = runs.filter(status__in=statuses)
+    if triggers:
+        runs = runs.filter(trigger__in=triggers)
+    if since is not None:
+        runs = runs.filter(created_at__gte=since)
+    if until is not None:
+        runs = runs.filter(created_at__lt=until)
+    if message_id is not None:
+        runs = runs.filter(message_id=message_id)
+    return runs.order_by("-created_at", "-pk")
+
+
+def run_totals(runs: QuerySet[Run]) -> dict[str, Any]:
+    """Sums over every run of the filter (not one page). A sum is null when any run lacks its figure (a run
+    still going, a model without a price): a partial sum would read as the whole, and unknown is never 0."""
+    figures = ("input_tokens", "output_tokens", "cached_tokens", "cost_usd")
+    found = runs.order_by().aggregate(
+        runs=Count("pk"),
+        **{f"sum_{name}": Sum(name) for name in figures},
+        **{f"missing_{name}": Count("pk", filter=Q(**{f"{name}__isnull": True})) for name in figures},
+    )
+    totals: dict[str, Any] = {"runs": found["runs"]}
+    for name in figures:
+        total = found[f"sum_{name}"]
+        if found[f"missing_{name}"]:
+            total = None
+        elif total is None:
+            total = Decimal(0) if name == "cost_usd" else 0  # no runs at all: nothing is unknown
+        totals[name] = total
+    totals["runs_without_cost"] = found["missing_cost_usd"]
+    return totals
+
+
+def run_for(actor: Actor, run_id: str) -> Run:
+    run = permissions.run_queryset(actor, Run.objects.select_related("guild", "thread")).filter(pk=run_id).first()
+    if run is None:
+        raise permissions.NotFound(f"Run '{run_id}' not found.")
+    return run

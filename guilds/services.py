@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from guilds.engines import engine_for_guild, engine_for_spec, messaging_config_of
+from guilds.engines import bus_of, engine_for_guild, engine_for_spec, messaging_config_of
 from guilds.engines.base import ExecutionEngine
 from guilds.lifecycle import LIVE
 from guilds.models import Guild, GuildMember, GuildStatus
@@ -16,6 +17,7 @@ from guilds.runtime import loop as runtime_loop
 from guilds.runtime.requests import system_request
 from guilds.spec import GuildSpec
 from guildsite.accounts.models import Organization
+from messaging.message import Message
 
 logger = logging.getLogger(__name__)
 
@@ -131,3 +133,27 @@ def guilds_relaunch_live() -> list[str]:
         except Exception:
             logger.exception("relaunch on start failed", extra={"guild_id": guild_id})
     return relaunched
+
+
+def guild_message_post(*, guild: Guild, user: AbstractBaseUser, user_name: str, message_of: Callable[[], Message]) -> Message:
+    """A user's message from outside a socket (POST /api/guilds/{id}/messages), sent as the user socket sends
+    one: the guild resumed first if suspended, the user a member, their proxy asked for (it catches up on
+    its inbox, so a message sent before it is up waits there), and the message on the user's inbox, from
+    where the proxy carries it into the guild and replies come back to the user's sockets and history.
+    `message_of` makes the message: it is made after the proxy request, since a proxy starting catches up
+    only on what its inbox got from the request's time on (ids carry their creation time)."""
+    if guild.status == GuildStatus.STOPPED:
+        raise GuildStopped(f"guild {guild.pk} is stopped; launch a new guild from its blueprint instead")
+    guild_member_add(guild=guild, user=user)
+    user_id = user.get_username()
+
+    async def send() -> Message:
+        await guild_resume(guild_id=guild.pk, spec=guild.spec)
+        bus = bus_of(guild.pk, guild.spec)
+        await system_request(bus, format_name=formats.USER_AGENT_CREATION_REQUEST,
+                             payload={"user_id": user_id, "user_name": user_name}, user_id=user_id)
+        return await bus.publish(message_of())
+
+    sent = runtime_loop.run(send())
+    logger.info("user message posted", extra={"guild_id": guild.pk, "message_id": sent.id, "user_id": user_id})
+    return sent

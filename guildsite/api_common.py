@@ -77,19 +77,28 @@ def _non_negative_int(request: Request, name: str, default: int, *, minimum: int
     return value
 
 
-def list_response(request: Request, queryset: QuerySet, serializer_class: type[serializers.Serializer]) -> Response:
-    """Serialize one window of `queryset`, with a `Link` header when there is more."""
+def list_window(request: Request, queryset: QuerySet) -> tuple[list[Any], str | None]:
+    """One window of `queryset` (?limit=, ?offset=) and the next window's URL, None on the last."""
     limit = _non_negative_int(request, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
     offset = _non_negative_int(request, "offset", 0, minimum=0, maximum=None)
     # One row past the window tells whether a next page exists, in the same query.
     rows = list(queryset[offset : offset + limit + 1])
-    has_more = len(rows) > limit
-    data: Any = serializer_class(rows[:limit], many=True).data
-    response = Response(data)
-    if has_more:
-        query = request.query_params.copy()
-        query["limit"] = str(limit)
-        query["offset"] = str(offset + limit)
-        next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+    if len(rows) <= limit:
+        return rows, None
+    query = request.query_params.copy()
+    query["limit"] = str(limit)
+    query["offset"] = str(offset + limit)
+    return rows[:limit], request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+
+def with_next_link(response: Response, next_url: str | None) -> Response:
+    if next_url is not None:
         response["Link"] = f'<{next_url}>; rel="next"'
     return response
+
+
+def list_response(request: Request, queryset: QuerySet, serializer_class: type[serializers.Serializer]) -> Response:
+    """Serialize one window of `queryset`, with a `Link` header when there is more."""
+    rows, next_url = list_window(request, queryset)
+    data: Any = serializer_class(rows, many=True).data
+    return with_next_link(Response(data), next_url)

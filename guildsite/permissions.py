@@ -16,7 +16,7 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from catalog.models import Blueprint, Category, Exposure
-from guilds.models import Guild, GuildMember
+from guilds.models import Guild, GuildMember, Run, Thread
 from guildsite.accounts.models import Membership, Role, lower_role, role_at_least
 from guildsite.identity import Actor
 
@@ -271,6 +271,45 @@ def guild_history_check(actor: Actor, guild: Guild, username: str) -> None:
     if _unlimited(actor) or actor.username == username or _is_launcher(actor, guild) or _real_admin(actor, guild.organization_id):
         return
     raise Forbidden(f"only {username}, the guild's launcher or an admin of its organisation may read {username}'s messages")
+
+
+# --- threads and runs (LLM agents) ----------------------------------------------------------
+
+
+def thread_queryset(actor: Actor, threads: QuerySet[Thread]) -> QuerySet[Thread]:
+    """A thread is its user's alone (admins included: the Django admin is where an admin reads others'),
+    and only while they may still see its organisation's guilds."""
+    if actor.user is None:
+        return threads.none()
+    return threads.filter(user=actor.user, guild__in=guild_queryset(actor, Guild.objects.all()))
+
+
+def thread_write_check(actor: Actor, thread: Thread, *, doing: str) -> None:
+    """Renaming or deleting one's thread: a viewer (or a read-only key) only reads."""
+    if _open_catalog(actor):
+        return
+    if not role_at_least(organization_role(actor, thread.guild.organization_id), Role.MEMBER):
+        raise Forbidden(f"{doing} needs the role member (a viewer or a read-only key only reads)")
+
+
+def run_queryset(actor: Actor, runs: QuerySet[Run]) -> QuerySet[Run]:
+    """Runs are read like their guild's detail: anyone who sees the guild (its organisation's viewers and up)."""
+    return runs.filter(guild__in=guild_queryset(actor, Guild.objects.all()))
+
+
+def run_messages_visible(actor: Actor, run: Run) -> bool:
+    """A run's conversation is its requester's history: theirs, the launcher's and the organisation's admins'."""
+    thread = run.thread
+    if thread is None:
+        return False
+    if _unlimited(actor) or _is_launcher(actor, run.guild) or _real_admin(actor, run.guild.organization_id):
+        return True
+    return actor.user is not None and (thread.user_id == actor.user.pk or thread.requester == actor.username)
+
+
+def guild_message_send_check(actor: Actor, guild: Guild) -> None:
+    """Posting a message as the caller: what opening the user socket needs (a member of the organisation)."""
+    guild_join_check(actor, guild)
 
 
 def admin_organization_ids(actor: Actor) -> list[str] | None:

@@ -297,6 +297,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # The Authorize button's token survives a reload of the page.
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},
+    # Several models have a `status` or a `role`: each choice set keeps its own name in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "GuildStatusEnum": "guilds.models.GuildStatus",
+        "RunStatusEnum": "guilds.models.RunStatus",
+        "MessageRoleEnum": "guilds.models.MessageRole",
+        "RoleEnum": "guildsite.accounts.models.Role",
+    },
 }
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

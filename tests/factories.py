@@ -7,13 +7,14 @@ the site makes them. Names are plain so a failing test reads like the scenario i
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
 
 from catalog.models import Blueprint, Exposure
 from catalog.services import blueprint_create
-from guilds.models import Guild, GuildMember, GuildStatus
+from guilds.models import Guild, GuildMember, GuildStatus, Run, Thread, ThreadMessage
 from guilds.services import guild_create
 from guilds.spec import validate_guild_spec
 from guildsite.accounts.models import ApiKey, Membership, Organization, Role
@@ -102,3 +103,21 @@ def bearer(username: str) -> dict[str, str]:
 def api_key(org: str, username: str, *, scopes: list[str] | None = None, **fields: Any) -> tuple[ApiKey, str]:
     return api_key_create(organization=organization(org), created_by=get_user_model().objects.get(username=username),
                           name=f"{username}'s key", scopes=scopes or ["write"], **fields)
+
+
+def thread(made: Guild, username: str, *, agent_id: str = "llm", conversation_id: str = "", title: str = "") -> Thread:
+    """`username`'s thread with an agent of the guild, as the LLM agent opens one."""
+    return Thread.objects.create(guild=made, agent_id=agent_id, requester=username, user=user(username),
+                                 organization_id=made.organization_id, conversation_id=conversation_id, title=title)
+
+
+def thread_message(of: Thread, role: str, content: str, **fields: Any) -> ThreadMessage:
+    return ThreadMessage.objects.create(thread=of, role=role, content=content, **fields)
+
+
+def run(made: Guild, *, agent_id: str = "llm", of: Thread | None = None, **fields: Any) -> Run:
+    """A run of the guild's agent (finished, with figures, unless `fields` say otherwise)."""
+    values: dict[str, Any] = {"status": "succeeded", "model": "gpt-4o-mini", "input_tokens": 10, "output_tokens": 5,
+                              "cached_tokens": 0, "cost_usd": Decimal("0.001")}
+    values.update(fields)
+    return Run.objects.create(guild=made, agent_id=agent_id, thread=of, **values)

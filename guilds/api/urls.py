@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from guilds.api import control, dead_letters, views
+from guilds.api import control, dead_letters, messages, runs, threads, views
 from guildsite.api_common import api_path
 
 urlpatterns = [
     *api_path("guilds", views.GuildListApi, "guild-list"),
     *api_path("guilds/<str:guild_id>", views.GuildDetailApi, "guild-detail"),
+    *api_path("guilds/<str:guild_id>/messages", messages.GuildMessagesApi, "guild-messages"),
     *api_path("guilds/<str:guild_id>/stop", control.GuildStopApi, "guild-stop"),
     *api_path("guilds/<str:guild_id>/relaunch", control.GuildRelaunchApi, "guild-relaunch"),
     *api_path("guilds/<str:guild_id>/dead-letters", dead_letters.DeadLettersApi, "guild-dead-letters"),
@@ -18,4 +19,9 @@ urlpatterns = [
     *api_path("guilds/<str:guild_id>/<str:user_id>/messages", control.UserMessagesApi, "guild-user-messages"),
     # After the user's messages: a user may be called "dead-letters", a message id is digits.
     *api_path("guilds/<str:guild_id>/dead-letters/<str:message_id>", dead_letters.DeadLetterApi, "guild-dead-letter"),
+    *api_path("threads", threads.ThreadListApi, "thread-list"),
+    *api_path("threads/<str:thread_id>", threads.ThreadDetailApi, "thread-detail"),
+    *api_path("threads/<str:thread_id>/messages", threads.ThreadMessagesApi, "thread-messages"),
+    *api_path("runs", runs.RunListApi, "run-list"),
+    *api_path("runs/<str:run_id>", runs.RunDetailApi, "run-detail"),
 ]

@@ -15,6 +15,8 @@ that stops a guild affects no other. Later issues add rows here."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +28,7 @@ from rest_framework.test import APIClient
 
 from catalog.models import Blueprint
 from guilds.engines import engine_named
-from guilds.models import Guild, GuildFile, GuildStatus
+from guilds.models import Guild, GuildFile, GuildStatus, Thread
 from guilds.services import guild_stop
 from tests import factories
 from tests.permissions.conftest import ACTORS, ERROR, FILE_BYTES, FILE_NAME, ORG_A, ORG_B, ORG_C, REPORT, Who
@@ -45,6 +47,9 @@ B_ADMIN_READ = sees("A-shared", "A-public", "B-private", "B-org")
 B_READ = sees("A-shared", "A-public", "B-org")  # the keys act as b-admin capped below admin: no B-private
 EVERY_BLUEPRINT = A_ALL | sees("B-private", "B-org")
 GUILD_A, GUILD_B = sees("guild-a"), sees("guild-b")
+NONE, LAUNCHERS, B_MEMBERS = sees(), sees("launcher's"), sees("b-member's")  # thread titles
+RUNS_A, RUNS_B = sees("llm-a"), sees("llm-b")  # runs by agent id
+MESSAGES, HIDDEN = "messages", "hidden"  # a run's detail with its thread's messages, or with null
 
 COLUMNS = ("A-admin", "A-launcher", "A-member", "A-viewer", "B-admin", "B-member", "B-key", "anonymous")
 
@@ -83,6 +88,13 @@ TABLE: list[tuple[Any, ...]] = [
     ("syscomms-as-another-user",     4403,    4403,      4403,    4403,    4404,    4404,    4404,    4401),
     ("syscomms-bad-user-id",         4400,    4400,      4400,    4400,    4400,    4400,    4400,    4401),
     ("syscomms-stopped-guild",       4410,    4410,      4410,    4410,    4404,    4404,    4404,    4401),
+    # Threads are their user's alone; runs are read like the guild's detail, their messages like the user's history.
+    ("thread-list",                  NONE,    LAUNCHERS, NONE,    NONE,    NONE,    B_MEMBERS, NONE,  401),
+    ("thread-of-launcher",           404,     200,       404,     404,     404,     404,     404,     401),
+    ("thread-rename-of-launcher",    404,     200,       404,     404,     404,     404,     404,     401),
+    ("run-list",                     RUNS_A,  RUNS_A,    RUNS_A,  RUNS_A,  RUNS_B,  RUNS_B,  RUNS_B,  401),
+    ("run-of-launchers-thread",      MESSAGES, MESSAGES, HIDDEN,  HIDDEN,  404,     404,     404,     401),
+    ("post-message",                 ECHO,    ECHO,      ECHO,    403,     404,     404,     404,     401),
 ]
 
 # An org-B key with the read scope acts as a viewer there.
@@ -94,6 +106,8 @@ READ_KEY = [
     ("B-read-key", "guild-list", GUILD_B),
     ("B-read-key", "guild-detail", 404),
     ("B-read-key", "syscomms", 4404),
+    ("B-read-key", "run-list", RUNS_B),
+    ("B-read-key", "post-message", 404),
 ]
 
 # Development (AUTH_DISABLED=1) keeps the seed's open catalog; guild rules (files, history, stop) still hold.
@@ -114,6 +128,10 @@ DEVELOPMENT = [
     ("dev-unnamed", "blueprint-detail-private", 200),
     ("dev-unnamed", "guild-list", GUILD_A | GUILD_B),
     ("dev-unnamed", "files-list", 200),
+    ("dev-named", "run-list", RUNS_A | RUNS_B),
+    ("dev-named", "thread-of-launcher", 404),
+    ("dev-named", "post-message", ECHO),
+    ("dev-unnamed", "thread-list", NONE),
 ]
 
 
@@ -261,7 +279,62 @@ def files_upload(api, w, who, expected, problem):
         assert not GuildFile.objects.filter(name="upload.txt").exists()
 
 
+def _threads(w) -> tuple[Thread, Thread]:
+    return (factories.thread(w.guild, "launcher", title="launcher's"),
+            factories.thread(w.other_guild, "b-member", title="b-member's"))
+
+
+def thread_list(api, w, who, expected, problem):
+    _threads(w)
+    response = api.get("/api/threads", **w.headers(who))
+    if granted(response, expected, problem):
+        assert {t["title"] for t in response.json()} == expected
+
+
+def thread_of_launcher(api, w, who, expected, problem):
+    thread, _ = _threads(w)
+    factories.thread_message(thread, "user", "hello")
+    detail = api.get(f"/api/threads/{thread.id}", **w.headers(who))
+    messages = api.get(f"/api/threads/{thread.id}/messages", **w.headers(who))
+    if granted(detail, expected, problem):
+        assert detail.json()["title"] == "launcher's"
+    if granted(messages, expected, problem):
+        assert [m["content"] for m in messages.json()] == ["hello"]
+
+
+def thread_rename_of_launcher(api, w, who, expected, problem):
+    thread, _ = _threads(w)
+    response = api.patch(f"/api/threads/{thread.id}", {"title": "renamed"}, **w.headers(who))
+    granted(response, expected, problem)
+    thread.refresh_from_db()
+    assert thread.title == ("renamed" if expected == 200 else "launcher's")
+
+
+def run_list(api, w, who, expected, problem):
+    factories.run(w.guild, agent_id="llm-a")
+    factories.run(w.other_guild, agent_id="llm-b")
+    response = api.get("/api/runs", **w.headers(who))
+    if granted(response, expected, problem):
+        assert {r["agent_id"] for r in response.json()["results"]} == expected
+        assert response.json()["totals"]["runs"] == len(expected)
+
+
+def run_of_launchers_thread(api, w, who, expected, problem):
+    thread, _ = _threads(w)
+    run = factories.run(w.guild, agent_id="llm-a", of=thread)
+    factories.thread_message(thread, "user", "hello", run=run)
+    response = api.get(f"/api/runs/{run.id}", **w.headers(who))
+    if granted(response, 200 if expected in (MESSAGES, HIDDEN) else expected, problem):
+        shown = response.json()["messages"]
+        assert (shown if expected == HIDDEN else [m["content"] for m in shown]) == (None if expected == HIDDEN else ["hello"])
+
+
 REST = {
+    "thread-list": thread_list,
+    "thread-of-launcher": thread_of_launcher,
+    "thread-rename-of-launcher": thread_rename_of_launcher,
+    "run-list": run_list,
+    "run-of-launchers-thread": run_of_launchers_thread,
     "blueprint-list": blueprint_list,
     "blueprint-detail-private": blueprint_detail("A-private"),
     "blueprint-detail-org": blueprint_detail("A-org"),
@@ -399,6 +472,27 @@ async def syscomms_as_another_user(w, who, expected):
     assert await syscomms(w, who, expected, user_id=other) is None
 
 
+async def post_message(w, who, expected):
+    """POST /api/guilds/{id}/messages; ECHO: the echo reaches the sender's history (what their sockets show)."""
+    def send():
+        return APIClient().post(f"/api/guilds/{w.guild.id}/messages", {"format": "text", "payload": {
+            "text": f"posted by {who.label}"}}, format="json", **w.headers(who))
+
+    def echoed() -> bool:
+        response = APIClient().get(f"/api/guilds/{w.guild.id}/{who.acting_name}/messages", **w.headers(who))
+        return f"Echo: posted by {who.label}" in [m["payload"].get("text") for m in response.json()]
+
+    response = await sync_to_async(send)()
+    if expected != ECHO:
+        assert (response.status_code, response.json()["code"]) == (expected, PROBLEM_CODES[expected])
+        return
+    assert response.status_code == 202, response.content
+    deadline = time.monotonic() + 10
+    while not await sync_to_async(echoed)():
+        assert time.monotonic() < deadline, "no echo of the posted message within 10 s"
+        await asyncio.sleep(0.02)
+
+
 async def syscomms_bad_user_id(w, who, expected):
     assert await syscomms(w, who, expected, user_id="not*a*user") is None
 
@@ -416,6 +510,7 @@ SOCKETS = {
     "syscomms-as-another-user": syscomms_as_another_user,
     "syscomms-bad-user-id": syscomms_bad_user_id,
     "syscomms-stopped-guild": syscomms_stopped_guild,
+    "post-message": post_message,
 }
 
 
