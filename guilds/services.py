@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -14,10 +15,12 @@ from guilds.lifecycle import LIVE
 from guilds.models import Guild, GuildMember, GuildStatus
 from guilds.runtime import formats, store, suspension
 from guilds.runtime import loop as runtime_loop
+from guilds.runtime.manager import user_proxy_id
 from guilds.runtime.requests import system_request
 from guilds.spec import GuildSpec
 from guildsite.accounts.models import Organization
-from messaging.message import Message
+from messaging import topics as topic_names
+from messaging.message import AgentTag, Message
 
 logger = logging.getLogger(__name__)
 
@@ -135,24 +138,48 @@ def guilds_relaunch_live() -> list[str]:
     return relaunched
 
 
-def guild_message_post(*, guild: Guild, user: AbstractBaseUser, user_name: str, message_of: Callable[[], Message]) -> Message:
+async def _proxy_running(engine: ExecutionEngine, guild_id: str, proxy_id: str, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline, pause = loop.time() + timeout, 0.005
+    while proxy_id not in await engine.running_agent_ids(guild_id):
+        if loop.time() > deadline:
+            logger.warning("the user's proxy is not up: a reply may not reach the user", extra={"guild_id": guild_id})
+            return
+        await asyncio.sleep(pause)  # the manager starts it: its roster is what we see
+        pause = min(0.1, pause * 2)
+
+
+def guild_message_post(*, guild: Guild, user: AbstractBaseUser, user_name: str, message_of: Callable[[], Message],
+                       to_agent: str | None = None) -> Message:
     """A user's message from outside a socket (POST /api/guilds/{id}/messages), sent as the user socket sends
     one: the guild resumed first if suspended, the user a member, their proxy asked for (it catches up on
     its inbox, so a message sent before it is up waits there), and the message on the user's inbox, from
     where the proxy carries it into the guild and replies come back to the user's sockets and history.
     `message_of` makes the message: it is made after the proxy request, since a proxy starting catches up
-    only on what its inbox got from the request's time on (ids carry their creation time)."""
+    only on what its inbox got from the request's time on (ids carry their creation time). `to_agent`: the
+    message goes to that agent's inbox alone, as the user's proxy would forward it (the proxy's routing,
+    which the user socket also uses, knows no such thing: a frame's recipient_list only tags)."""
     if guild.status == GuildStatus.STOPPED:
         raise GuildStopped(f"guild {guild.pk} is stopped; launch a new guild from its blueprint instead")
     guild_member_add(guild=guild, user=user)
     user_id = user.get_username()
+
+    engine = engine_for_spec(guild.spec)
 
     async def send() -> Message:
         await guild_resume(guild_id=guild.pk, spec=guild.spec)
         bus = bus_of(guild.pk, guild.spec)
         await system_request(bus, format_name=formats.USER_AGENT_CREATION_REQUEST,
                              payload={"user_id": user_id, "user_name": user_name}, user_id=user_id)
-        return await bus.publish(message_of())
+        if to_agent is not None:
+            # Its reply goes to the proxy's inbox, which a proxy still starting would not hear.
+            await _proxy_running(engine, guild.pk, user_proxy_id(user_id))
+        message = message_of()
+        if to_agent is not None:
+            message = message.model_copy(update={
+                "sender": AgentTag(id=user_proxy_id(user_id), name=user_name),
+                "topics": [topic_names.agent_inbox(to_agent), topic_names.user_notifications(user_id)]})
+        return await bus.publish(message)
 
     sent = runtime_loop.run(send())
     logger.info("user message posted", extra={"guild_id": guild.pk, "message_id": sent.id, "user_id": user_id})

@@ -80,7 +80,8 @@ class GuildMessagesApi(APIView):
             field = "format" if exc.error_type == frames.UNKNOWN_FORMAT else "payload"
             raise exceptions.ValidationError({field: [str(exc)]}) from None
         try:
-            sent = services.guild_message_post(guild=guild, user=user, user_name=username, message_of=message_of)
+            sent = services.guild_message_post(guild=guild, user=user, user_name=username, message_of=message_of,
+                                               to_agent=agent_id)
         except services.GuildStopped as exc:
             raise Conflict(str(exc)) from None
         return Response({"id": str(sent.id)}, status=status.HTTP_202_ACCEPTED)

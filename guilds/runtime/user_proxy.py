@@ -51,16 +51,13 @@ class UserProxyAgent(Agent):
     async def _from_user(self, ctx: HandlerContext) -> None:
         message = ctx.message
         guild = self.host.guild
-        # A message naming agents of the guild in recipient_list goes to their inboxes alone, past the routes.
-        wanted = {tag.id for tag in message.recipient_list if tag.id}
-        named = [spec.id for spec in guild.spec.agents if spec.id in wanted]
         destinations = routing.route(
             sender=routing.Sender(tag=self.host.tag, class_name=self.host.class_name,
                                   method_name="unwrap_and_forward_message"),
             origin=message,
-            slip=None if named else guild.spec.routes,
+            slip=guild.spec.routes,
             message_format=message.format,
-            explicit_topics=[topic_names.agent_inbox(agent_id) for agent_id in named] or None,
+            explicit_topics=None,
             default_topics=routing.user_message_fanout(guild.spec.agents),
         )
         notifications = topic_names.user_notifications(self.user_id)
