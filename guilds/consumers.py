@@ -220,7 +220,18 @@ class GuildSocket(AsyncWebsocketConsumer):
         for task in (self.pump, self.watch):
             if task is not None:
                 task.cancel()
-        # Each clean-up on its own: one that fails (Redis away) must not leave the socket subscribed.
+        # Shielded: a server done waiting for this socket (daphne's close timeout) cancels it, and must not
+        # cut the clean-up short.
+        await asyncio.shield(self._clean_up())
+
+    async def _clean_up(self) -> None:
+        # Each step on its own: one that fails (Redis away) must not leave the socket counted or subscribed.
+        if self.counted is not None:
+            counted, self.counted = self.counted, None
+            try:
+                await cap.release(self.user_id, counted)
+            except Exception:  # no longer renewed: it stops counting when its lease lapses
+                logger.exception("could not uncount a closed socket", extra={"guild_id": self.guild_id})
         if self.client is not None:
             try:
                 await runtime_loop.arun(self.bus.unregister_client(self.client))
@@ -229,12 +240,6 @@ class GuildSocket(AsyncWebsocketConsumer):
         if getattr(self, "held", False):
             self.held = False
             activity().release(self.guild_id)
-        if self.counted is not None:
-            counted, self.counted = self.counted, None
-            try:
-                await cap.release(self.user_id, counted)
-            except Exception:  # no longer renewed: it stops counting when its lease lapses
-                logger.exception("could not uncount a closed socket", extra={"guild_id": self.guild_id})
 
     # --- bus → socket --------------------------------------------------------------------
     def _from_bus(self, message: Message) -> None:

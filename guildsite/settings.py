@@ -134,7 +134,9 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "guildsite.sqlite3",
             # WAL lets the agents' writes and the API's reads overlap.
-            "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
+            # IMMEDIATE: a transaction takes the write lock when it begins, waiting up to `timeout` for it; a
+            # deferred one that reads first fails at once ("database is locked") when another wrote meanwhile.
+            "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"},
             # A file, not shared-cache memory: agents write from the runtime thread while tests read.
             "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
         }

@@ -47,7 +47,9 @@ def _seconds_until_allowed(current: int, previous: int, elapsed: float, *, limit
     else:
         # In the next window, once this one's weight has faded enough.
         wait = (1 - elapsed + max(0.0, 1 - room / current)) * period
-    return max(1, math.ceil(wait))
+    # Rounded up past the exact boundary (where floating point may land just short of it); two periods on,
+    # this window no longer counts at all.
+    return max(1, min(2 * period, math.ceil(wait + 0.001)))
 
 
 def sign_in_attempt(username: str, address: str) -> int | None:
