@@ -197,7 +197,8 @@ class InProcessEngine(ExecutionEngine):
             return await self._lease_gone(guild_id, timeout)  # run by another process: its lease goes at the end
         stopped = self._stopped.setdefault(guild_id, asyncio.Event())
         try:
-            await asyncio.wait_for(stopped.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await stopped.wait()
         except TimeoutError:
             return False
         return True

@@ -42,7 +42,8 @@ async def system_request(
     await bus.subscribe(topic_names.GUILD_EVENTS_TOPIC, watcher)
     try:
         await bus.publish(message)
-        await asyncio.wait_for(reached.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await reached.wait()
     finally:
         await bus.unregister_client(watcher)
     return message

@@ -188,3 +188,90 @@ async def test_retrying_client_gives_up_after_attempts(caplog):
     await client.close()
     with pytest.raises(TypeError):
         RetryingClient(SimpleClient("x", "X", print), attempts=2)  # type: ignore[arg-type]
+
+
+async def test_closing_a_client_from_a_task_that_is_cancelled_meanwhile_leaves_that_task_cancelled():
+    """A guild's shutdown cancels its manager while the manager closes another agent's client; the manager
+    must stop there, not run on (the shutdown waited on it for ever)."""
+    handling, cleaning_up, finish_clean_up = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def handler(message):
+        handling.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cleaning_up.set()
+            await finish_clean_up.wait()  # a clean-up that takes a moment
+            raise
+
+    client = MessageTrackingClient("agent", "Agent", handler)
+    client.notify_new_message(text_message("s", "t"))
+    await handling.wait()
+    closer = asyncio.ensure_future(client.close())
+    await cleaning_up.wait()  # the closer is waiting for the client's task to end
+    closer.cancel()
+    finish_clean_up.set()
+    with pytest.raises(asyncio.CancelledError):
+        await closer
+    assert closer.cancelled()
+
+
+async def test_closing_a_client_absorbs_only_its_own_tasks_cancel():
+    handling = asyncio.Event()
+
+    async def handler(message):
+        handling.set()
+        await asyncio.Event().wait()
+
+    client = MessageTrackingClient("agent", "Agent", handler)
+    client.notify_new_message(text_message("s", "t"))
+    await handling.wait()
+    await client.close()  # returns: the cancel was the client's task's, not ours
+    assert client.waiting == 0
+
+
+async def test_a_task_that_closes_a_client_while_handling_its_own_cancel_finishes_that_clean_up():
+    handling, waiting, closed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def handler(message):
+        handling.set()
+        await asyncio.Event().wait()
+
+    client = MessageTrackingClient("agent", "Agent", handler)
+    client.notify_new_message(text_message("s", "t"))
+    await handling.wait()
+
+    async def stopping_agent():
+        try:
+            waiting.set()
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await client.close()  # the clean-up of a cancelled task: not cut short by that same cancel
+            closed.set()
+            raise
+
+    agent = asyncio.ensure_future(stopping_agent())
+    await waiting.wait()
+    agent.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await agent
+    assert closed.is_set()
+
+
+async def test_a_client_stops_even_when_a_handler_loses_the_cancel():
+    handling = asyncio.Event()
+
+    async def handler(message):
+        handling.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass  # as a library below can, when a cancel lands just as what it awaited completes
+
+    client = MessageTrackingClient("agent", "Agent", handler)
+    client.notify_new_message(text_message("s", "t"))
+    client.notify_new_message(text_message("s", "t", "second"))
+    await handling.wait()
+    async with asyncio.timeout(10):  # before, close() waited for ever: a guild's shutdown hung on it
+        await client.close()
+    assert client.handled == 1

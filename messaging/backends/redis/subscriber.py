@@ -20,6 +20,7 @@ from messaging.backends.base import MessageHandler
 from messaging.backends.redis.connection import NETWORK_ERRORS
 from messaging.errors import BackendUnavailable, InvalidMessage
 from messaging.message import Message
+from messaging.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,9 @@ class Subscriber:
             except NETWORK_ERRORS as exc:
                 logger.info("subscribe to %s deferred to reconnection: %s", topic, exc)
         try:
-            await asyncio.wait_for(asyncio.shield(pending), timeout=self.subscribe_timeout)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancel that lands as `pending` resolves.
+            async with asyncio.timeout(self.subscribe_timeout):
+                await asyncio.shield(pending)
         except TimeoutError:
             await self.unsubscribe(topic)
             raise BackendUnavailable(f"Redis at {self.where} did not confirm the subscription to {topic}") from None
@@ -243,6 +246,5 @@ class Subscriber:
         self._pending.clear()
         reader, self._reader = self._reader, None
         if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+            with contextlib.suppress(Exception):
+                await cancel_and_wait(reader)
