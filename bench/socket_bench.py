@@ -29,11 +29,15 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def launch_guild(server: LiveServer) -> tuple[str, float]:
+ECHO_AGENT = {"name": "EchoAgent", "class_name": "rustic_ai.core.agents.testutils.echo_agent.EchoAgent",
+              "additional_topics": ["echo_topic"], "listen_to_default_topic": False}
+
+
+async def launch_guild(server: LiveServer, agent: dict[str, Any] = ECHO_AGENT) -> tuple[str, float]:
+    """A guild of `agent` (the echo agent unless said otherwise), RUNNING: (its id, launch to RUNNING in ms)."""
+    name = f"Bench{agent['name']}"
     status, blueprint = server.request("POST", "/catalog/blueprints/", {
-        "name": "BenchEcho", "author_id": "bench", "spec": {"name": "BenchEcho", "agents": [
-            {"name": "EchoAgent", "class_name": "rustic_ai.core.agents.testutils.echo_agent.EchoAgent",
-             "additional_topics": ["echo_topic"], "listen_to_default_topic": False}]}})
+        "name": name, "author_id": "bench", "spec": {"name": name, "agents": [agent]}})
     assert status == 201, blueprint
     started = time.perf_counter()
     status, guild = server.request("POST", f"/catalog/blueprints/{blueprint['id']}/guilds",

@@ -32,8 +32,8 @@ from guilds.runtime import loop as runtime_loop
 from guilds.runtime.activity import activity
 from guilds.runtime.manager import user_proxy_id
 from guilds.runtime.requests import system_request
-from guilds.selectors import guild_for
-from guilds.services import guild_member_add, guild_resume
+from guilds.selectors import guild_for, run_for
+from guilds.services import RunFinished, guild_member_add, guild_resume, run_cancel
 from guilds.sockets import cap, frames, user_sockets
 from guilds.sockets.flow import write_flow
 from guilds.sockets.throttle import TokenBucket
@@ -253,8 +253,13 @@ class GuildSocket(AsyncWebsocketConsumer):
         if self.closing is not None:
             return  # the client resumes from what it has read
         data = message.to_json()
-        # An empty outbox takes any one frame: the bound is on a backlog, not on how large a message may be.
-        over_bytes = self.outbox_bytes > 0 and self.outbox_bytes + len(data) > settings.GUILDSITE_WS_OUTBOX_MAX_BYTES
+        # The byte bound is on a backlog the client is behind on: frames waiting while its write buffer is full.
+        # Frames queued while the pump is merely behind (a burst landing at once on a busy loop) are not the
+        # client's doing; the frame bound still holds for them. An empty outbox takes any one frame: the bound
+        # is on a backlog, not on how large a message may be.
+        client_behind = self.flow is not None and self.flow.paused
+        over_bytes = (client_behind and self.outbox_bytes > 0
+                      and self.outbox_bytes + len(data) > settings.GUILDSITE_WS_OUTBOX_MAX_BYTES)
         try:
             if over_bytes:
                 raise asyncio.QueueFull
@@ -431,8 +436,28 @@ class UserCommsConsumer(GuildSocket):
         await super().deliver(message, data)
 
     async def handle_frame(self, frame: dict[str, Any]) -> None:
+        if frame.get("format") == formats.CANCEL_REQUEST:
+            return await self._cancel_run(*frames.cancel_request(frame))
         message = frames.user_message(frame, user_id=self.user_id, user_name=self.user_name)
         await runtime_loop.arun(self.bus.publish(message))
+
+    async def _cancel_run(self, run_id: str, client_id: str | None) -> None:
+        """As POST /api/runs/{id}/cancel, for a run of this socket's guild; the outcome is the run's end (its
+        final chunk and reply), a refusal an ErrorMessage."""
+        def cancel() -> None:
+            try:
+                run = run_for(self.actor, run_id)
+                if run.guild_id != self.guild_id:
+                    raise permissions.NotFound(f"Run '{run_id}' not found.")
+                permissions.run_cancel_check(self.actor, run)
+                run_cancel(run=run)
+            except permissions.NotFound as exc:
+                raise frames.FrameError(frames.NOT_FOUND, str(exc), client_message_id=client_id) from None
+            except permissions.Forbidden as exc:
+                raise frames.FrameError(frames.FORBIDDEN, str(exc), client_message_id=client_id) from None
+            except RunFinished as exc:
+                raise frames.FrameError(frames.RUN_ENDED, str(exc), client_message_id=client_id) from None
+        await database_sync_to_async(cancel)()
 
 
 class SysCommsConsumer(GuildSocket):

@@ -12,8 +12,8 @@ from django.db import transaction
 from guilds.engines import bus_of, engine_for_guild, engine_for_spec, messaging_config_of
 from guilds.engines.base import ExecutionEngine
 from guilds.lifecycle import LIVE
-from guilds.models import Guild, GuildMember, GuildStatus
-from guilds.runtime import formats, store, suspension
+from guilds.models import Guild, GuildMember, GuildStatus, Run, RunStatus
+from guilds.runtime import cancellation, formats, store, suspension
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime.manager import user_proxy_id
 from guilds.runtime.requests import system_request
@@ -67,6 +67,19 @@ def guild_member_add(*, guild: Guild, user: AbstractBaseUser) -> None:
 def guild_launch(*, guild_id: str) -> None:
     """Start the guild's manager agent on the site's engine (see guilds.engines)."""
     engine_for_guild(guild_id).launch_guild(guild_id)
+
+
+class RunFinished(Exception):
+    """The run has ended: there is nothing to cancel."""
+
+
+def run_cancel(*, run: Run) -> None:
+    """Ask a queued or running run to stop (the caller checked permissions.run_cancel_check). Its agent closes the
+    provider's stream within GUILDSITE_RUN_CANCEL_POLL_SECONDS, keeps the partial answer and marks it cancelled."""
+    if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        raise RunFinished(f"run {run.pk} has ended ({run.status}): there is nothing to cancel")
+    cancellation.request_cancel(run.pk)
+    logger.info("run cancel requested", extra={"guild_id": run.guild_id, "run_id": run.pk})
 
 
 class GuildStopped(Exception):

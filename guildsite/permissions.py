@@ -307,6 +307,20 @@ def run_messages_visible(actor: Actor, run: Run) -> bool:
     return actor.user is not None and (thread.user_id == actor.user.pk or thread.requester == actor.username)
 
 
+def run_cancel_check(actor: Actor, run: Run) -> None:
+    """Cancelling a run: whoever asked for it (still a member of the organisation), the guild's launcher and
+    the organisation's admins. The caller has found the run (run_queryset)."""
+    if _unlimited(actor) or _real_admin(actor, run.guild.organization_id):
+        return
+    if not role_at_least(organization_role(actor, run.guild.organization_id), Role.MEMBER):
+        raise Forbidden("cancelling a run needs the role member (a viewer or a read-only key only reads)")
+    thread = run.thread
+    asked = thread is not None and actor.user is not None and (
+        thread.user_id == actor.user.pk or thread.requester == actor.username)
+    if not (asked or _is_launcher(actor, run.guild)):
+        raise Forbidden("a run is cancelled by whoever asked for it, the guild's launcher or an admin")
+
+
 def guild_message_send_check(actor: Actor, guild: Guild) -> None:
     """Posting a message as the caller: what opening the user socket needs (a member of the organisation)."""
     guild_join_check(actor, guild)

@@ -350,6 +350,8 @@ GUILDSITE_LLM_RETRY_BASE_SECONDS = env_float("GUILDSITE_LLM_RETRY_BASE_SECONDS",
 # Token chunks after the first go out every this many seconds or bytes, whichever comes first.
 GUILDSITE_LLM_STREAM_FLUSH_SECONDS = env_float("GUILDSITE_LLM_STREAM_FLUSH_SECONDS", 0.04, minimum=0.0)
 GUILDSITE_LLM_STREAM_FLUSH_BYTES = env_int("GUILDSITE_LLM_STREAM_FLUSH_BYTES", 512, minimum=1)
+# A running run looks for a cancel request this often (the request may come to any process).
+GUILDSITE_RUN_CANCEL_POLL_SECONDS = env_float("GUILDSITE_RUN_CANCEL_POLL_SECONDS", 0.1, minimum=0.01)
 # Prices overriding genai-prices', USD per million tokens: {"model": {"input": 0.15, "output": 0.6, "cached": 0.075}}.
 try:
     GUILDSITE_LLM_PRICES = json.loads(env_str("GUILDSITE_LLM_PRICES", "{}"))

@@ -15,16 +15,17 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
-from rest_framework import exceptions, serializers
+from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from guilds import selectors
+from guilds import selectors, services
 from guilds.api.threads import ThreadMessageSerializer, query_filter
 from guilds.models import Run, RunStatus, RunTrigger
 from guildsite import permissions
 from guildsite.api_common import LIST_PARAMETERS, list_window, problem_responses, with_next_link
+from guildsite.errors import Conflict
 from guildsite.identity import actor_of
 from messaging.errors import InvalidMessageId
 from messaging.ids import parse_id
@@ -164,3 +165,21 @@ class RunDetailApi(APIView):
         run = selectors.run_for(actor, run_id)
         visible = permissions.run_messages_visible(actor, run)
         return Response(RunDetailSerializer(run, context={"messages_visible": visible}).data)
+
+
+class RunCancelApi(APIView):
+    @extend_schema(operation_id="cancelRun", summary="Stop a queued or running run",
+                   description="Its agent closes the provider's stream (within GUILDSITE_RUN_CANCEL_POLL_SECONDS), "
+                               "keeps the partial answer (sent as the reply and stored in the thread) and marks the "
+                               "run `cancelled`, with a runUpdate on the guild's system topic. For whoever asked "
+                               "for the run, the guild's launcher and the organisation's admins; 409 once it ended.",
+                   request=None, responses={202: None, **problem_responses(401, 403, 404, 409)}, tags=["runs"])
+    def post(self, request: Request, run_id: str) -> Response:
+        actor = actor_of(request)
+        run = selectors.run_for(actor, run_id)
+        permissions.run_cancel_check(actor, run)
+        try:
+            services.run_cancel(run=run)
+        except services.RunFinished as exc:
+            raise Conflict(str(exc)) from None
+        return Response(status=status.HTTP_202_ACCEPTED)

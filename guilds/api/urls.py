@@ -24,4 +24,5 @@ urlpatterns = [
     *api_path("threads/<str:thread_id>/messages", threads.ThreadMessagesApi, "thread-messages"),
     *api_path("runs", runs.RunListApi, "run-list"),
     *api_path("runs/<str:run_id>", runs.RunDetailApi, "run-detail"),
+    *api_path("runs/<str:run_id>/cancel", runs.RunCancelApi, "run-cancel"),
 ]

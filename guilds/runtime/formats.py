@@ -39,6 +39,8 @@ _ALIASES = {
 }
 
 # Formats a user may send over the user socket (other formats get an ErrorMessage back).
+# Sent on the user socket to stop a run (`{"run_id"}`); handled by the socket, never published.
+CANCEL_REQUEST = "cancelRequest"
 USER_FORMATS = frozenset({TEXT, TEXT_FORMAT_QUALIFIED, FILES_WITH_TEXT, GENERIC_JSON, CHAT_COMPLETION_REQUEST})
 # Formats a user may send over the system socket.
 SYSTEM_REQUEST_FORMATS = frozenset({PARTICIPANTS_REQUEST, STOP_GUILD_REQUEST})

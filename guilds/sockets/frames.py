@@ -31,6 +31,8 @@ UNAUTHENTICATED = "UNAUTHENTICATED"
 INVALID_USER = "INVALID_USER"
 NOT_FOUND = "NOT_FOUND"
 TOO_MANY_SOCKETS = "TOO_MANY_SOCKETS"
+RUN_ENDED = "RUN_ENDED"
+RUN_ID_MAX_CHARS = 64
 
 SERVER_TAG = AgentTag(id="guildsite", name="guildsite")
 
@@ -103,6 +105,16 @@ def user_message(frame: dict[str, Any], *, user_id: str, user_name: str) -> Mess
         )
     except InvalidMessage as exc:
         raise FrameError(INVALID_FRAME, str(exc), client_message_id=client_id) from None
+
+
+def cancel_request(frame: dict[str, Any]) -> tuple[str, str | None]:
+    """A cancelRequest frame from the user socket: (run id, the frame's own id)."""
+    client_id = _client_id(frame)
+    run_id = _payload(frame, client_id, required=True).get("run_id")
+    if not isinstance(run_id, str) or not 0 < len(run_id) <= RUN_ID_MAX_CHARS:
+        raise FrameError(INVALID_FRAME, f"a cancelRequest's payload is {{\"run_id\": \"<id>\"}} "
+                         f"(at most {RUN_ID_MAX_CHARS} characters)", client_message_id=client_id)
+    return run_id, client_id
 
 
 def system_request(frame: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -195,13 +195,10 @@
     ws.onclose = (event) => onClosed(ws, event);
   }
 
-  function onUserMessage(message) {
-    // An LLM agent's token chunks: the final reply follows them. Not shown live yet, and never a resume point
-    // (they are not stored).
-    if (message.format === "stream_chunk") return;
-    if (message.format !== ERROR || message.topic_published_to) lastSeenId = message.id;
-    if (message.id && seen.has(message.id)) return;
-    if (message.id) seen.add(message.id);
+  // Answers an LLM agent is streaming, by the message they answer: {li, text, seq, stop}.
+  const streams = new Map();
+
+  function messageItem(message) {
     const li = document.createElement("li");
     const mine = message.sender && message.sender.id === `upa-${me.id}`;
     if (mine) li.classList.add("mine");
@@ -209,6 +206,57 @@
     who.className = "who";
     who.textContent = message.sender ? message.sender.name || message.sender.id : "";
     li.append(who);
+    return li;
+  }
+
+  // Token chunks show the answer as it is written, with a Stop button; they are never a resume point (not
+  // stored). The final reply that follows replaces them, so nothing shows twice.
+  function onStreamChunk(message) {
+    const chunk = message.payload || {};
+    let stream = streams.get(chunk.in_response_to);
+    if (!stream) {
+      const li = messageItem(message);
+      li.classList.add("streaming");
+      const text = document.createTextNode("");
+      const stop = document.createElement("button");
+      stop.type = "button";
+      stop.className = "stop-run";
+      stop.textContent = "Stop";
+      stop.addEventListener("click", () => {
+        if (!userWS || userWS.readyState !== WebSocket.OPEN) return;
+        stop.disabled = true;
+        stop.textContent = "Stopping…";
+        userWS.send(JSON.stringify({ id: `cancel-${chunk.run_id}`, format: "cancelRequest", payload: { run_id: chunk.run_id } }));
+      });
+      li.append(text, stop);
+      $("log").append(li);
+      stream = { li, text, seq: 0, stop };
+      streams.set(chunk.in_response_to, stream);
+    }
+    if (chunk.seq <= stream.seq) return; // a repeat
+    stream.seq = chunk.seq;
+    if (chunk.chunk_type === "assistant_message") {
+      stream.text.data = chunk.content;
+      stream.stop.remove();
+    } else if (chunk.chunk_type === "assistant_token") {
+      stream.text.appendData(chunk.content);
+    }
+    stream.li.scrollIntoView({ block: "end" });
+  }
+
+  function onUserMessage(message) {
+    if (message.format === "stream_chunk") return onStreamChunk(message);
+    if (message.format !== ERROR || message.topic_published_to) lastSeenId = message.id;
+    if (message.id && seen.has(message.id)) return;
+    if (message.id) seen.add(message.id);
+    // The streamed answer gives way to the reply, in its place in the log; after an error it stays, as far as it got.
+    const stream = message.in_response_to != null ? streams.get(String(message.in_response_to)) : undefined;
+    if (stream) {
+      streams.delete(String(message.in_response_to));
+      stream.stop.remove();
+      stream.li.classList.remove("streaming");
+    }
+    const li = messageItem(message);
     if (message.format === ERROR) {
       refusal = message.payload.error_message;
       li.classList.add("error");
@@ -228,7 +276,7 @@
         li.append(link);
       }
     }
-    $("log").append(li);
+    if (stream && message.format !== ERROR) stream.li.replaceWith(li); else $("log").append(li);
     li.scrollIntoView({ block: "end" });
   }
 

@@ -204,13 +204,14 @@ def llm_site():
     provider.close()
 
 
-def test_the_chat_page_shows_an_llm_agents_answer_once_and_no_stream_chunks(llm_site, browser):
+def test_the_chat_page_streams_an_llm_agents_answer_live_shows_it_once_and_stops_it_on_request(llm_site, browser):
     from playwright.sync_api import expect
 
     from tests.support.fake_llm import Answer
 
     server, provider = llm_site
-    provider.then(Answer(deltas=[f"part{i} " for i in range(30)]))
+    provider.then(Answer(deltas=[f"part{i} " for i in range(30)]),
+                  Answer(deltas=["Once ", "upon ", "a ", "time."], hold_after=2))
     page = browser.new_page()
     page.goto(server.base + "/")
     page.fill("#user-id", "browseruser")
@@ -222,5 +223,17 @@ def test_the_chat_page_shows_an_llm_agents_answer_once_and_no_stream_chunks(llm_
     answer = "".join(f"part{i} " for i in range(30)).strip()
     expect(page.locator("#log li", has_text="Assistant")).to_have_count(1, timeout=15000)
     expect(page.locator("#log")).to_contain_text(answer)
+    expect(page.locator("#log li.streaming")).to_have_count(0)  # the reply took the streamed answer's place
     assert "chunk_type" not in page.locator("#log").inner_text()
+
+    page.fill("#text", "Tell me a story")
+    page.click("#send")
+    streaming = page.locator("#log li.streaming")
+    expect(streaming).to_contain_text("Once upon", timeout=15000)  # live: the model has not finished
+    streaming.locator(".stop-run").click()
+    expect(page.locator("#log li", has_text="Once upon")).to_have_count(1)
+    expect(page.locator("#log li.streaming")).to_have_count(0, timeout=10000)
+    expect(page.locator("#log .stop-run")).to_have_count(0)
+    assert provider.hung_up.wait(10), "the provider's stream was not closed"
+    expect(page.locator("#log li", has_text="Assistant")).to_have_count(2)
     page.close()

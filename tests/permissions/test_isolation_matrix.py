@@ -29,6 +29,7 @@ from rest_framework.test import APIClient
 from catalog.models import Blueprint
 from guilds.engines import engine_named
 from guilds.models import Guild, GuildFile, GuildStatus, Thread
+from guilds.runtime import cancellation
 from guilds.services import guild_stop
 from tests import factories
 from tests.permissions.conftest import ACTORS, ERROR, FILE_BYTES, FILE_NAME, ORG_A, ORG_B, ORG_C, REPORT, Who
@@ -94,6 +95,7 @@ TABLE: list[tuple[Any, ...]] = [
     ("thread-rename-of-launcher",    404,     200,       404,     404,     404,     404,     404,     401),
     ("run-list",                     RUNS_A,  RUNS_A,    RUNS_A,  RUNS_A,  RUNS_B,  RUNS_B,  RUNS_B,  401),
     ("run-of-launchers-thread",      MESSAGES, MESSAGES, HIDDEN,  HIDDEN,  404,     404,     404,     401),
+    ("cancel-run-of-launcher",       202,     202,       403,     403,     404,     404,     404,     401),
     ("post-message",                 ECHO,    ECHO,      ECHO,    403,     404,     404,     404,     401),
 ]
 
@@ -107,6 +109,7 @@ READ_KEY = [
     ("B-read-key", "guild-detail", 404),
     ("B-read-key", "syscomms", 4404),
     ("B-read-key", "run-list", RUNS_B),
+    ("B-read-key", "cancel-run-of-launcher", 404),
     ("B-read-key", "post-message", 404),
 ]
 
@@ -130,6 +133,7 @@ DEVELOPMENT = [
     ("dev-unnamed", "files-list", 200),
     ("dev-named", "run-list", RUNS_A | RUNS_B),
     ("dev-named", "thread-of-launcher", 404),
+    ("dev-named", "cancel-run-of-launcher", 403),
     ("dev-named", "post-message", ECHO),
     ("dev-unnamed", "thread-list", NONE),
 ]
@@ -329,7 +333,16 @@ def run_of_launchers_thread(api, w, who, expected, problem):
         assert (shown if expected == HIDDEN else [m["content"] for m in shown]) == (None if expected == HIDDEN else ["hello"])
 
 
+def cancel_run_of_launcher(api, w, who, expected, problem):
+    thread, _ = _threads(w)
+    run = factories.run(w.guild, agent_id="llm-a", of=thread, status="running")
+    response = api.post(f"/api/runs/{run.id}/cancel", **w.headers(who))
+    granted(response, expected, problem)
+    assert cancellation.cancel_flagged(run.id) == (expected == 202)
+
+
 REST = {
+    "cancel-run-of-launcher": cancel_run_of_launcher,
     "thread-list": thread_list,
     "thread-of-launcher": thread_of_launcher,
     "thread-rename-of-launcher": thread_rename_of_launcher,

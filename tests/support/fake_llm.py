@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+HOLD_MAX_SECONDS = 30.0
+
 
 @dataclass
 class Answer:
@@ -23,12 +25,18 @@ class Answer:
     usage: dict[str, Any] | None = field(default_factory=lambda: {"prompt_tokens": 12, "completion_tokens": 5,
                                                                   "total_tokens": 17})
     model: str = "gpt-4o-mini-2024-07-18"
+    hold_after: int | None = None  # after this many deltas, send nothing more until the client hangs up
 
 
 class FakeLLM:
     def __init__(self) -> None:
         self.script: list[Answer] = []
+        self.default = Answer()  # what a request gets when the script is spent
+        # time.monotonic() when each request's first delta was written, by the request's last message: for
+        # `make bench` (CLOCK_MONOTONIC is one clock for every process on the machine).
+        self.first_delta_at: dict[str, float] = {}
         self.requests: list[dict[str, Any]] = []
+        self.hung_up = threading.Event()  # a client closed a held stream (Answer.hold_after)
         self._lock = threading.Lock()
         fake = self
 
@@ -50,7 +58,7 @@ class FakeLLM:
                 with fake._lock:
                     fake.requests.append({"path": self.path, "body": body,
                                           "authorization": self.headers.get("authorization")})
-                    answer = fake.script.pop(0) if fake.script else Answer()
+                    answer = fake.script.pop(0) if fake.script else fake.default
                 if not self.path.endswith("/chat/completions"):
                     return self._json(404, {"error": {"message": "not found"}})
                 if answer.status != 200:
@@ -62,14 +70,29 @@ class FakeLLM:
                 base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
                         "model": answer.model}
                 for index, delta in enumerate(answer.deltas):
+                    if index == answer.hold_after:
+                        return self._hold()
                     if index and answer.delay:
                         time.sleep(answer.delay)
                     self._event({**base, "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": None}]})
+                    if index == 0:
+                        asked = (body.get("messages") or [{}])[-1].get("content")
+                        fake.first_delta_at[str(asked)] = time.monotonic()
                 self._event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
                 if answer.usage is not None and (body.get("stream_options") or {}).get("include_usage"):
                     self._event({**base, "choices": [], "usage": answer.usage})
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
+
+            def _hold(self) -> None:
+                """Wait for the client to close the connection (a read sees its end), and note that it did."""
+                self.connection.settimeout(HOLD_MAX_SECONDS)
+                try:
+                    while self.connection.recv(1024):
+                        pass
+                except TimeoutError:
+                    return
+                fake.hung_up.set()
 
             def _event(self, data: dict[str, Any]) -> None:
                 self.wfile.write(b"data: " + json.dumps(data).encode() + b"\n\n")

@@ -8,6 +8,7 @@ ErrorMessage to the requester and a failed run, with the same reason.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -21,7 +22,8 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from guilds.agents.llm import attachments, guards, pricing, records
 from guilds.agents.llm.provider import CallSettings, Completion, ProviderError, stream_chat
 from guilds.agents.llm.streaming import STREAM_CHUNK, TokenStream
-from guilds.models import MessageRole, RunStatus
+from guilds.models import MessageRole, Run, RunStatus
+from guilds.runtime import cancellation
 from guilds.runtime.agent import Agent, handles
 from guilds.runtime.context import HandlerContext
 from guilds.runtime.formats import (
@@ -175,7 +177,11 @@ class LLMAgent(Agent):
             if props.system_prompt:
                 messages.append({"role": "system", "content": props.system_prompt})
             messages += [*earlier, *new_messages]
-            completion = await stream_chat(call, messages, stream.token)
+            completion = Completion()
+            call_task = asyncio.ensure_future(stream_chat(call, messages, stream.token, completion))
+            cancelled = await cancellation.unless_cancelled(run.id, call_task)
+            if not cancelled:
+                call_task.result()
         except ProviderError as exc:
             await stream.close()
             logger.warning("LLM call failed: %s", exc, extra={"guild_id": self.guild_id, "agent_id": self.id,
@@ -190,10 +196,13 @@ class LLMAgent(Agent):
                                      error=f"{type(exc).__name__}: {exc}")
             await self._run_update(ctx, run.id, RunStatus.FAILED, thread.id, error=f"{type(exc).__name__}: {exc}")
             raise
+        if cancelled:
+            await self._cancelled(ctx, run, thread.id, completion, started, stream, reply_of)
+            return
         await stream.finish(completion.text)
         payload, reply_format = reply_of(completion)
         replies = await ctx.reply(payload, format=reply_format)
-        ttft = None if completion.first_token_at is None else int((completion.first_token_at - started) * 1000)
+        ttft = self._ttft_ms(completion, started)
         await records.message_add(thread.id, role=MessageRole.ASSISTANT, content=completion.text,
                                   bus_message_id=replies[0].id if replies else None, run_id=run.id,
                                   input_tokens=completion.input_tokens, output_tokens=completion.output_tokens)
@@ -204,6 +213,28 @@ class LLMAgent(Agent):
                                  output_tokens=completion.output_tokens, cached_tokens=completion.cached_tokens,
                                  cost_usd=cost, model=completion.model or model)
         await self._run_update(ctx, run.id, RunStatus.SUCCEEDED, thread.id)
+
+    async def _cancelled(self, ctx: HandlerContext, run: Run, thread_id: str, completion: Completion, started: float,
+                         stream: TokenStream, reply_of: Callable[[Completion], tuple[dict[str, Any], str]]) -> None:
+        """Cancelled mid-answer: the provider's stream is closed; what had come is kept, sent as the answer (so
+        far) and stored, and the run marked cancelled (tokens unknown: the usage comes with the stream's end)."""
+        completion.text = completion.partial()
+        await stream.finish(completion.text)
+        reply_id = None
+        if completion.text:
+            payload, reply_format = reply_of(completion)
+            replies = await ctx.reply(payload, format=reply_format)
+            reply_id = replies[0].id if replies else None
+            await records.message_add(thread_id, role=MessageRole.ASSISTANT, content=completion.text,
+                                      bus_message_id=reply_id, run_id=run.id)
+        await records.run_finish(run.id, status=RunStatus.CANCELLED, started_at=run.started_at,
+                                 time_to_first_token_ms=self._ttft_ms(completion, started),
+                                 error="cancelled on request", model=completion.model)
+        await self._run_update(ctx, run.id, RunStatus.CANCELLED, thread_id)
+
+    @staticmethod
+    def _ttft_ms(completion: Completion, started: float) -> int | None:
+        return None if completion.first_token_at is None else int((completion.first_token_at - started) * 1000)
 
     @staticmethod
     def _completion_response(request: Message, done: Completion) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
@@ -42,6 +42,10 @@ class Completion:
     attempts: int = 0
     first_token_at: float | None = None  # time.monotonic() of the first content token
     finish_reason: str | None = None
+    parts: list[str] = field(default_factory=list)  # the content so far: what a cancelled run keeps
+
+    def partial(self) -> str:
+        return "".join(self.parts)
 
 
 @dataclass(frozen=True)
@@ -113,9 +117,10 @@ def _describe(exc: Exception, call: CallSettings) -> ProviderError:
 
 
 async def stream_chat(call: CallSettings, messages: list[dict[str, Any]],
-                      on_token: Callable[[str], Awaitable[None]]) -> Completion:
-    """Stream one completion, handing each content delta to `on_token`; usage from the final chunk.
-    Raises ProviderError once retries are spent (or at once for a 4xx other than 429)."""
+                      on_token: Callable[[str], Awaitable[None]], result: Completion | None = None) -> Completion:
+    """Stream one completion into `result` (a new one if None), handing each content delta to `on_token`;
+    usage from the final chunk. Raises ProviderError once retries are spent (or at once for a 4xx other than
+    429). Cancelling the call closes the provider's stream; `result.parts` holds what had come."""
     client = _client(call)
     request: dict[str, Any] = {"model": call.model, "messages": messages, "stream": True,
                                "stream_options": {"include_usage": True}}
@@ -123,7 +128,9 @@ async def stream_chat(call: CallSettings, messages: list[dict[str, Any]],
         request["temperature"] = call.temperature
     if call.max_tokens is not None:
         request["max_tokens"] = call.max_tokens
-    result = Completion(model=call.model)
+    if result is None:
+        result = Completion()
+    result.model = call.model
     attempt = 0
     while True:
         result.attempts = attempt + 1
@@ -142,7 +149,7 @@ async def stream_chat(call: CallSettings, messages: list[dict[str, Any]],
 
 async def _one_stream(client: openai.AsyncOpenAI, request: dict[str, Any], result: Completion,
                       on_token: Callable[[str], Awaitable[None]]) -> None:
-    parts: list[str] = []
+    parts = result.parts
     stream = await client.chat.completions.create(**request)
     async with stream:
         async for chunk in stream:

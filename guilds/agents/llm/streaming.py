@@ -41,7 +41,8 @@ class TokenStream:
         self._size += len(text.encode())
         if not self._sent_first or self._size >= self._max_bytes:
             self._sent_first = True
-            await self._flush()
+            # Shielded: a run cancelled now must not lose this chunk halfway (finish() follows it, by the lock).
+            await asyncio.shield(self._flush())
         elif self._timer is None:
             delay = max(0.0, self._last_flush + self._interval - asyncio.get_running_loop().time())
             self._timer = asyncio.create_task(self._later(delay))
@@ -49,7 +50,8 @@ class TokenStream:
     async def _later(self, delay: float) -> None:
         # Woken early (not cancelled) by finish(): a cancel could land inside a publish and lose a chunk.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay)
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
         self._timer = None
         await self._flush()
 
