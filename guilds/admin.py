@@ -276,12 +276,12 @@ class ThreadAdmin(_ReadOnly, OrganizationScopedAdmin):
 @admin.register(Run)
 class RunAdmin(_ReadOnly, OrganizationScopedAdmin):
     organization_lookup = "guild__organization"
-    list_display = ["id", "guild", "agent_id", "trigger", "status", "model", "input_tokens", "output_tokens",
-                    "cost_usd", "duration_ms", "created_at"]
+    list_display = ["id", "guild", "agent_id", "trigger", "requester", "status", "model", "input_tokens",
+                    "output_tokens", "cost_usd", "duration_ms", "created_at"]
     list_filter = ["status", "trigger"]
     list_select_related = ["guild"]
-    search_fields = ["id", "guild__id", "guild__name", "agent_id", "model", "error"]
-    fields = ["guild", "agent_id", "thread", "trigger", "status", "message_id", "model", "created_at", "started_at",
+    search_fields = ["id", "guild__id", "guild__name", "agent_id", "requester", "model", "error"]
+    fields = ["guild", "agent_id", "thread", "trigger", "requester", "status", "message_id", "model", "created_at", "started_at",
               "finished_at", "duration_ms", "time_to_first_token_ms", "input_tokens", "output_tokens",
               "cached_tokens", "cost_usd", "error"]
     readonly_fields = fields

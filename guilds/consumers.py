@@ -445,6 +445,7 @@ class UserCommsConsumer(GuildSocket):
         """As POST /api/runs/{id}/cancel, for a run of this socket's guild; the outcome is the run's end (its
         final chunk and reply), a refusal an ErrorMessage."""
         def cancel() -> None:
+            self.actor.memo.clear()  # the rights of now, not of when the socket opened
             try:
                 run = run_for(self.actor, run_id)
                 if run.guild_id != self.guild_id:

@@ -232,6 +232,8 @@ class Run(models.Model):
     agent_id = models.CharField(max_length=128)
     thread = models.ForeignKey(Thread, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     trigger = models.CharField(max_length=16, choices=RunTrigger.choices, default=RunTrigger.CHAT)
+    # Who asked: a user's username (their messages reach agents through their proxy), else the sending agent's id.
+    requester = models.CharField(max_length=150, blank=True, default="")
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
     # The bus message that started it: a redelivered message finds its run instead of making another.
     message_id = models.BigIntegerField(null=True, blank=True)

@@ -12,8 +12,8 @@ from django.db import transaction
 from guilds.engines import bus_of, engine_for_guild, engine_for_spec, messaging_config_of
 from guilds.engines.base import ExecutionEngine
 from guilds.lifecycle import LIVE
-from guilds.models import Guild, GuildMember, GuildStatus, Run, RunStatus
-from guilds.runtime import cancellation, formats, store, suspension
+from guilds.models import Guild, GuildMember, GuildStatus, Run, RunStatus, RunTrigger
+from guilds.runtime import cancellation, formats, runs, store, suspension
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime.manager import user_proxy_id
 from guilds.runtime.requests import system_request
@@ -163,7 +163,7 @@ async def _proxy_running(engine: ExecutionEngine, guild_id: str, proxy_id: str, 
 
 
 def guild_message_post(*, guild: Guild, user: AbstractBaseUser, user_name: str, message_of: Callable[[], Message],
-                       to_agent: str | None = None) -> Message:
+                       to_agent: str | None = None) -> tuple[Message, Run | None]:
     """A user's message from outside a socket (POST /api/guilds/{id}/messages), sent as the user socket sends
     one: the guild resumed first if suspended, the user a member, their proxy asked for (it catches up on
     its inbox, so a message sent before it is up waits there), and the message on the user's inbox, from
@@ -171,7 +171,9 @@ def guild_message_post(*, guild: Guild, user: AbstractBaseUser, user_name: str, 
     `message_of` makes the message: it is made after the proxy request, since a proxy starting catches up
     only on what its inbox got from the request's time on (ids carry their creation time). `to_agent`: the
     message goes to that agent's inbox alone, as the user's proxy would forward it (the proxy's routing,
-    which the user socket also uses, knows no such thing: a frame's recipient_list only tags)."""
+    which the user socket also uses, knows no such thing: a frame's recipient_list only tags). The message is the
+    trigger `api`'s: each agent's handling of it is a run; with `to_agent`, that run is made now, queued, and
+    returned (without, the routes decide which agents take it, and their runs start when they do)."""
     if guild.status == GuildStatus.STOPPED:
         raise GuildStopped(f"guild {guild.pk} is stopped; launch a new guild from its blueprint instead")
     guild_member_add(guild=guild, user=user)
@@ -179,7 +181,7 @@ def guild_message_post(*, guild: Guild, user: AbstractBaseUser, user_name: str, 
 
     engine = engine_for_spec(guild.spec)
 
-    async def send() -> Message:
+    async def send() -> tuple[Message, Run | None]:
         await guild_resume(guild_id=guild.pk, spec=guild.spec)
         bus = bus_of(guild.pk, guild.spec)
         await system_request(bus, format_name=formats.USER_AGENT_CREATION_REQUEST,
@@ -187,13 +189,16 @@ def guild_message_post(*, guild: Guild, user: AbstractBaseUser, user_name: str, 
         if to_agent is not None:
             # Its reply goes to the proxy's inbox, which a proxy still starting would not hear.
             await _proxy_running(engine, guild.pk, user_proxy_id(user_id))
-        message = message_of()
+        message = message_of().model_copy(update={"trigger": RunTrigger.API})
+        run = None
         if to_agent is not None:
             message = message.model_copy(update={
                 "sender": AgentTag(id=user_proxy_id(user_id), name=user_name),
                 "topics": [topic_names.agent_inbox(to_agent), topic_names.user_notifications(user_id)]})
-        return await bus.publish(message)
+            run = await runs.run_queue(guild_id=guild.pk, agent_id=to_agent, message_id=message.id,
+                                       trigger=RunTrigger.API, requester=user_id)
+        return await bus.publish(message), run
 
-    sent = runtime_loop.run(send())
+    sent, run = runtime_loop.run(send())
     logger.info("user message posted", extra={"guild_id": guild.pk, "message_id": sent.id, "user_id": user_id})
-    return sent
+    return sent, run

@@ -315,8 +315,8 @@ def run_cancel_check(actor: Actor, run: Run) -> None:
     if not role_at_least(organization_role(actor, run.guild.organization_id), Role.MEMBER):
         raise Forbidden("cancelling a run needs the role member (a viewer or a read-only key only reads)")
     thread = run.thread
-    asked = thread is not None and actor.user is not None and (
-        thread.user_id == actor.user.pk or thread.requester == actor.username)
+    asked = actor.user is not None and (run.requester == actor.username or (thread is not None and (
+        thread.user_id == actor.user.pk or thread.requester == actor.username)))
     if not (asked or _is_launcher(actor, run.guild)):
         raise Forbidden("a run is cancelled by whoever asked for it, the guild's launcher or an admin")
 

@@ -30,6 +30,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StringConstraints,
     ValidationError,
     model_validator,
 )
@@ -250,6 +251,9 @@ class Message(BaseModel):
     enrich_with_history: Annotated[int, Field(ge=0)] = 0
     # Ours: the id a client gave its frame (e.g. "msg123") when the server assigned a real one.
     client_message_id: str | None = None
+    # Ours: what sent the message from outside a socket ("api", "schedule", "webhook"); an agent's handling of it
+    # is recorded as a run (guilds.runtime.runs). Only on the wire when set: replies do not carry it.
+    trigger: Annotated[str, StringConstraints(max_length=16)] | None = Field(default=None, exclude_if=lambda v: v is None)
 
     def __init__(self, /, **data: Any) -> None:
         """Direct construction raises InvalidMessage too (prefer `create` / `from_wire`)."""

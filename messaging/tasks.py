@@ -16,5 +16,9 @@ async def cancel_and_wait(task: asyncio.Future[Any]) -> None:
     try:
         await task
     except asyncio.CancelledError:
+        pass
+    finally:
+        # Cancelled while waiting: asyncio hands that cancel on to `task`, so how `task` ended (a result, an
+        # error, its own CancelledError) says nothing of it; the count does.
         if current is not None and current.cancelling() > cancels_before:
-            raise
+            raise asyncio.CancelledError

@@ -44,11 +44,14 @@ class GuildMessagesApi(APIView):
         operation_id="postGuildMessage", summary="Send a message into the guild as yours (as your user socket would)",
         description="Needs the role member in the guild's organisation, as the user socket does. A suspended guild is "
                     "resumed first. Replies reach your user sockets and GET /api/guilds/{id}/{user_id}/messages. "
-                    "No run id is returned: a run starts when an agent takes the message; find it with "
-                    "GET /api/runs?message_id=<id>.",
+                    "Each agent's handling of the message is a run with trigger `api`. With `agent`, that agent's run "
+                    "is made at once (status `queued`) and its id returned; without, the guild's routes decide which "
+                    "agents take it: GET /api/runs?message_id=<id> finds their runs once they start.",
         request=PostMessageSerializer,
-        responses={202: inline_serializer("PostedMessage", {"id": serializers.CharField(
-            help_text="The message's id (a decimal string).")}), **problem_responses(400, 401, 403, 404, 409)},
+        responses={202: inline_serializer("PostedMessage", {
+            "id": serializers.CharField(help_text="The message's id (a decimal string)."),
+            "run_id": serializers.CharField(required=False, help_text="With `agent`: that agent's run.")}),
+            **problem_responses(400, 401, 403, 404, 409)},
         tags=["guilds"],
     )
     def post(self, request: Request, guild_id: str) -> Response:
@@ -80,8 +83,11 @@ class GuildMessagesApi(APIView):
             field = "format" if exc.error_type == frames.UNKNOWN_FORMAT else "payload"
             raise exceptions.ValidationError({field: [str(exc)]}) from None
         try:
-            sent = services.guild_message_post(guild=guild, user=user, user_name=username, message_of=message_of,
-                                               to_agent=agent_id)
+            sent, run = services.guild_message_post(guild=guild, user=user, user_name=username, message_of=message_of,
+                                                    to_agent=agent_id)
         except services.GuildStopped as exc:
             raise Conflict(str(exc)) from None
-        return Response({"id": str(sent.id)}, status=status.HTTP_202_ACCEPTED)
+        answer = {"id": str(sent.id)}
+        if run is not None:
+            answer["run_id"] = run.pk
+        return Response(answer, status=status.HTTP_202_ACCEPTED)

@@ -86,8 +86,8 @@ class RunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Run
-        fields = ["id", "guild_id", "agent_id", "thread_id", "trigger", "status", "message_id", "model", "created_at",
-                  "started_at", "finished_at", "duration_ms", "time_to_first_token_ms", "input_tokens",
+        fields = ["id", "guild_id", "agent_id", "thread_id", "trigger", "requester", "status", "message_id", "model",
+                  "created_at", "started_at", "finished_at", "duration_ms", "time_to_first_token_ms", "input_tokens",
                   "output_tokens", "cached_tokens", "cost_usd", "error"]
 
     def get_message_id(self, run: Run) -> str | None:

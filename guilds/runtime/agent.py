@@ -130,6 +130,10 @@ class Agent:
     # them), so a relaunch resumes exactly there. For rare, important topics only.
     keeps_catch_up_cursor: ClassVar[bool] = False
 
+    # Records its handlings as runs itself (an LLM agent, with tokens and cost); otherwise its host records the
+    # handling of a message a trigger sent (guilds.runtime.runs).
+    records_runs: ClassVar[bool] = False
+
     def export_memory(self) -> dict[str, Any] | None:
         """In-memory fields to keep between messages on engines that rebuild the agent (None: nothing)."""
         return None

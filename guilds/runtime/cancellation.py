@@ -30,7 +30,8 @@ def cancel_flagged(run_id: str) -> bool:
 
 
 async def cancel_requested(run_id: str) -> bool:
-    return bool(await cache.aget(_key(run_id)))
+    # Not cache.aget: that runs on the one thread Django's sync_to_async shares with database calls.
+    return bool(await asyncio.to_thread(cache.get, _key(run_id)))
 
 
 async def unless_cancelled(run_id: str, work: asyncio.Future[Any]) -> bool:
@@ -39,7 +40,7 @@ async def unless_cancelled(run_id: str, work: asyncio.Future[Any]) -> bool:
     try:
         while not work.done():
             await asyncio.wait({work}, timeout=settings.GUILDSITE_RUN_CANCEL_POLL_SECONDS)
-            if not work.done() and await cancel_requested(run_id):
+            if not work.done() and await cancel_requested(run_id) and not work.done():
                 await cancel_and_wait(work)
                 return True
         return False

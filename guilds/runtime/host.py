@@ -14,7 +14,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from guilds.runtime import dead_letters, formats, health, store
+from guilds.models import AgentKind, RunStatus
+from guilds.runtime import cancellation, dead_letters, formats, health, runs, store
 from guilds.runtime.context import HandlerContext, SyncHandlerContext
 from guilds.runtime.registry import canonical_class_name, resolve_agent_class
 from messaging import topics as topic_names
@@ -204,14 +205,35 @@ class AgentHost:
             return
         essential = message.topic_published_to in ESSENTIAL_TOPICS
         handlers = type(self.agent).handlers_for(message_format, essential_topic=essential)
-        for method_name in handlers:
-            await self._invoke(method_name, message)
+        if handlers and message.trigger and self.kind == AgentKind.BOT and not self.agent.records_runs:
+            await self._handle_as_run(message, handlers)
+        else:
+            for method_name in handlers:
+                await self._invoke(method_name, message)
         # Past a message it handled (one it has no handler for, such as a runUpdate on the system topic,
         # would only cost a saved cursor; a catch-up passes it by again).
         if handlers and self.agent.keeps_catch_up_cursor and message.topic_published_to in self.agent.catch_up_topics():
             await self.runtime_update({CURSORS: {message.topic_published_to: str(message.id)}})
 
-    async def _invoke(self, method_name: str, message: Message) -> None:
+    async def _handle_as_run(self, message: Message, handlers: list[str]) -> None:
+        """A message a trigger sent (the REST endpoint, a schedule, a webhook): its handling is a run."""
+        run = await runs.run_start(guild_id=self.guild.guild_id, agent_id=self.agent_id, thread_id=None,
+                                   message_id=message.id, requester=runs.requester_of(message),
+                                   trigger=message.trigger)
+        ctx = HandlerContext(self, message, "run")
+        if await cancellation.cancel_requested(run.pk):  # cancelled while it waited: not handled at all
+            await runs.run_finish(run.pk, status=RunStatus.CANCELLED, started_at=run.started_at,
+                                  error="cancelled on request")
+            await runs.publish_update(ctx, run, RunStatus.CANCELLED)
+            return
+        await runs.publish_update(ctx, run, RunStatus.RUNNING)
+        errors = [error for method_name in handlers if (error := await self._invoke(method_name, message))]
+        status = RunStatus.FAILED if errors else RunStatus.SUCCEEDED
+        await runs.run_finish(run.pk, status=status, started_at=run.started_at, error="; ".join(errors))
+        await runs.publish_update(ctx, run, status, error="; ".join(errors))
+
+    async def _invoke(self, method_name: str, message: Message) -> str | None:
+        """Run one handler; what went wrong, if it raised (the sender gets an ErrorMessage saying so)."""
         ctx = HandlerContext(self, message, method_name)
         method = getattr(self.agent, method_name)
         try:
@@ -227,6 +249,8 @@ class AgentHost:
                        "handler": method_name},
             )
             await ctx.send_error("UNHANDLED_EXCEPTION", f"{type(exc).__name__}: {exc}")
+            return f"{type(exc).__name__}: {exc}"
+        return None
 
     # --- state ---------------------------------------------------------------------------
     async def state_update(self, patch: dict[str, Any]) -> dict[str, Any]:

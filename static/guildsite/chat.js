@@ -214,6 +214,12 @@
   function onStreamChunk(message) {
     const chunk = message.payload || {};
     let stream = streams.get(chunk.in_response_to);
+    const ended = chunk.chunk_type === "assistant_message";
+    if (ended && !chunk.content) { // stopped before the model said anything: nothing to show
+      if (stream) stream.li.remove();
+      streams.delete(chunk.in_response_to);
+      return;
+    }
     if (!stream) {
       const li = messageItem(message);
       li.classList.add("streaming");
@@ -235,7 +241,7 @@
     }
     if (chunk.seq <= stream.seq) return; // a repeat
     stream.seq = chunk.seq;
-    if (chunk.chunk_type === "assistant_message") {
+    if (ended) {
       stream.text.data = chunk.content;
       stream.stop.remove();
     } else if (chunk.chunk_type === "assistant_token") {

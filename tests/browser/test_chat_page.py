@@ -236,4 +236,6 @@ def test_the_chat_page_streams_an_llm_agents_answer_live_shows_it_once_and_stops
     expect(page.locator("#log .stop-run")).to_have_count(0)
     assert provider.hung_up.wait(10), "the provider's stream was not closed"
     expect(page.locator("#log li", has_text="Assistant")).to_have_count(2)
+    expect(page.locator("#log li", has_text="Once upon")).to_have_count(1)  # the reply took the stream's place
+    expect(page.locator("#log")).not_to_contain_text("time.")  # what the model never sent
     page.close()

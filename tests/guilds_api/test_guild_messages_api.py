@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from guilds.engines import bus_of
-from guilds.models import Guild, GuildMember, GuildStatus
+from guilds.models import Guild, GuildMember, GuildStatus, Run
 from guilds.runtime import loop as runtime_loop
-from guilds.runtime import suspension
+from guilds.runtime import runs, suspension
+from guilds.runtime.manager import user_proxy_id
 from guilds.services import guild_stop
 from messaging import topics as topic_names
+from messaging.message import AgentTag, Message
 from tests import factories
 from tests.factories import bearer
 from tests.runtime.conftest import echo_spec, rig, wait_for  # noqa: F401 - the rig is a fixture (both engines)
@@ -112,3 +114,67 @@ def test_the_message_is_stored_on_the_users_inbox_as_a_socket_frame_would_be(api
         return await bus_of(running.id, running.spec).get_messages(topic_names.user_inbox("ann"))
     stored = runtime_loop.run(inbox())
     assert [(m.id, m.sender.id, m.payload) for m in stored] == [(int(response.json()["id"]), "ann", {"text": "stored"})]
+
+
+# --- runs of the trigger `api` ------------------------------------------------------------------------
+
+
+def run_updates(observer, run_id: str) -> list[tuple[str, str]]:
+    return [(m.payload["status"], m.payload["trigger"]) for m in observer.of_format("runUpdate")
+            if m.payload["run_id"] == run_id]
+
+
+def test_a_message_to_a_named_agent_returns_its_run_queued_which_its_handling_ends(api, rig, running):  # noqa: F811
+    updates = rig.observe(running, topic_names.SYSTEM_TOPIC)
+    heard = rig.observe(running, topic_names.user_notifications("ann"))
+    response = post(api, running.id, "ann", {"format": "text", "payload": {"text": "run me"}, "agent": echo_id(running)})
+    assert response.status_code == 202, response.content
+    run_id = response.json()["run_id"]
+    heard.wait(lambda m: m.payload.get("text") == "Echo: run me", what="the echo")
+    wait_for(lambda: run_updates(updates, run_id) == [("running", "api"), ("succeeded", "api")], what="the run's updates")
+    run = api.get(f"/api/runs/{run_id}", **bearer("ann")).json()
+    assert (run["status"], run["trigger"], run["agent_id"], run["message_id"]) == (
+        "succeeded", "api", echo_id(running), response.json()["id"])
+    assert run["requester"] == "ann"
+    assert run["duration_ms"] is not None
+    assert run["error"] == ""
+
+
+def test_a_routed_message_is_a_run_of_each_agent_that_takes_it_and_not_of_the_users_proxy(api, rig, running):  # noqa: F811
+    heard = rig.observe(running, topic_names.user_notifications("ann"))
+    response = post(api, running.id, "ann", {"format": "text", "payload": {"text": "routed"}})
+    assert response.status_code == 202, response.content
+    assert "run_id" not in response.json()  # the routes decide who takes it
+    heard.wait(lambda m: m.payload.get("text") == "Echo: routed", what="the echo")
+    listed = wait_for(lambda: [r for r in api.get(f"/api/runs?message_id={response.json()['id']}",
+                                                  **bearer("ann")).json()["results"] if r["status"] == "succeeded"],
+                      what="the echo agent's run")
+    assert [(r["agent_id"], r["trigger"]) for r in listed] == [(echo_id(running), "api")]
+
+
+def test_a_socket_message_is_no_run_of_an_agent_that_records_none(api, rig, running):  # noqa: F811
+    heard = rig.observe(running, topic_names.user_notifications("ann"))
+    rig.join(running, "ann", "Ann")
+    rig.observe(running).publish(topic_names.user_inbox("ann"), {"text": "by socket"}, sender=AgentTag(id="ann", name="Ann"))
+    heard.wait(lambda m: m.payload.get("text") == "Echo: by socket", what="the echo")
+    assert not Run.objects.filter(guild=running).exists()
+
+
+def test_a_run_cancelled_while_queued_is_never_handled(api, rig, running):  # noqa: F811
+    heard = rig.observe(running, topic_names.user_notifications("ann"))
+    response = post(api, running.id, "ann", {"format": "text", "payload": {"text": "warm up"}, "agent": echo_id(running)})
+    heard.wait(lambda m: m.payload.get("text") == "Echo: warm up", what="the proxy up and the agent answering")
+    # A queued run, cancelled before its agent takes its message (as POST /api/runs/{id}/cancel does).
+    proxy = AgentTag(id=user_proxy_id("ann"), name="ann")
+    first = Message.create(sender=proxy, topics=[topic_names.agent_inbox(echo_id(running))],
+                           payload={"text": "never"}, format="text", trigger="api")
+    queued = runtime_loop.run(runs.run_queue(guild_id=running.id, agent_id=echo_id(running), message_id=first.id,
+                                             trigger="api", requester="ann"))
+    assert api.post(f"/api/runs/{queued.pk}/cancel", **bearer("ann")).status_code == 202
+    runtime_loop.run(bus_of(running.id, running.spec).publish(first))
+    wait_for(lambda: Run.objects.get(pk=queued.pk).status == "cancelled", what="the run cancelled")
+    then = post(api, running.id, "ann", {"format": "text", "payload": {"text": "after"}, "agent": echo_id(running)})
+    assert then.status_code == 202
+    heard.wait(lambda m: m.payload.get("text") == "Echo: after", what="the next message's echo")
+    assert not [m for m in heard.messages if m.payload.get("text") == "Echo: never"]
+    assert response.status_code == 202

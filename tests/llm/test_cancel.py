@@ -111,3 +111,27 @@ async def test_a_cancel_request_the_socket_cannot_act_on_gets_an_error_and_the_s
         reply = await user.until(is_reply(await own_id_of(user)), what="an answer after the refusals")
     assert reply["payload"]["text"] == "Hello from the fake model."
     assert await sync_to_async(lambda: Run.objects.get(pk=elsewhere.id).status)() == RunStatus.RUNNING
+
+
+async def test_a_run_cancelled_before_its_first_token_ends_with_an_error_saying_so(rig, fake_llm, llm_settings):
+    fake_llm.then(Answer(deltas=STORY, hold_after=0))  # headers, then nothing
+    guild = await launched(rig, llm_spec(fake_llm.base_url))
+    async with usercomms(guild.id) as user:
+        await user.send(frame("Tell me a story"))
+        own = await own_id_of(user)
+        await eventually(lambda: fake_llm.requests, what="the provider asked")  # and holding its stream
+        run = await sync_to_async(lambda: Run.objects.get(guild=guild))()
+        cancelled = await sync_to_async(APIClient().post)(f"/api/runs/{run.id}/cancel")
+        assert cancelled.status_code == 202, cancelled.content
+        error = await user.until(lambda f: f["format"] == ERROR and f.get("in_response_to") == own, what="the error")
+    assert error["payload"]["error_type"] == "RUN_CANCELLED"
+    assert await sync_to_async(fake_llm.hung_up.wait)(10), "the provider's stream was not closed"
+    assert not [f for f in user.frames if is_reply(own)(f)]
+    final = [f["payload"]["content"] for f in user.frames
+             if f["format"] == "stream_chunk" and f["payload"]["chunk_type"] == "assistant_message"]
+    assert final == [""]
+    run = await eventually(lambda: Run.objects.filter(pk=run.id, status=RunStatus.CANCELLED).first(), what="cancelled")
+    assert run.time_to_first_token_ms is None
+    stored = await sync_to_async(lambda: list(ThreadMessage.objects.filter(thread_id=run.thread_id)
+                                              .values_list("role", flat=True)))()
+    assert stored == ["user"]

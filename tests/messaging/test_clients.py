@@ -275,3 +275,32 @@ async def test_a_client_stops_even_when_a_handler_loses_the_cancel():
     async with asyncio.timeout(10):  # before, close() waited for ever: a guild's shutdown hung on it
         await client.close()
     assert client.handled == 1
+
+
+async def test_a_closer_cancelled_while_it_waits_stops_even_when_the_task_loses_that_cancel():
+    from messaging.tasks import cancel_and_wait
+
+    started, first_cancel, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def loses_cancels():
+        try:
+            started.set()
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            first_cancel.set()
+        while not release.is_set():  # a clean-up that loses the closer's cancel, handed on to it, and returns
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                pass
+
+    task = asyncio.ensure_future(loses_cancels())
+    await started.wait()
+    closer = asyncio.ensure_future(cancel_and_wait(task))
+    await first_cancel.wait()  # the closer has cancelled the task and waits for it
+    closer.cancel()  # handed on to the task at once (the closer waits on it), which loses it
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await closer
+    assert task.done()
+    assert not task.cancelled()

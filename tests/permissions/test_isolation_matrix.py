@@ -96,6 +96,7 @@ TABLE: list[tuple[Any, ...]] = [
     ("run-list",                     RUNS_A,  RUNS_A,    RUNS_A,  RUNS_A,  RUNS_B,  RUNS_B,  RUNS_B,  401),
     ("run-of-launchers-thread",      MESSAGES, MESSAGES, HIDDEN,  HIDDEN,  404,     404,     404,     401),
     ("cancel-run-of-launcher",       202,     202,       403,     403,     404,     404,     404,     401),
+    ("cancel-run-asked-by-member",   202,     202,       202,     403,     404,     404,     404,     401),
     ("post-message",                 ECHO,    ECHO,      ECHO,    403,     404,     404,     404,     401),
 ]
 
@@ -134,6 +135,7 @@ DEVELOPMENT = [
     ("dev-named", "run-list", RUNS_A | RUNS_B),
     ("dev-named", "thread-of-launcher", 404),
     ("dev-named", "cancel-run-of-launcher", 403),
+    ("dev-named", "cancel-run-asked-by-member", 403),
     ("dev-named", "post-message", ECHO),
     ("dev-unnamed", "thread-list", NONE),
 ]
@@ -341,8 +343,16 @@ def cancel_run_of_launcher(api, w, who, expected, problem):
     assert cancellation.cancel_flagged(run.id) == (expected == 202)
 
 
+def cancel_run_asked_by_member(api, w, who, expected, problem):
+    run = factories.run(w.guild, agent_id="echo", status="queued", trigger="api", requester="a-member")  # no thread
+    response = api.post(f"/api/runs/{run.id}/cancel", **w.headers(who))
+    granted(response, expected, problem)
+    assert cancellation.cancel_flagged(run.id) == (expected == 202)
+
+
 REST = {
     "cancel-run-of-launcher": cancel_run_of_launcher,
+    "cancel-run-asked-by-member": cancel_run_asked_by_member,
     "thread-list": thread_list,
     "thread-of-launcher": thread_of_launcher,
     "thread-rename-of-launcher": thread_rename_of_launcher,

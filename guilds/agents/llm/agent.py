@@ -16,14 +16,13 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.conf import settings
-from django.utils import timezone
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from guilds.agents.llm import attachments, guards, pricing, records
 from guilds.agents.llm.provider import CallSettings, Completion, ProviderError, stream_chat
 from guilds.agents.llm.streaming import STREAM_CHUNK, TokenStream
 from guilds.models import MessageRole, Run, RunStatus
-from guilds.runtime import cancellation
+from guilds.runtime import cancellation, runs
 from guilds.runtime.agent import Agent, handles
 from guilds.runtime.context import HandlerContext
 from guilds.runtime.formats import (
@@ -40,11 +39,8 @@ from messaging.message import Message
 
 logger = logging.getLogger(__name__)
 
-RUN_UPDATE = "runUpdate"
 _ROLES = frozenset({"system", "user", "assistant"})
 OPENAI_HOST = "api.openai.com"
-# Where run status changes are published: a topic of their own, stored (see README "LLM agents").
-RUNS_TOPIC = topic_names.SYSTEM_TOPIC  # seed 004's runUpdate, where the guild's system messages go
 
 
 def _as_model_message(raw: Any) -> dict[str, Any] | None:
@@ -86,6 +82,7 @@ class LLMAgent(Agent):
     """Answers text with a language model on any OpenAI-compatible server, streaming its tokens."""
 
     Properties: ClassVar[type[BaseModel]] = LLMProperties
+    records_runs: ClassVar[bool] = True
 
     # --- the call's settings -------------------------------------------------------------
     def _call_settings(self) -> CallSettings:
@@ -162,9 +159,9 @@ class LLMAgent(Agent):
         asked = await records.message_add(thread.id, role=MessageRole.USER, content=prompt, bus_message_id=message.id)
         props: LLMProperties = self.properties
         model = props.model or settings.LLM_MODEL
-        run = await records.run_start(guild_id=self.guild_id, agent_id=self.id, thread_id=thread.id,
-                                      message_id=message.id, model=model)
-        await self._run_update(ctx, run.id, RunStatus.RUNNING, thread.id)
+        run = await runs.run_start(guild_id=self.guild_id, agent_id=self.id, thread_id=thread.id,
+                                   message_id=message.id, requester=requester, model=model, trigger=message.trigger)
+        await runs.publish_update(ctx, run, RunStatus.RUNNING)
         started = time.monotonic()
         stream = TokenStream(
             lambda kind, content, seq: self._chunk(ctx, user_id, requester, kind, content, seq, run.id, thread.id),
@@ -177,24 +174,27 @@ class LLMAgent(Agent):
             if props.system_prompt:
                 messages.append({"role": "system", "content": props.system_prompt})
             messages += [*earlier, *new_messages]
-            completion = Completion()
-            call_task = asyncio.ensure_future(stream_chat(call, messages, stream.token, completion))
-            cancelled = await cancellation.unless_cancelled(run.id, call_task)
+            completion = Completion(model=model)
+            # Cancelled already (while queued, or before a redelivery of its message): no call at all.
+            cancelled = await cancellation.cancel_requested(run.id)
             if not cancelled:
-                call_task.result()
+                call_task = asyncio.ensure_future(stream_chat(call, messages, stream.token, completion))
+                cancelled = await cancellation.unless_cancelled(run.id, call_task)
+                if not cancelled:
+                    call_task.result()
         except ProviderError as exc:
             await stream.close()
             logger.warning("LLM call failed: %s", exc, extra={"guild_id": self.guild_id, "agent_id": self.id,
                                                               "message_id": message.id, "run_id": run.id})
-            await records.run_finish(run.id, status=RunStatus.FAILED, started_at=run.started_at, error=str(exc))
-            await self._run_update(ctx, run.id, RunStatus.FAILED, thread.id, error=str(exc))
+            await runs.run_finish(run.id, status=RunStatus.FAILED, started_at=run.started_at, error=str(exc))
+            await runs.publish_update(ctx, run, RunStatus.FAILED, error=str(exc))
             await ctx.send_error(exc.error_type, str(exc))
             return
         except Exception as exc:  # not the provider's: the run must not stay "running"; the host reports the error
             await stream.close()
-            await records.run_finish(run.id, status=RunStatus.FAILED, started_at=run.started_at,
+            await runs.run_finish(run.id, status=RunStatus.FAILED, started_at=run.started_at,
                                      error=f"{type(exc).__name__}: {exc}")
-            await self._run_update(ctx, run.id, RunStatus.FAILED, thread.id, error=f"{type(exc).__name__}: {exc}")
+            await runs.publish_update(ctx, run, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
             raise
         if cancelled:
             await self._cancelled(ctx, run, thread.id, completion, started, stream, reply_of)
@@ -208,11 +208,11 @@ class LLMAgent(Agent):
                                   input_tokens=completion.input_tokens, output_tokens=completion.output_tokens)
         cost = pricing.run_cost(completion.model or model, input_tokens=completion.input_tokens,
                                 output_tokens=completion.output_tokens, cached_tokens=completion.cached_tokens)
-        await records.run_finish(run.id, status=RunStatus.SUCCEEDED, started_at=run.started_at,
+        await runs.run_finish(run.id, status=RunStatus.SUCCEEDED, started_at=run.started_at,
                                  time_to_first_token_ms=ttft, input_tokens=completion.input_tokens,
                                  output_tokens=completion.output_tokens, cached_tokens=completion.cached_tokens,
                                  cost_usd=cost, model=completion.model or model)
-        await self._run_update(ctx, run.id, RunStatus.SUCCEEDED, thread.id)
+        await runs.publish_update(ctx, run, RunStatus.SUCCEEDED)
 
     async def _cancelled(self, ctx: HandlerContext, run: Run, thread_id: str, completion: Completion, started: float,
                          stream: TokenStream, reply_of: Callable[[Completion], tuple[dict[str, Any], str]]) -> None:
@@ -220,17 +220,17 @@ class LLMAgent(Agent):
         far) and stored, and the run marked cancelled (tokens unknown: the usage comes with the stream's end)."""
         completion.text = completion.partial()
         await stream.finish(completion.text)
-        reply_id = None
         if completion.text:
             payload, reply_format = reply_of(completion)
             replies = await ctx.reply(payload, format=reply_format)
-            reply_id = replies[0].id if replies else None
             await records.message_add(thread_id, role=MessageRole.ASSISTANT, content=completion.text,
-                                      bus_message_id=reply_id, run_id=run.id)
-        await records.run_finish(run.id, status=RunStatus.CANCELLED, started_at=run.started_at,
+                                      bus_message_id=replies[0].id if replies else None, run_id=run.id)
+        else:  # nothing had come: the requester still hears how its request ended
+            await ctx.send_error("RUN_CANCELLED", f"run {run.id} was cancelled before the model answered")
+        await runs.run_finish(run.id, status=RunStatus.CANCELLED, started_at=run.started_at,
                                  time_to_first_token_ms=self._ttft_ms(completion, started),
                                  error="cancelled on request", model=completion.model)
-        await self._run_update(ctx, run.id, RunStatus.CANCELLED, thread_id)
+        await runs.publish_update(ctx, run, RunStatus.CANCELLED)
 
     @staticmethod
     def _ttft_ms(completion: Completion, started: float) -> int | None:
@@ -263,10 +263,3 @@ class LLMAgent(Agent):
             priority=origin.priority,
         )
         await self.host.guild.bus.publish(chunk, ephemeral=True)
-
-    async def _run_update(self, ctx: HandlerContext, run_id: str, status: str, thread_id: str, error: str = "") -> None:
-        payload = {"run_id": run_id, "status": status, "agent_id": self.id, "thread_id": thread_id,
-                   "at": timezone.now().isoformat()}
-        if error:
-            payload["error"] = error
-        await ctx.send(payload, format=RUN_UPDATE, topics=RUNS_TOPIC, routed=False)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from guilds.models import Guild, MessageRole, Run, RunStatus, RunTrigger, Thread, ThreadMessage
+from guilds.models import Guild, MessageRole, Thread, ThreadMessage
 from guilds.runtime.store import on_db_threads
 
 TITLE_CHARS = 80
@@ -67,33 +65,3 @@ def history(thread_id: str, *, before_id: int, limit: int) -> list[dict[str, Any
     rows = list(ThreadMessage.objects.filter(thread_id=thread_id, id__lt=before_id)
                 .exclude(role=MessageRole.SYSTEM).order_by("-id")[:limit])
     return [{"role": row.role, "content": row.content} for row in reversed(rows)]
-
-
-@on_db_threads
-def run_start(*, guild_id: str, agent_id: str, thread_id: str | None, message_id: int | None, model: str,
-              trigger: str = RunTrigger.CHAT) -> Run:
-    """The run of this message: made running, or the same row again when the message is handled again."""
-    now = timezone.now()
-    run, _ = Run.objects.update_or_create(
-        guild_id=guild_id, agent_id=agent_id, message_id=message_id,
-        defaults={"thread_id": thread_id, "trigger": trigger, "status": RunStatus.RUNNING, "model": model,
-                  "started_at": now, "finished_at": None, "error": ""},
-    )
-    return run
-
-
-@on_db_threads
-def run_finish(run_id: str, *, status: str, started_at: datetime | None, error: str = "",
-               time_to_first_token_ms: int | None = None, input_tokens: int | None = None,
-               output_tokens: int | None = None, cached_tokens: int | None = None, cost_usd: Decimal | None = None,
-               model: str | None = None) -> None:
-    now = timezone.now()
-    fields: dict[str, Any] = {
-        "status": status, "finished_at": now, "error": error, "time_to_first_token_ms": time_to_first_token_ms,
-        "input_tokens": input_tokens, "output_tokens": output_tokens, "cached_tokens": cached_tokens,
-        "cost_usd": cost_usd,
-        "duration_ms": int((now - started_at).total_seconds() * 1000) if started_at is not None else None,
-    }
-    if model:
-        fields["model"] = model
-    Run.objects.filter(pk=run_id).update(**fields)
