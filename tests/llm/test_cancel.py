@@ -135,3 +135,21 @@ async def test_a_run_cancelled_before_its_first_token_ends_with_an_error_saying_
     stored = await sync_to_async(lambda: list(ThreadMessage.objects.filter(thread_id=run.thread_id)
                                               .values_list("role", flat=True)))()
     assert stored == ["user"]
+
+
+async def test_a_thread_deleted_while_its_answer_streams_leaves_the_run_finished_and_nothing_stored(
+        rig, fake_llm, llm_settings):
+    fake_llm.then(Answer(deltas=STORY, hold_after=2))
+    guild = await launched(rig, llm_spec(fake_llm.base_url))
+    async with usercomms(guild.id) as user:
+        own, run_id = await a_held_stream(user)
+        run = await sync_to_async(lambda: Run.objects.get(pk=run_id))()
+        await sync_to_async(lambda: run.thread.delete())()  # what DELETE /api/threads/{id} does
+        cancelled = await sync_to_async(APIClient().post)(f"/api/runs/{run_id}/cancel")  # lets the held stream end
+        assert cancelled.status_code == 202, cancelled.content
+        reply = await user.until(is_reply(own), what="the partial answer")
+    assert reply["payload"]["text"] == PARTIAL  # the user still sees it; the thread they threw away keeps nothing
+    run = await eventually(lambda: Run.objects.filter(pk=run_id, status=RunStatus.CANCELLED).first(), what="finished")
+    assert run.thread_id is None
+    assert not await sync_to_async(lambda: ThreadMessage.objects.filter(run_id=run_id).exists())()
+    assert not [f for f in user.frames if f["format"] == ERROR]

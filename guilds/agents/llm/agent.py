@@ -169,7 +169,8 @@ class LLMAgent(Agent):
             max_bytes=settings.GUILDSITE_LLM_STREAM_FLUSH_BYTES)
         try:
             call = self._call_settings()
-            earlier = await records.history(thread.id, before_id=asked.id, limit=props.history_limit)
+            earlier = [] if asked is None else await records.history(thread.id, before_id=asked.id,
+                                                                      limit=props.history_limit)
             messages: list[dict[str, Any]] = []
             if props.system_prompt:
                 messages.append({"role": "system", "content": props.system_prompt})

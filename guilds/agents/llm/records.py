@@ -44,16 +44,23 @@ def thread_open(key: ThreadKey, *, title: str) -> Thread:
 
 @on_db_threads
 def message_add(thread_id: str, *, role: str, content: str, bus_message_id: int | None, run_id: str | None = None,
-                input_tokens: int | None = None, output_tokens: int | None = None) -> ThreadMessage:
-    """Add a message; the same bus message twice (a redelivery) is kept once."""
+                input_tokens: int | None = None, output_tokens: int | None = None) -> ThreadMessage | None:
+    """Add a message; the same bus message twice (a redelivery) is kept once. None when the thread is gone: its
+    user deleted it while the model answered, and the answer is not kept for a thread they threw away."""
     if bus_message_id is not None:
         found = ThreadMessage.objects.filter(thread_id=thread_id, role=role, bus_message_id=bus_message_id).first()
         if found is not None:
             return found
-    message = ThreadMessage.objects.create(thread_id=thread_id, role=role, content=content, run_id=run_id,
-                                           bus_message_id=bus_message_id, input_tokens=input_tokens,
-                                           output_tokens=output_tokens)
-    Thread.objects.filter(pk=thread_id).update(updated_at=timezone.now())
+    try:
+        with transaction.atomic():
+            if not Thread.objects.select_for_update().filter(pk=thread_id).exists():
+                return None
+            message = ThreadMessage.objects.create(thread_id=thread_id, role=role, content=content, run_id=run_id,
+                                                   bus_message_id=bus_message_id, input_tokens=input_tokens,
+                                                   output_tokens=output_tokens)
+            Thread.objects.filter(pk=thread_id).update(updated_at=timezone.now())
+    except IntegrityError:  # deleted between the look and the insert (SQLite takes no row lock)
+        return None
     return message
 
 
