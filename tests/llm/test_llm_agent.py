@@ -241,3 +241,34 @@ async def test_the_original_systems_chat_completion_request_gets_a_chat_completi
     assert reply["payload"]["usage"] == {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
     assert fake_llm.requests[0]["body"]["messages"] == [{"role": "system", "content": "Answer in one word."},
                                                         {"role": "user", "content": "Capital of France?"}]
+
+
+async def test_a_message_posted_over_rest_to_the_llm_agent_returns_its_run_which_records_the_answer(
+        rig, fake_llm, llm_settings):
+    from rest_framework.test import APIClient
+
+    from tests.factories import bearer, token
+
+    llm_settings.AUTH_DISABLED = False
+    fake_llm.then(Answer(deltas=["Posted ", "answer."]))
+    guild = await launched(rig, llm_spec(fake_llm.base_url))
+    agent_id = guild.spec["agents"][0]["id"]
+    api = APIClient()
+    api.default_format = "json"
+    access = await sync_to_async(token)("testuser123")
+    async with Socket(f"/ws/guilds/{guild.id}/usercomms/testuser123/Test%20User?token={access}") as user:
+        response = await sync_to_async(lambda: api.post(f"/api/guilds/{guild.id}/messages", {
+            "format": "text", "payload": {"text": "From a script"}, "agent": agent_id, "conversation_id": "scripted"},
+            **bearer("testuser123")))()
+        assert response.status_code == 202, response.content
+        sent = response.json()
+        reply = await user.until(lambda f: f["format"] == "text" and f.get("in_response_to") == sent["id"],
+                                 what="the answer on the user's socket")
+    assert reply["payload"]["text"] == "Posted answer."
+    run = await eventually(lambda: Run.objects.filter(pk=sent["run_id"], status=RunStatus.SUCCEEDED).first(),
+                           what="the run, succeeded")
+    assert (run.trigger, run.requester, run.agent_id, run.message_id) == ("api", "testuser123", agent_id, int(sent["id"]))
+    assert (run.input_tokens, run.output_tokens) == (12, 5)
+    assert await sync_to_async(lambda: Run.objects.filter(guild=guild).count())() == 1  # the queued row, not another
+    thread = await sync_to_async(lambda: Thread.objects.get(pk=run.thread_id))()
+    assert (thread.requester, thread.conversation_id) == ("testuser123", "scripted")
