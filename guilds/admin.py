@@ -283,7 +283,7 @@ class RunAdmin(_ReadOnly, OrganizationScopedAdmin):
     search_fields = ["id", "guild__id", "guild__name", "agent_id", "requester", "model", "error"]
     fields = ["guild", "agent_id", "thread", "trigger", "requester", "status", "message_id", "model", "created_at", "started_at",
               "finished_at", "duration_ms", "time_to_first_token_ms", "input_tokens", "output_tokens",
-              "cached_tokens", "cost_usd", "error"]
+              "cached_tokens", "cost_usd", "error", "tool_calls", "notes"]
     readonly_fields = fields
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -249,6 +249,10 @@ class Run(models.Model):
     # Null when the price is not known (an unknown model): never a made-up 0.
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # Its tool calls: [{"id", "tool", "server", "ok", "duration_ms", "error"?}]; and what else went wrong on the
+    # way without ending it (an MCP server that could not be reached).
+    tool_calls = models.JSONField(default=list, blank=True)
+    notes = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

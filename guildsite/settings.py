@@ -350,6 +350,11 @@ GUILDSITE_LLM_RETRY_BASE_SECONDS = env_float("GUILDSITE_LLM_RETRY_BASE_SECONDS",
 # Token chunks after the first go out every this many seconds or bytes, whichever comes first.
 GUILDSITE_LLM_STREAM_FLUSH_SECONDS = env_float("GUILDSITE_LLM_STREAM_FLUSH_SECONDS", 0.04, minimum=0.0)
 GUILDSITE_LLM_STREAM_FLUSH_BYTES = env_int("GUILDSITE_LLM_STREAM_FLUSH_BYTES", 512, minimum=1)
+# MCP servers an LLM agent's spec may name (host or host:port; none unless listed), how long a server's tool
+# listing is kept, and how long one tool call may take.
+GUILDSITE_MCP_HOSTS = env_list("GUILDSITE_MCP_HOSTS", [])
+GUILDSITE_MCP_TOOLS_TTL_SECONDS = env_float("GUILDSITE_MCP_TOOLS_TTL_SECONDS", 300.0, minimum=0.0)
+GUILDSITE_MCP_TIMEOUT_SECONDS = env_float("GUILDSITE_MCP_TIMEOUT_SECONDS", 30.0, minimum=0.1)
 # A running run looks for a cancel request this often (the request may come to any process).
 GUILDSITE_RUN_CANCEL_POLL_SECONDS = env_float("GUILDSITE_RUN_CANCEL_POLL_SECONDS", 0.1, minimum=0.01)
 # Prices overriding genai-prices', USD per million tokens: {"model": {"input": 0.15, "output": 0.6, "cached": 0.075}}.

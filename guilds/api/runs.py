@@ -88,7 +88,7 @@ class RunSerializer(serializers.ModelSerializer):
         model = Run
         fields = ["id", "guild_id", "agent_id", "thread_id", "trigger", "requester", "status", "message_id", "model",
                   "created_at", "started_at", "finished_at", "duration_ms", "time_to_first_token_ms", "input_tokens",
-                  "output_tokens", "cached_tokens", "cost_usd", "error"]
+                  "output_tokens", "cached_tokens", "cost_usd", "error", "tool_calls", "notes"]
 
     def get_message_id(self, run: Run) -> str | None:
         return None if run.message_id is None else str(run.message_id)

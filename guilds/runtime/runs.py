@@ -58,7 +58,8 @@ def run_start(*, guild_id: str, agent_id: str, thread_id: str | None, message_id
 def run_finish(run_id: str, *, status: str, started_at: datetime | None, error: str = "",
                time_to_first_token_ms: int | None = None, input_tokens: int | None = None,
                output_tokens: int | None = None, cached_tokens: int | None = None, cost_usd: Decimal | None = None,
-               model: str | None = None) -> None:
+               model: str | None = None, tool_calls: list[dict[str, Any]] | None = None,
+               notes: list[str] | None = None) -> None:
     now = timezone.now()
     fields: dict[str, Any] = {
         "status": status, "finished_at": now, "error": error, "time_to_first_token_ms": time_to_first_token_ms,
@@ -68,6 +69,10 @@ def run_finish(run_id: str, *, status: str, started_at: datetime | None, error: 
     }
     if model:
         fields["model"] = model
+    if tool_calls is not None:
+        fields["tool_calls"] = tool_calls
+    if notes is not None:
+        fields["notes"] = notes
     Run.objects.filter(pk=run_id).update(**fields)
 
 

@@ -246,6 +246,12 @@
       stream.stop.remove();
     } else if (chunk.chunk_type === "assistant_token") {
       stream.text.appendData(chunk.content);
+    } else if (chunk.chunk_type === "tool_output") {
+      const used = document.createElement("small");
+      used.className = "tool-output";
+      const output = String(chunk.content || "");
+      used.textContent = `${chunk.tool_name || "tool"}${chunk.ok === false ? " (failed)" : ""}: ${output.length > 200 ? `${output.slice(0, 200)}…` : output}`;
+      stream.li.insertBefore(used, stream.text);
     }
     stream.li.scrollIntoView({ block: "end" });
   }

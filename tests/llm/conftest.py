@@ -4,6 +4,7 @@ import pytest
 
 from tests.runtime.conftest import LLM_SETTINGS, celery_workers, rig  # noqa: F401 - shared fixtures
 from tests.support.fake_llm import FakeLLM
+from tests.support.mcp_server import ToolServer
 
 LLM = "guilds.agents.llm.LLMAgent"
 
@@ -23,7 +24,17 @@ def llm_settings(settings, monkeypatch):
     settings.GUILDSITE_LLM_RETRY_BASE_SECONDS = float(LLM_SETTINGS["GUILDSITE_LLM_RETRY_BASE_SECONDS"])
     settings.GUILDSITE_LLM_TIMEOUT_SECONDS = float(LLM_SETTINGS["GUILDSITE_LLM_TIMEOUT_SECONDS"])
     monkeypatch.setenv("GUILDSITE_TEST_LLM_KEY", LLM_SETTINGS["GUILDSITE_TEST_LLM_KEY"])
+    settings.GUILDSITE_MCP_HOSTS = LLM_SETTINGS["GUILDSITE_MCP_HOSTS"].split(",")
+    settings.GUILDSITE_MCP_TIMEOUT_SECONDS = float(LLM_SETTINGS["GUILDSITE_MCP_TIMEOUT_SECONDS"])
+    monkeypatch.setenv("GUILDSITE_TEST_MCP_TOKEN", LLM_SETTINGS["GUILDSITE_TEST_MCP_TOKEN"])
     return settings
+
+
+@pytest.fixture
+def tool_server():
+    server = ToolServer()
+    yield server
+    server.close()
 
 
 def llm_spec(base_url: str | None, **properties) -> dict:

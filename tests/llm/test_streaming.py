@@ -11,7 +11,7 @@ class Sent:
     def __init__(self) -> None:
         self.chunks: list[tuple[str, str, int]] = []
 
-    async def __call__(self, kind: str, content: str, seq: int) -> None:
+    async def __call__(self, kind: str, content: str, seq: int, about: dict | None) -> None:
         self.chunks.append((kind, content, seq))
 
 
@@ -48,3 +48,17 @@ async def test_with_token_chunks_off_only_the_answer_goes():
         await stream.token(token)
     await stream.finish("abc")
     assert sent.chunks == [("assistant_message", "abc", 1)]
+
+
+async def test_a_tool_output_follows_the_tokens_before_it_and_goes_with_token_chunks_off_too():
+    for tokens in (True, False):
+        sent = Sent()
+        stream = TokenStream(sent, tokens=tokens, interval=10.0, max_bytes=10_000)
+        await stream.token("Let me ")
+        await stream.token("look.")
+        await stream.tool_output("Sunny", {"tool_name": "forecast", "tool_call_id": "c1"})
+        await stream.finish("It is sunny.")
+        expected = [("assistant_token", "Let me ", 1), ("assistant_token", "look.", 2), ("tool_output", "Sunny", 3),
+                    ("assistant_message", "It is sunny.", 4)] if tokens else [
+            ("tool_output", "Sunny", 1), ("assistant_message", "It is sunny.", 2)]
+        assert sent.chunks == expected

@@ -120,9 +120,12 @@ TEST_AGENTS = "tests.runtime.agents"  # agent classes of the tests' own
 MAX_ATTEMPTS = 3  # a poison message reaches the dead letters after this many tries
 # LLM agents in workers call the tests' fake provider (tests.support.fake_llm) on a loopback port.
 LLM_SETTINGS = {"GUILDSITE_LLM_HOSTS": "127.0.0.1,api.openai.com",
-                "GUILDSITE_LLM_KEY_ENVS": "OPENAI_API_KEY,GUILDSITE_TEST_LLM_KEY",
+                "GUILDSITE_LLM_KEY_ENVS": "OPENAI_API_KEY,GUILDSITE_TEST_LLM_KEY,GUILDSITE_TEST_MCP_TOKEN",
                 "GUILDSITE_TEST_LLM_KEY": "sk-fake-test-key", "GUILDSITE_LLM_RETRY_BASE_SECONDS": "0.05",
-                "GUILDSITE_LLM_TIMEOUT_SECONDS": "5"}
+                "GUILDSITE_LLM_TIMEOUT_SECONDS": "5",
+                # LLM agents' tools: the tests' MCP server (tests.support.mcp_server), also on a loopback port.
+                "GUILDSITE_MCP_HOSTS": "127.0.0.1", "GUILDSITE_TEST_MCP_TOKEN": "mcp-test-token",
+                "GUILDSITE_MCP_TIMEOUT_SECONDS": "5"}
 RUNTIME_SETTINGS = {**HEARTBEAT, "GUILDSITE_AGENT_PACKAGES": f"guilds.agents,guilds.runtime,{TEST_AGENTS}",
                     "GUILDSITE_DELIVERY_MAX_ATTEMPTS": str(MAX_ATTEMPTS), **LLM_SETTINGS}
 # Every runtime and socket test runs on both engines where Redis is (the services pass).

@@ -1,7 +1,8 @@
 """A fake OpenAI-compatible server: real HTTP and SSE on a loopback port, scripted answers, recorded requests.
 
 Each POST to /v1/chat/completions takes the next scripted answer (or the default one): a stream of text
-deltas then a usage chunk then `[DONE]`, or an error status. Tests read `requests` to see what was sent.
+deltas, then tool-call deltas if scripted, then a usage chunk then `[DONE]`, or an error status. Tests read
+`requests` to see what was sent.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class Answer:
                                                                   "total_tokens": 17})
     model: str = "gpt-4o-mini-2024-07-18"
     hold_after: int | None = None  # after this many deltas, send nothing more until the client hangs up
+    # Functions the model calls after its deltas: [{"id", "name", "arguments"}] (arguments: JSON text, sent in pieces).
+    tool_calls: list[dict[str, str]] | None = None
 
 
 class FakeLLM:
@@ -78,7 +81,16 @@ class FakeLLM:
                     if index == 0:
                         asked = (body.get("messages") or [{}])[-1].get("content")
                         fake.first_delta_at[str(asked)] = time.monotonic()
-                self._event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                for index, call in enumerate(answer.tool_calls or []):
+                    self._event({**base, "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
+                        {"index": index, "id": call["id"], "type": "function",
+                         "function": {"name": call["name"], "arguments": ""}}]}}]})
+                    half = len(call["arguments"]) // 2
+                    for piece in (call["arguments"][:half], call["arguments"][half:]):
+                        self._event({**base, "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
+                            {"index": index, "function": {"arguments": piece}}]}}]})
+                finish = "tool_calls" if answer.tool_calls else "stop"
+                self._event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
                 if answer.usage is not None and (body.get("stream_options") or {}).get("include_usage"):
                     self._event({**base, "choices": [], "usage": answer.usage})
                 self.wfile.write(b"data: [DONE]\n\n")

@@ -13,12 +13,13 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from django.conf import settings
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from guilds.agents.llm import attachments, guards, pricing, records
+from guilds.agents.llm import attachments, guards, pricing, records, tools
 from guilds.agents.llm.provider import CallSettings, Completion, ProviderError, stream_chat
 from guilds.agents.llm.streaming import STREAM_CHUNK, TokenStream
 from guilds.models import MessageRole, Run, RunStatus
@@ -64,8 +65,10 @@ class LLMProperties(BaseModel):
     system_prompt: str = Field("", validation_alias=AliasChoices("system_prompt", "default_system_prompt"))
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1)
-    max_steps: int = Field(4, ge=1, le=50, description="Tool rounds per message (tools come later).")
+    max_steps: int = Field(4, ge=1, le=50, description="Rounds of tool calls per message, at most.")
     history_limit: int = Field(20, ge=0, le=1000, description="Earlier messages of the thread the model sees.")
+    mcp_servers: list[tools.McpServer] = Field(default_factory=list, max_length=10,
+                                               description="MCP servers whose tools the model may call.")
 
     @field_validator("api_key_env")
     @classmethod
@@ -76,6 +79,30 @@ class LLMProperties(BaseModel):
     @classmethod
     def _host_allowed(cls, value: str | None) -> str | None:
         return guards.check_base_url(value) if value else value
+
+
+@dataclass
+class Rounds:
+    """A run's calls of the model (one per round) and of tools, as they go."""
+
+    toolbox: tools.Toolbox
+    model: str
+    completions: list[Completion] = field(default_factory=list)
+    calls: list[tools.ToolCall] = field(default_factory=list)
+    cancelled: bool = False
+
+    @property
+    def last(self) -> Completion:
+        return self.completions[-1]
+
+    def total(self, figure: str) -> int | None:
+        """A token count over the rounds that reached the provider; unknown (None) if any of them lacks it."""
+        values = [getattr(c, figure) for c in self.completions if c.attempts]
+        return None if not values or any(v is None for v in values) else sum(values)
+
+    def ttft_ms(self, started: float) -> int | None:
+        firsts = [c.first_token_at for c in self.completions if c.first_token_at is not None]
+        return int((min(firsts) - started) * 1000) if firsts else None
 
 
 class LLMAgent(Agent):
@@ -164,9 +191,11 @@ class LLMAgent(Agent):
         await runs.publish_update(ctx, run, RunStatus.RUNNING)
         started = time.monotonic()
         stream = TokenStream(
-            lambda kind, content, seq: self._chunk(ctx, user_id, requester, kind, content, seq, run.id, thread.id),
+            lambda kind, content, seq, about: self._chunk(ctx, user_id, requester, kind, content, seq, about, run.id,
+                                                          thread.id),
             tokens=settings.LLM_TOKEN_STREAM, interval=settings.GUILDSITE_LLM_STREAM_FLUSH_SECONDS,
             max_bytes=settings.GUILDSITE_LLM_STREAM_FLUSH_BYTES)
+        rounds: Rounds | None = None
         try:
             call = self._call_settings()
             earlier = [] if asked is None else await records.history(thread.id, before_id=asked.id,
@@ -175,50 +204,102 @@ class LLMAgent(Agent):
             if props.system_prompt:
                 messages.append({"role": "system", "content": props.system_prompt})
             messages += [*earlier, *new_messages]
-            completion = Completion(model=model)
-            # Cancelled already (while queued, or before a redelivery of its message): no call at all.
-            cancelled = await cancellation.cancel_requested(run.id)
-            if not cancelled:
-                call_task = asyncio.ensure_future(stream_chat(call, messages, stream.token, completion))
-                cancelled = await cancellation.unless_cancelled(run.id, call_task)
-                if not cancelled:
-                    call_task.result()
+            box = await tools.toolbox(props.mcp_servers)
+            rounds = Rounds(toolbox=box, model=model)
+            await self._rounds(call, messages, stream, run, thread.id, rounds)
         except ProviderError as exc:
             await stream.close()
             logger.warning("LLM call failed: %s", exc, extra={"guild_id": self.guild_id, "agent_id": self.id,
                                                               "message_id": message.id, "run_id": run.id})
-            await runs.run_finish(run.id, status=RunStatus.FAILED, started_at=run.started_at, error=str(exc))
+            await runs.run_finish(run.id, status=RunStatus.FAILED, started_at=run.started_at, error=str(exc),
+                                  **self._tool_records(rounds))
             await runs.publish_update(ctx, run, RunStatus.FAILED, error=str(exc))
             await ctx.send_error(exc.error_type, str(exc))
             return
         except Exception as exc:  # not the provider's: the run must not stay "running"; the host reports the error
             await stream.close()
             await runs.run_finish(run.id, status=RunStatus.FAILED, started_at=run.started_at,
-                                     error=f"{type(exc).__name__}: {exc}")
+                                  error=f"{type(exc).__name__}: {exc}", **self._tool_records(rounds))
             await runs.publish_update(ctx, run, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
             raise
-        if cancelled:
-            await self._cancelled(ctx, run, thread.id, completion, started, stream, reply_of)
+        if rounds.cancelled:
+            await self._cancelled(ctx, run, thread.id, rounds, started, stream, reply_of)
             return
-        await stream.finish(completion.text)
-        payload, reply_format = reply_of(completion)
+        answer = rounds.last
+        await stream.finish(answer.text)
+        payload, reply_format = reply_of(answer)
         replies = await ctx.reply(payload, format=reply_format)
-        ttft = self._ttft_ms(completion, started)
-        await records.message_add(thread.id, role=MessageRole.ASSISTANT, content=completion.text,
+        input_tokens, output_tokens, cached_tokens = (rounds.total("input_tokens"), rounds.total("output_tokens"),
+                                                      rounds.total("cached_tokens"))
+        await records.message_add(thread.id, role=MessageRole.ASSISTANT, content=answer.text,
                                   bus_message_id=replies[0].id if replies else None, run_id=run.id,
-                                  input_tokens=completion.input_tokens, output_tokens=completion.output_tokens)
-        cost = pricing.run_cost(completion.model or model, input_tokens=completion.input_tokens,
-                                output_tokens=completion.output_tokens, cached_tokens=completion.cached_tokens)
+                                  input_tokens=input_tokens, output_tokens=output_tokens)
+        cost = pricing.run_cost(answer.model or model, input_tokens=input_tokens, output_tokens=output_tokens,
+                                cached_tokens=cached_tokens)
         await runs.run_finish(run.id, status=RunStatus.SUCCEEDED, started_at=run.started_at,
-                                 time_to_first_token_ms=ttft, input_tokens=completion.input_tokens,
-                                 output_tokens=completion.output_tokens, cached_tokens=completion.cached_tokens,
-                                 cost_usd=cost, model=completion.model or model)
+                              time_to_first_token_ms=rounds.ttft_ms(started), input_tokens=input_tokens,
+                              output_tokens=output_tokens, cached_tokens=cached_tokens, cost_usd=cost,
+                              model=answer.model or model, **self._tool_records(rounds))
         await runs.publish_update(ctx, run, RunStatus.SUCCEEDED)
 
-    async def _cancelled(self, ctx: HandlerContext, run: Run, thread_id: str, completion: Completion, started: float,
+    async def _rounds(self, call: CallSettings, messages: list[dict[str, Any]], stream: TokenStream, run: Run,
+                      thread_id: str, rounds: Rounds) -> None:
+        """The model, then the tools it asks for, then the model again: at most max_steps rounds of tool calls,
+        the last call offered none so that it answers. Stops at a cancel (rounds.cancelled)."""
+        props: LLMProperties = self.properties
+        for step in range(props.max_steps + 1):
+            completion = Completion(model=rounds.model)
+            rounds.completions.append(completion)
+            # Cancelled already (while queued, before a redelivery of its message, during the tools): no call.
+            if await cancellation.cancel_requested(run.id):
+                rounds.cancelled = True
+                return
+            offered = rounds.toolbox.offered() if step < props.max_steps else None
+            call_task = asyncio.ensure_future(stream_chat(call, messages, stream.token, completion, tools=offered))
+            if await cancellation.unless_cancelled(run.id, call_task):
+                rounds.cancelled = True
+                return
+            call_task.result()
+            if not completion.tool_calls or not offered:
+                return
+            await self._use_tools(completion, messages, stream, run, thread_id, rounds)
+            if rounds.cancelled:
+                return
+
+    async def _use_tools(self, completion: Completion, messages: list[dict[str, Any]], stream: TokenStream, run: Run,
+                         thread_id: str, rounds: Rounds) -> None:
+        """One round of tool calls, made at once: each call and its result go to the model, the thread and the
+        requester's sockets (`tool_output`)."""
+        asked = [tools.ToolCall(call_id=c["id"] or f"call_{index}", name=c["name"], arguments=c["arguments"])
+                 for index, c in enumerate(completion.tool_calls)]
+        as_sent = [{"id": c.call_id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                   for c in asked]
+        messages.append({"role": "assistant", "content": completion.text or None, "tool_calls": as_sent})
+        await records.message_add(thread_id, role=MessageRole.ASSISTANT, content=completion.text, bus_message_id=None,
+                                  run_id=run.id, tool_calls=as_sent)
+        calls_task = asyncio.ensure_future(asyncio.gather(*(rounds.toolbox.call(c) for c in asked)))
+        if await cancellation.unless_cancelled(run.id, calls_task):
+            rounds.cancelled = True
+            return
+        for done in calls_task.result():
+            rounds.calls.append(done)
+            messages.append({"role": "tool", "tool_call_id": done.call_id, "content": done.output})
+            await records.message_add(thread_id, role=MessageRole.TOOL, content=done.output, bus_message_id=None,
+                                      run_id=run.id, tool_call_id=done.call_id, tool_result=done.record())
+            await stream.tool_output(done.output, {"tool_name": done.name, "tool_call_id": done.call_id,
+                                                   "ok": done.ok})
+
+    @staticmethod
+    def _tool_records(rounds: Rounds | None) -> dict[str, Any]:
+        if rounds is None:
+            return {}
+        return {"tool_calls": [c.record() for c in rounds.calls], "notes": list(rounds.toolbox.unavailable)}
+
+    async def _cancelled(self, ctx: HandlerContext, run: Run, thread_id: str, rounds: Rounds, started: float,
                          stream: TokenStream, reply_of: Callable[[Completion], tuple[dict[str, Any], str]]) -> None:
         """Cancelled mid-answer: the provider's stream is closed; what had come is kept, sent as the answer (so
         far) and stored, and the run marked cancelled (tokens unknown: the usage comes with the stream's end)."""
+        completion = rounds.last
         completion.text = completion.partial()
         await stream.finish(completion.text)
         if completion.text:
@@ -229,13 +310,9 @@ class LLMAgent(Agent):
         else:  # nothing had come: the requester still hears how its request ended
             await ctx.send_error("RUN_CANCELLED", f"run {run.id} was cancelled before the model answered")
         await runs.run_finish(run.id, status=RunStatus.CANCELLED, started_at=run.started_at,
-                                 time_to_first_token_ms=self._ttft_ms(completion, started),
-                                 error="cancelled on request", model=completion.model)
+                              time_to_first_token_ms=rounds.ttft_ms(started), error="cancelled on request",
+                              model=completion.model, **self._tool_records(rounds))
         await runs.publish_update(ctx, run, RunStatus.CANCELLED)
-
-    @staticmethod
-    def _ttft_ms(completion: Completion, started: float) -> int | None:
-        return None if completion.first_token_at is None else int((completion.first_token_at - started) * 1000)
 
     @staticmethod
     def _completion_response(request: Message, done: Completion) -> dict[str, Any]:
@@ -251,7 +328,7 @@ class LLMAgent(Agent):
 
     # --- what goes out besides the reply -----------------------------------------------------
     async def _chunk(self, ctx: HandlerContext, user_id: str | None, requester: str, chunk_type: str, content: str,
-                     seq: int, run_id: str, thread_id: str) -> None:
+                     seq: int, about: dict[str, Any] | None, run_id: str, thread_id: str) -> None:
         """A stream chunk, ephemeral, straight to the user's notifications topic (their sockets listen there on
         either engine); the proxy is not in the way, so nothing stores it."""
         origin = ctx.message
@@ -259,7 +336,7 @@ class LLMAgent(Agent):
         chunk = Message.create(
             id=new_id(origin.priority), sender=self.host.tag, topics=topic, format=STREAM_CHUNK,
             payload={"chunk_type": chunk_type, "content": content, "in_response_to": str(origin.id),
-                     "run_id": run_id, "thread_id": thread_id, "seq": seq},
+                     "run_id": run_id, "thread_id": thread_id, "seq": seq, **(about or {})},
             in_response_to=origin.id, thread=[*origin.thread], conversation_id=origin.conversation_id,
             priority=origin.priority,
         )

@@ -43,6 +43,8 @@ class Completion:
     first_token_at: float | None = None  # time.monotonic() of the first content token
     finish_reason: str | None = None
     parts: list[str] = field(default_factory=list)  # the content so far: what a cancelled run keeps
+    # The functions the model asked to call: [{"id", "name", "arguments"}] (arguments as the JSON text it wrote).
+    tool_calls: list[dict[str, str]] = field(default_factory=list)
 
     def partial(self) -> str:
         return "".join(self.parts)
@@ -117,7 +119,8 @@ def _describe(exc: Exception, call: CallSettings) -> ProviderError:
 
 
 async def stream_chat(call: CallSettings, messages: list[dict[str, Any]],
-                      on_token: Callable[[str], Awaitable[None]], result: Completion | None = None) -> Completion:
+                      on_token: Callable[[str], Awaitable[None]], result: Completion | None = None,
+                      tools: list[dict[str, Any]] | None = None) -> Completion:
     """Stream one completion into `result` (a new one if None), handing each content delta to `on_token`;
     usage from the final chunk. Raises ProviderError once retries are spent (or at once for a 4xx other than
     429). Cancelling the call closes the provider's stream; `result.parts` holds what had come."""
@@ -128,6 +131,8 @@ async def stream_chat(call: CallSettings, messages: list[dict[str, Any]],
         request["temperature"] = call.temperature
     if call.max_tokens is not None:
         request["max_tokens"] = call.max_tokens
+    if tools:
+        request["tools"] = tools
     if result is None:
         result = Completion()
     result.model = call.model
@@ -150,6 +155,7 @@ async def stream_chat(call: CallSettings, messages: list[dict[str, Any]],
 async def _one_stream(client: openai.AsyncOpenAI, request: dict[str, Any], result: Completion,
                       on_token: Callable[[str], Awaitable[None]]) -> None:
     parts = result.parts
+    calls: dict[int, dict[str, str]] = {}
     stream = await client.chat.completions.create(**request)
     async with stream:
         async for chunk in stream:
@@ -164,9 +170,17 @@ async def _one_stream(client: openai.AsyncOpenAI, request: dict[str, Any], resul
                 if choice.finish_reason:
                     result.finish_reason = choice.finish_reason
                 content = choice.delta.content if choice.delta is not None else None
+                for delta in (choice.delta.tool_calls or []) if choice.delta is not None else []:
+                    # A call comes in pieces: its id and name first, its arguments' JSON text in fragments.
+                    slot = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+                    slot["id"] = delta.id or slot["id"]
+                    if delta.function is not None:
+                        slot["name"] += delta.function.name or ""
+                        slot["arguments"] += delta.function.arguments or ""
                 if content:
                     if result.first_token_at is None:
                         result.first_token_at = time.monotonic()
                     parts.append(content)
                     await on_token(content)
     result.text = "".join(parts)
+    result.tool_calls = [calls[index] for index in sorted(calls)]

@@ -44,7 +44,9 @@ def thread_open(key: ThreadKey, *, title: str) -> Thread:
 
 @on_db_threads
 def message_add(thread_id: str, *, role: str, content: str, bus_message_id: int | None, run_id: str | None = None,
-                input_tokens: int | None = None, output_tokens: int | None = None) -> ThreadMessage | None:
+                input_tokens: int | None = None, output_tokens: int | None = None,
+                tool_calls: list[dict[str, Any]] | None = None, tool_call_id: str = "",
+                tool_result: dict[str, Any] | None = None) -> ThreadMessage | None:
     """Add a message; the same bus message twice (a redelivery) is kept once. None when the thread is gone: its
     user deleted it while the model answered, and the answer is not kept for a thread they threw away."""
     if bus_message_id is not None:
@@ -57,7 +59,8 @@ def message_add(thread_id: str, *, role: str, content: str, bus_message_id: int 
                 return None
             message = ThreadMessage.objects.create(thread_id=thread_id, role=role, content=content, run_id=run_id,
                                                    bus_message_id=bus_message_id, input_tokens=input_tokens,
-                                                   output_tokens=output_tokens)
+                                                   output_tokens=output_tokens, tool_calls=tool_calls,
+                                                   tool_call_id=tool_call_id, tool_result=tool_result)
             Thread.objects.filter(pk=thread_id).update(updated_at=timezone.now())
     except IntegrityError:  # deleted between the look and the insert (SQLite takes no row lock)
         return None
@@ -69,6 +72,9 @@ def history(thread_id: str, *, before_id: int, limit: int) -> list[dict[str, Any
     """The thread's last `limit` messages before message row `before_id`, oldest first, as the model takes them."""
     if limit <= 0:
         return []
-    rows = list(ThreadMessage.objects.filter(thread_id=thread_id, id__lt=before_id)
-                .exclude(role=MessageRole.SYSTEM).order_by("-id")[:limit])
+    # The conversation's questions and answers: a tool round in between is the run's own (an assistant's calls
+    # with their results), and half of one, cut by the limit, would be refused by a provider.
+    rows = list(ThreadMessage.objects.filter(thread_id=thread_id, id__lt=before_id,
+                                             role__in=[MessageRole.USER, MessageRole.ASSISTANT], tool_calls__isnull=True)
+                .order_by("-id")[:limit])
     return [{"role": row.role, "content": row.content} for row in reversed(rows)]

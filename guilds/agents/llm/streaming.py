@@ -16,7 +16,7 @@ ASSISTANT_TOKEN = "assistant_token"
 ASSISTANT_MESSAGE = "assistant_message"
 TOOL_OUTPUT = "tool_output"
 
-Publish = Callable[[str, str, int], Awaitable[None]]  # (chunk_type, content, seq)
+Publish = Callable[[str, str, int, dict | None], Awaitable[None]]  # (chunk_type, content, seq, more payload)
 
 
 class TokenStream:
@@ -64,7 +64,14 @@ class TokenStream:
             self._size = 0
             self._seq += 1
             self._last_flush = asyncio.get_running_loop().time()
-            await self._publish(ASSISTANT_TOKEN, content, self._seq)
+            await self._publish(ASSISTANT_TOKEN, content, self._seq, None)
+
+    async def tool_output(self, content: str, about: dict) -> None:
+        """A tool call's result (`about` says which), after the tokens before it; sent with token chunks off too."""
+        await self._flush()
+        async with self._lock:
+            self._seq += 1
+            await self._publish(TOOL_OUTPUT, content, self._seq, about)
 
     async def finish(self, text: str) -> None:
         """What is still buffered, then the whole answer as `assistant_message`."""
@@ -74,7 +81,7 @@ class TokenStream:
         await self._flush()
         async with self._lock:
             self._seq += 1
-            await self._publish(ASSISTANT_MESSAGE, text, self._seq)
+            await self._publish(ASSISTANT_MESSAGE, text, self._seq, None)
 
     async def close(self) -> None:
         """Stop without a final message (the call failed): no timer is left behind."""
