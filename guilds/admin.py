@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from catalog.forms import GuildSpecField
 from guilds import dead_letters
-from guilds.models import DeadLetter, Guild, GuildAgent, GuildMember, Run, Thread, ThreadMessage
+from guilds.models import Budget, DeadLetter, Guild, GuildAgent, GuildMember, Run, Thread, ThreadMessage
 from guilds.services import GuildStopped, guild_create, guild_relaunch, guild_stop
 from guilds.spec import validate_guild_spec
 from guildsite import permissions
@@ -288,3 +288,28 @@ class RunAdmin(_ReadOnly, OrganizationScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(Budget)
+class BudgetAdmin(admin.ModelAdmin):
+    """Every budget, for superusers (organisations' admins set theirs over REST: /api/…/budget)."""
+
+    list_display = ["__str__", "monthly_usd", "monthly_tokens", "warned_month", "updated_at"]
+    fields = ["organization", "guild", "monthly_usd", "monthly_tokens", "warned_month"]
+    readonly_fields = ["warned_month"]
+    raw_id_fields = ["guild"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.has_module_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)

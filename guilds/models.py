@@ -263,3 +263,32 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.id} ({self.agent_id}, {self.status})"
+
+
+class Budget(models.Model):
+    """A monthly cap on what LLM runs may spend (USD, tokens), for an organisation or for one guild: exactly one of
+    the two. A month is the calendar month in UTC (guilds.budgets)."""
+
+    organization = models.OneToOneField(Organization, null=True, blank=True, on_delete=models.CASCADE,
+                                        related_name="budget")
+    guild = models.OneToOneField(Guild, null=True, blank=True, on_delete=models.CASCADE, related_name="budget")
+    monthly_usd = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    monthly_tokens = models.BigIntegerField(null=True, blank=True)
+    # The month ("2026-12") whose 80 % warning went out: one a month and budget.
+    warned_month = models.CharField(max_length=7, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(organization__isnull=False, guild__isnull=True)
+                           | models.Q(organization__isnull=True, guild__isnull=False)),
+                name="budget_of_an_organization_or_a_guild"),
+        ]
+
+    def __str__(self) -> str:
+        return f"budget of {self.scope} {self.organization_id or self.guild_id}"
+
+    @property
+    def scope(self) -> str:
+        return "organization" if self.organization_id else "guild"

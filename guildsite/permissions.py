@@ -321,6 +321,13 @@ def run_cancel_check(actor: Actor, run: Run) -> None:
         raise Forbidden("a run is cancelled by whoever asked for it, the guild's launcher or an admin")
 
 
+def budget_check(actor: Actor, organization_id: str, *, doing: str) -> None:
+    """Budgets (an organisation's, or one of its guilds'): its admins. NotFound outside the organisation."""
+    role = organization_read_check(actor, organization_id)
+    if role != Role.ADMIN:
+        raise Forbidden(f"{doing} needs the role admin in {organization_id}")
+
+
 def guild_message_send_check(actor: Actor, guild: Guild) -> None:
     """Posting a message as the caller: what opening the user socket needs (a member of the organisation)."""
     guild_join_check(actor, guild)

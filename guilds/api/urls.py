@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guilds.api import control, dead_letters, messages, runs, threads, views
+from guilds.api import budgets, control, dead_letters, messages, runs, threads, views
 from guildsite.api_common import api_path
 
 urlpatterns = [
@@ -10,6 +10,8 @@ urlpatterns = [
     *api_path("guilds/<str:guild_id>", views.GuildDetailApi, "guild-detail"),
     *api_path("guilds/<str:guild_id>/messages", messages.GuildMessagesApi, "guild-messages"),
     *api_path("guilds/<str:guild_id>/stop", control.GuildStopApi, "guild-stop"),
+    *api_path("guilds/<str:guild_id>/budget", budgets.GuildBudgetApi, "guild-budget"),
+    *api_path("organizations/<str:organization_id>/budget", budgets.OrganizationBudgetApi, "organization-budget"),
     *api_path("guilds/<str:guild_id>/relaunch", control.GuildRelaunchApi, "guild-relaunch"),
     *api_path("guilds/<str:guild_id>/dead-letters", dead_letters.DeadLettersApi, "guild-dead-letters"),
     *api_path("guilds/<str:guild_id>/dead-letters/<str:message_id>/redeliver", dead_letters.DeadLetterRedeliverApi,

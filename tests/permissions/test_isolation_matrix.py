@@ -28,7 +28,7 @@ from rest_framework.test import APIClient
 
 from catalog.models import Blueprint
 from guilds.engines import engine_named
-from guilds.models import Guild, GuildFile, GuildStatus, Thread
+from guilds.models import Budget, Guild, GuildFile, GuildStatus, Thread
 from guilds.runtime import cancellation
 from guilds.services import guild_stop
 from tests import factories
@@ -97,6 +97,9 @@ TABLE: list[tuple[Any, ...]] = [
     ("run-of-launchers-thread",      MESSAGES, MESSAGES, HIDDEN,  HIDDEN,  404,     404,     404,     401),
     ("cancel-run-of-launcher",       202,     202,       403,     403,     404,     404,     404,     401),
     ("cancel-run-asked-by-member",   202,     202,       202,     403,     404,     404,     404,     401),
+    # Budgets: the organisation's admins (a key is capped below admin).
+    ("org-a-budget",                 200,     403,       403,     403,     404,     404,     404,     401),
+    ("guild-a-budget-set",           200,     403,       403,     403,     404,     404,     404,     401),
     ("post-message",                 ECHO,    ECHO,      ECHO,    403,     404,     404,     404,     401),
 ]
 
@@ -136,6 +139,8 @@ DEVELOPMENT = [
     ("dev-named", "thread-of-launcher", 404),
     ("dev-named", "cancel-run-of-launcher", 403),
     ("dev-named", "cancel-run-asked-by-member", 403),
+    ("dev-named", "org-a-budget", 404),
+    ("dev-named", "guild-a-budget-set", 404),
     ("dev-named", "post-message", ECHO),
     ("dev-unnamed", "thread-list", NONE),
 ]
@@ -350,7 +355,21 @@ def cancel_run_asked_by_member(api, w, who, expected, problem):
     assert cancellation.cancel_flagged(run.id) == (expected == 202)
 
 
+def org_a_budget(api, w, who, expected, problem):
+    response = api.get(f"/api/organizations/{w.guild.organization_id}/budget", **w.headers(who))
+    if granted(response, expected, problem):
+        assert response.json()["monthly_usd"] is None
+
+
+def guild_a_budget_set(api, w, who, expected, problem):
+    response = api.put(f"/api/guilds/{w.guild.pk}/budget", {"monthly_usd": "3"}, **w.headers(who))
+    granted(response, expected, problem)
+    assert Budget.objects.filter(guild=w.guild).exists() == (expected == 200)
+
+
 REST = {
+    "org-a-budget": org_a_budget,
+    "guild-a-budget-set": guild_a_budget_set,
     "cancel-run-of-launcher": cancel_run_of_launcher,
     "cancel-run-asked-by-member": cancel_run_asked_by_member,
     "thread-list": thread_list,

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from django.conf import settings
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
+from guilds import budgets
 from guilds.agents.llm import attachments, guards, pricing, records, tools
 from guilds.agents.llm.provider import CallSettings, Completion, ProviderError, stream_chat
 from guilds.agents.llm.streaming import STREAM_CHUNK, TokenStream
@@ -39,6 +40,8 @@ from messaging.ids import new_id
 from messaging.message import Message
 
 logger = logging.getLogger(__name__)
+
+BUDGET_WARNING = "budgetWarning"
 
 _ROLES = frozenset({"system", "user", "assistant"})
 OPENAI_HOST = "api.openai.com"
@@ -87,9 +90,11 @@ class Rounds:
 
     toolbox: tools.Toolbox
     model: str
+    guard: budgets.RunGuard
     completions: list[Completion] = field(default_factory=list)
     calls: list[tools.ToolCall] = field(default_factory=list)
     cancelled: bool = False
+    crossed: budgets.Limit | None = None  # the budget the run stopped at
 
     @property
     def last(self) -> Completion:
@@ -188,6 +193,14 @@ class LLMAgent(Agent):
         model = props.model or settings.LLM_MODEL
         run = await runs.run_start(guild_id=self.guild_id, agent_id=self.id, thread_id=thread.id,
                                    message_id=message.id, requester=requester, model=model, trigger=message.trigger)
+        limits = await budgets.limits(self.guild_id)
+        spent = next((limit for limit in limits if limit.exhausted()), None)
+        if spent is not None:  # not sent to the provider at all
+            await runs.run_finish(run.id, status=RunStatus.BUDGET_EXHAUSTED, started_at=run.started_at,
+                                  error=spent.describe())
+            await runs.publish_update(ctx, run, RunStatus.BUDGET_EXHAUSTED, error=spent.describe())
+            await ctx.send_error("BUDGET_EXHAUSTED", spent.describe())
+            return
         await runs.publish_update(ctx, run, RunStatus.RUNNING)
         started = time.monotonic()
         stream = TokenStream(
@@ -205,7 +218,7 @@ class LLMAgent(Agent):
                 messages.append({"role": "system", "content": props.system_prompt})
             messages += [*earlier, *new_messages]
             box = await tools.toolbox(props.mcp_servers)
-            rounds = Rounds(toolbox=box, model=model)
+            rounds = Rounds(toolbox=box, model=model, guard=budgets.RunGuard(limits, model))
             await self._rounds(call, messages, stream, run, thread.id, rounds)
         except ProviderError as exc:
             await stream.close()
@@ -222,8 +235,9 @@ class LLMAgent(Agent):
                                   error=f"{type(exc).__name__}: {exc}", **self._tool_records(rounds))
             await runs.publish_update(ctx, run, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
             raise
-        if rounds.cancelled:
-            await self._cancelled(ctx, run, thread.id, rounds, started, stream, reply_of)
+        if rounds.cancelled or rounds.crossed is not None:
+            await self._stopped(ctx, run, thread.id, rounds, started, stream, reply_of)
+            await self._warn_near_budgets(ctx, limits)
             return
         answer = rounds.last
         await stream.finish(answer.text)
@@ -241,12 +255,24 @@ class LLMAgent(Agent):
                               output_tokens=output_tokens, cached_tokens=cached_tokens, cost_usd=cost,
                               model=answer.model or model, **self._tool_records(rounds))
         await runs.publish_update(ctx, run, RunStatus.SUCCEEDED)
+        await self._warn_near_budgets(ctx, limits)
+
+    async def _warn_near_budgets(self, ctx: HandlerContext, limits: list[budgets.Limit]) -> None:
+        """A budget at 80 % tells the guild's system sockets, once a month (a budgetWarning on its status topic)."""
+        if not limits:
+            return
+        for warning in await budgets.warnings_due(self.guild_id):
+            await ctx.send(warning, format=BUDGET_WARNING, topics=topic_names.GUILD_STATUS_TOPIC, routed=False)
 
     async def _rounds(self, call: CallSettings, messages: list[dict[str, Any]], stream: TokenStream, run: Run,
                       thread_id: str, rounds: Rounds) -> None:
         """The model, then the tools it asks for, then the model again: at most max_steps rounds of tool calls,
         the last call offered none so that it answers. Stops at a cancel (rounds.cancelled)."""
         props: LLMProperties = self.properties
+        async def on_token(text: str) -> None:
+            await stream.token(text)  # shown, then counted: the token that crosses a budget is the last one
+            rounds.guard.token(text)
+
         for step in range(props.max_steps + 1):
             completion = Completion(model=rounds.model)
             rounds.completions.append(completion)
@@ -255,11 +281,17 @@ class LLMAgent(Agent):
                 rounds.cancelled = True
                 return
             offered = rounds.toolbox.offered() if step < props.max_steps else None
-            call_task = asyncio.ensure_future(stream_chat(call, messages, stream.token, completion, tools=offered))
-            if await cancellation.unless_cancelled(run.id, call_task):
-                rounds.cancelled = True
+            try:
+                rounds.guard.round_starts(messages)
+                call_task = asyncio.ensure_future(stream_chat(call, messages, on_token, completion, tools=offered))
+                if await cancellation.unless_cancelled(run.id, call_task):
+                    rounds.cancelled = True
+                    return
+                call_task.result()
+            except budgets.BudgetCrossed as crossed:
+                rounds.crossed = crossed.limit
                 return
-            call_task.result()
+            rounds.guard.round_ends(completion.input_tokens, completion.output_tokens)
             if not completion.tool_calls or not offered:
                 return
             await self._use_tools(completion, messages, stream, run, thread_id, rounds)
@@ -295,10 +327,11 @@ class LLMAgent(Agent):
             return {}
         return {"tool_calls": [c.record() for c in rounds.calls], "notes": list(rounds.toolbox.unavailable)}
 
-    async def _cancelled(self, ctx: HandlerContext, run: Run, thread_id: str, rounds: Rounds, started: float,
-                         stream: TokenStream, reply_of: Callable[[Completion], tuple[dict[str, Any], str]]) -> None:
-        """Cancelled mid-answer: the provider's stream is closed; what had come is kept, sent as the answer (so
-        far) and stored, and the run marked cancelled (tokens unknown: the usage comes with the stream's end)."""
+    async def _stopped(self, ctx: HandlerContext, run: Run, thread_id: str, rounds: Rounds, started: float,
+                       stream: TokenStream, reply_of: Callable[[Completion], tuple[dict[str, Any], str]]) -> None:
+        """Cancelled, or stopped at a budget, mid-answer: the provider's stream is closed; what had come is kept, sent
+        as the answer (so far) and stored, and the run marked so (the stopped round's tokens unknown: the usage comes
+        with the stream's end)."""
         completion = rounds.last
         completion.text = completion.partial()
         await stream.finish(completion.text)
@@ -307,12 +340,25 @@ class LLMAgent(Agent):
             replies = await ctx.reply(payload, format=reply_format)
             await records.message_add(thread_id, role=MessageRole.ASSISTANT, content=completion.text,
                                       bus_message_id=replies[0].id if replies else None, run_id=run.id)
-        else:  # nothing had come: the requester still hears how its request ended
-            await ctx.send_error("RUN_CANCELLED", f"run {run.id} was cancelled before the model answered")
-        await runs.run_finish(run.id, status=RunStatus.CANCELLED, started_at=run.started_at,
-                              time_to_first_token_ms=rounds.ttft_ms(started), error="cancelled on request",
-                              model=completion.model, **self._tool_records(rounds))
-        await runs.publish_update(ctx, run, RunStatus.CANCELLED)
+        if rounds.crossed is not None:  # not the user's doing: they hear why the answer stops there
+            status, error = RunStatus.BUDGET_EXHAUSTED, rounds.crossed.describe()
+            await ctx.send_error("BUDGET_EXHAUSTED", error)
+        else:
+            status, error = RunStatus.CANCELLED, "cancelled on request"
+            if not completion.text:  # nothing had come: the requester still hears how its request ended
+                await ctx.send_error("RUN_CANCELLED", f"run {run.id} was cancelled before the model answered")
+        # Stopped before the provider reported its usage: what it cost is estimated (characters / 4), so that
+        # budgets count it; the notes say so.
+        input_tokens, output_tokens = rounds.guard.estimate()
+        records_of_tools = self._tool_records(rounds)
+        records_of_tools["notes"].append("tokens and cost estimated: the run stopped before the provider reported them")
+        await runs.run_finish(run.id, status=status, started_at=run.started_at,
+                              time_to_first_token_ms=rounds.ttft_ms(started), error=error, model=completion.model,
+                              input_tokens=input_tokens, output_tokens=output_tokens,
+                              cost_usd=pricing.run_cost(completion.model or rounds.model, input_tokens=input_tokens,
+                                                        output_tokens=output_tokens, cached_tokens=0),
+                              **records_of_tools)
+        await runs.publish_update(ctx, run, status, error=error if rounds.crossed is not None else "")
 
     @staticmethod
     def _completion_response(request: Message, done: Completion) -> dict[str, Any]:
