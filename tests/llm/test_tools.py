@@ -122,3 +122,35 @@ async def test_rounds_stop_at_max_steps_and_the_last_call_offers_no_tools(rig, f
     assert reply["payload"]["text"] == "Enough."
     assert [len(offered(r)) > 0 for r in fake_llm.requests] == [True, True, False]
     assert len(tool_server.calls) == 2
+
+
+async def test_a_servers_listing_is_kept_between_messages(rig, fake_llm, llm_settings, tool_server):
+    from guilds.agents.llm import tools
+
+    tools._listings.clear()  # this process's; the workers' know nothing of this test's new server
+    guild = await launched(rig, tools_spec(fake_llm, server_of(tool_server, allowed_tools=["forecast"])))
+    async with usercomms(guild.id) as user:
+        for number in range(3):
+            await user.send(frame(f"Hello {number}", client_id=f"m{number}"))
+            await user.until(is_reply(await own_id_of(user, f"m{number}")), what=f"answer {number}")
+    assert [offered(r) for r in fake_llm.requests] == [["forecast"]] * 3
+    # Kept per process: here once; the Celery workers' pool processes may each list it once.
+    assert tool_server.listings == 1 if rig.engine.name == "inprocess" else 1 <= tool_server.listings < 3
+
+
+@pytest.mark.parametrize("rig", ["inprocess"], indirect=True)  # the timeout is this process's setting
+async def test_a_tool_call_past_the_timeout_is_an_error_the_model_reads(rig, fake_llm, llm_settings, tool_server):
+    llm_settings.GUILDSITE_MCP_TIMEOUT_SECONDS = 1.0
+    fake_llm.then(Answer(deltas=[], tool_calls=[{"id": "t1", "name": "slow", "arguments": '{"seconds": 5}'}]),
+                  Answer(deltas=["It took too long."]))
+    guild = await launched(rig, tools_spec(fake_llm, server_of(tool_server, allowed_tools=["slow"])))
+    async with usercomms(guild.id) as user:
+        await user.send(frame("Be slow"))
+        reply = await user.until(is_reply(await own_id_of(user)), what="the answer")
+    assert reply["payload"]["text"] == "It took too long."
+    told = fake_llm.requests[1]["body"]["messages"][-1]
+    assert told["tool_call_id"] == "t1"
+    assert told["content"].startswith("error: the tool could not be called (TimeoutError")
+    run = await eventually(lambda: Run.objects.filter(guild=guild, status=RunStatus.SUCCEEDED).first(), what="the run")
+    assert run.tool_calls[0]["ok"] is False
+    assert 900 <= run.tool_calls[0]["duration_ms"] < 4000

@@ -20,11 +20,13 @@ def free_port() -> int:
 
 
 class ToolServer:
-    """Tools: forecast(city), db_query(sql), db_drop(table), slow(seconds), fail(); see `calls` and `authorizations`."""
+    """Tools: forecast(city), db_query(sql), db_drop(table), slow(seconds), fail(); see `calls`, `listings` and
+    `authorizations`."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.authorizations: list[str | None] = []
+        self.listings = 0  # tools/list requests
         self.running_at_once = 0
         self.most_at_once = 0
         server = MCPServer("test-tools")
@@ -69,11 +71,18 @@ class ToolServer:
         app = server.streamable_http_app()
 
         async def recording(scope: dict, receive: Any, send: Any) -> None:
-            if scope["type"] == "http":
-                headers = dict(scope.get("headers") or [])
-                value = headers.get(b"authorization")
-                self.authorizations.append(value.decode() if value is not None else None)
-            await app(scope, receive, send)
+            if scope["type"] != "http":
+                return await app(scope, receive, send)
+            headers = dict(scope.get("headers") or [])
+            value = headers.get(b"authorization")
+            self.authorizations.append(value.decode() if value is not None else None)
+
+            async def reading() -> dict:
+                event = await receive()
+                if b'"tools/list"' in event.get("body", b""):
+                    self.listings += 1
+                return event
+            await app(scope, reading, send)
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
