@@ -18,6 +18,7 @@ from tests.factories import bearer
 from tests.llm.conftest import llm_spec
 from tests.llm.test_llm_agent import ERROR, eventually, frame, is_reply, launched, own_id_of, usercomms
 from tests.support.fake_llm import Answer
+from tests.support.sockets import Socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,10 +117,12 @@ async def test_a_budget_at_80_percent_warns_the_guilds_system_sockets_once_a_mon
     await budget(guild_id=guild.id, monthly_tokens=100)
     await sync_to_async(factories.run)(guild, input_tokens=60, output_tokens=0)
     status = await sync_to_async(rig.observe)(guild, t.GUILD_STATUS_TOPIC)
-    async with usercomms(guild.id) as user:
+    async with usercomms(guild.id) as user, Socket(f"/ws/guilds/{guild.id}/syscomms/testuser123") as system:
         for number in range(2):  # 12 + 5 tokens each: 77 (no warning yet), then 94 (the warning)
             await user.send(frame(f"Question {number}", client_id=f"q{number}"))
             await user.until(is_reply(await own_id_of(user, f"q{number}")), what=f"answer {number}")
+        shown = await system.until(lambda f: f["format"] == "budgetWarning", what="the warning on the system socket")
+    assert shown["payload"]["spent_tokens"] == 94
     agent_id = guild.spec["agents"][0]["id"]
     await eventually(lambda: Run.objects.filter(guild=guild, agent_id=agent_id, status=RunStatus.SUCCEEDED).count() == 2,
                      what="both runs finished")
