@@ -131,7 +131,11 @@ class RunGuard:
     def round_starts(self, messages: list[dict[str, Any]]) -> None:
         self.round_input = sum(len(str(m.get("content") or "")) for m in messages) // CHARS_PER_TOKEN + 1
         self.round_output_chars = 0
-        self.check()
+        try:
+            self.check()
+        except BudgetCrossed:
+            self.round_input = 0  # never sent: nothing spent on it
+            raise
 
     def token(self, text: str) -> None:
         self.round_output_chars += len(text)

@@ -355,6 +355,18 @@ GUILDSITE_LLM_STREAM_FLUSH_BYTES = env_int("GUILDSITE_LLM_STREAM_FLUSH_BYTES", 5
 GUILDSITE_MCP_HOSTS = env_list("GUILDSITE_MCP_HOSTS", [])
 GUILDSITE_MCP_TOOLS_TTL_SECONDS = env_float("GUILDSITE_MCP_TOOLS_TTL_SECONDS", 300.0, minimum=0.0)
 GUILDSITE_MCP_TIMEOUT_SECONDS = env_float("GUILDSITE_MCP_TIMEOUT_SECONDS", 30.0, minimum=0.1)
+# Tool calls one round of a run may make (more are answered with an error), and a call's arguments' size.
+GUILDSITE_MCP_MAX_CALLS_PER_ROUND = env_int("GUILDSITE_MCP_MAX_CALLS_PER_ROUND", 16, minimum=1, maximum=256)
+GUILDSITE_MCP_MAX_ARGUMENT_BYTES = env_int("GUILDSITE_MCP_MAX_ARGUMENT_BYTES", 64 * 1024, minimum=1024)
+# Which MCP hosts each token variable may be sent to: {"ACME_TOKEN": ["tools.acme.com"]}. A variable named here
+# must also be in GUILDSITE_LLM_KEY_ENVS; one not named here goes to no MCP server (the provider's key included).
+try:
+    GUILDSITE_MCP_TOKEN_HOSTS = json.loads(env_str("GUILDSITE_MCP_TOKEN_HOSTS", "{}"))
+except ValueError:
+    raise ConfigurationError('GUILDSITE_MCP_TOKEN_HOSTS is not JSON (expected {"NAME": ["host", "host:port"]})') from None
+if not isinstance(GUILDSITE_MCP_TOKEN_HOSTS, dict) or not all(
+        isinstance(v, list) and all(isinstance(h, str) for h in v) for v in GUILDSITE_MCP_TOKEN_HOSTS.values()):
+    raise ConfigurationError('GUILDSITE_MCP_TOKEN_HOSTS: each variable needs a list of hosts: {"NAME": ["host"]}')
 # A running run looks for a cancel request this often (the request may come to any process).
 GUILDSITE_RUN_CANCEL_POLL_SECONDS = env_float("GUILDSITE_RUN_CANCEL_POLL_SECONDS", 0.1, minimum=0.01)
 # Prices overriding genai-prices', USD per million tokens: {"model": {"input": 0.15, "output": 0.6, "cached": 0.075}}.

@@ -103,7 +103,8 @@ def test_redis_urls():
      ("GUILDSITE_WS_OUTBOX_MAX_BYTES", "1000"), ("GUILDSITE_WS_OUTBOX_MAX_BYTES", "8MiB"),  # below 64 KiB; no integer
      ("GUILDSITE_GUILD_IDLE_SECONDS", "soon"), ("GUILDSITE_GUILD_IDLE_SECONDS", "-5"),
      ("GUILDSITE_GUILD_IDLE_SECONDS", "0.5"),  # under a second: guilds would be suspended between two frames
-     ("GUILDSITE_LLM_PRICES", "cheap"), ("GUILDSITE_LLM_PRICES", '{"m": {"input": 1}}')],
+     ("GUILDSITE_LLM_PRICES", "cheap"), ("GUILDSITE_LLM_PRICES", '{"m": {"input": 1}}'),
+     ("GUILDSITE_MCP_TOKEN_HOSTS", "tools.acme.com"), ("GUILDSITE_MCP_TOKEN_HOSTS", '{"ACME_TOKEN": "tools.acme.com"}')],
 )
 def test_the_site_refuses_to_start_with_a_malformed_value(tmp_path, variable, value):
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DEBUG", "PORT"}}

@@ -210,6 +210,11 @@ class AgentHost:
         else:
             for method_name in handlers:
                 await self._invoke(method_name, message)
+            if message.trigger and self.kind == AgentKind.BOT:  # a run queued for it must not stay queued
+                await runs.run_abandon_queued(
+                    guild_id=self.guild.guild_id, agent_id=self.agent_id, message_id=message.id,
+                    error=f"not handled: {self.agent_id} has no handler for '{message_format}'" if not handlers
+                    else "not handled: the agent did not start a run for this message")
         # Past a message it handled (one it has no handler for, such as a runUpdate on the system topic,
         # would only cost a saved cursor; a catch-up passes it by again).
         if handlers and self.agent.keeps_catch_up_cursor and message.topic_published_to in self.agent.catch_up_topics():
@@ -227,7 +232,12 @@ class AgentHost:
             await runs.publish_update(ctx, run, RunStatus.CANCELLED)
             return
         await runs.publish_update(ctx, run, RunStatus.RUNNING)
-        errors = [error for method_name in handlers if (error := await self._invoke(method_name, message))]
+        try:
+            errors = [error for method_name in handlers if (error := await self._invoke(method_name, message))]
+        except asyncio.CancelledError:  # the agent is stopping: the run must not stay "running"
+            await asyncio.shield(runs.run_finish(run.pk, status=RunStatus.FAILED, started_at=run.started_at,
+                                                 error=runs.INTERRUPTED))
+            raise
         status = RunStatus.FAILED if errors else RunStatus.SUCCEEDED
         await runs.run_finish(run.pk, status=status, started_at=run.started_at, error="; ".join(errors))
         await runs.publish_update(ctx, run, status, error="; ".join(errors))

@@ -22,6 +22,7 @@ from messaging import topics as topic_names
 from messaging.message import Message
 
 RUN_UPDATE = "runUpdate"
+INTERRUPTED = "interrupted: the agent stopped while the run went on (its message is handled again when redelivered)"
 RUNS_TOPIC = topic_names.SYSTEM_TOPIC  # seed 004's runUpdate, where the guild's system messages go
 
 
@@ -74,6 +75,14 @@ def run_finish(run_id: str, *, status: str, started_at: datetime | None, error: 
     if notes is not None:
         fields["notes"] = notes
     Run.objects.filter(pk=run_id).update(**fields)
+
+
+@on_db_threads
+def run_abandon_queued(*, guild_id: str, agent_id: str, message_id: int, error: str) -> None:
+    """A queued run whose agent handled its message without starting it (no handler for its format, refused
+    before the run began): failed, saying why, rather than queued for ever."""
+    Run.objects.filter(guild_id=guild_id, agent_id=agent_id, message_id=message_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.FAILED, error=error, finished_at=timezone.now())
 
 
 async def publish_update(ctx: HandlerContext, run: Run, status: str, error: str = "") -> None:

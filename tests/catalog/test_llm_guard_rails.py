@@ -46,6 +46,7 @@ def mcp(url: str = "http://tools.internal:8000/mcp", **server) -> list[dict]:
     (mcp("https://attacker.example/mcp"), "url", "attacker.example"),
     (mcp(auth_token="sk-live-1234"), "auth_token", "${NAME}"),  # a token itself, readable by the blueprint's readers
     (mcp(auth_token="${SECRET_KEY}"), "auth_token", "SECRET_KEY"),
+    (mcp(auth_token="${OPENAI_API_KEY}"), "auth_token", "not a token this site sends to tools.internal:8000"),
     (mcp(allowed_tools=["x" * 129]), "allowed_tools.0", "at most 128"),
 ])
 def test_an_mcp_server_the_site_does_not_allow_is_a_400_on_that_field(api, problem, blueprint_body, settings, server,
@@ -60,6 +61,7 @@ def test_an_mcp_server_the_site_does_not_allow_is_a_400_on_that_field(api, probl
 def test_an_allowed_mcp_server_with_a_token_reference_passes(api, blueprint_body, settings):
     settings.GUILDSITE_MCP_HOSTS = ["tools.internal:8000"]
     settings.GUILDSITE_LLM_KEY_ENVS = ["OPENAI_API_KEY", "ACME_TOKEN"]
+    settings.GUILDSITE_MCP_TOKEN_HOSTS = {"ACME_TOKEN": ["tools.internal"]}
     response = api.post("/catalog/blueprints/", llm_blueprint(blueprint_body, mcp_servers=mcp(
         auth_token="${ACME_TOKEN}", allowed_tools=["db_*", "send_email"])))
     assert response.status_code == 201, response.content

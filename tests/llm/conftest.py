@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.runtime.conftest import LLM_SETTINGS, celery_workers, rig  # noqa: F401 - shared fixtures
@@ -26,6 +28,7 @@ def llm_settings(settings, monkeypatch):
     monkeypatch.setenv("GUILDSITE_TEST_LLM_KEY", LLM_SETTINGS["GUILDSITE_TEST_LLM_KEY"])
     settings.GUILDSITE_MCP_HOSTS = LLM_SETTINGS["GUILDSITE_MCP_HOSTS"].split(",")
     settings.GUILDSITE_MCP_TIMEOUT_SECONDS = float(LLM_SETTINGS["GUILDSITE_MCP_TIMEOUT_SECONDS"])
+    settings.GUILDSITE_MCP_TOKEN_HOSTS = json.loads(LLM_SETTINGS["GUILDSITE_MCP_TOKEN_HOSTS"])
     monkeypatch.setenv("GUILDSITE_TEST_MCP_TOKEN", LLM_SETTINGS["GUILDSITE_TEST_MCP_TOKEN"])
     return settings
 

@@ -156,3 +156,17 @@ def test_the_warning_goes_once_a_month_whichever_process_asks(monkeypatch):
     assert [(w["scope"], w["spent_tokens"]) for w in first] == [("guild", 85)]
     assert second == []
     assert Budget.objects.get(guild=guild).warned_month == budgets.month_of(timezone.now())[1]
+
+
+async def test_a_prompt_over_the_budget_is_never_sent_and_costs_nothing(rig, fake_llm, llm_settings):
+    guild = await launched(rig, llm_spec(fake_llm.base_url))
+    await budget(guild_id=guild.id, monthly_tokens=20)
+    async with usercomms(guild.id) as user:
+        await user.send(frame("x" * 400))  # about 100 tokens of prompt
+        own = await own_id_of(user)
+        error = await user.until(lambda f: f["format"] == ERROR and f.get("in_response_to") == own, what="the error")
+    assert error["payload"]["error_type"] == "BUDGET_EXHAUSTED"
+    run = await eventually(lambda: Run.objects.filter(guild=guild, status=RunStatus.BUDGET_EXHAUSTED).first(),
+                           what="the stopped run")
+    assert (run.input_tokens, run.output_tokens) == (0, 0)  # nothing went to the provider
+    assert fake_llm.requests == []

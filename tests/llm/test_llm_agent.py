@@ -272,3 +272,22 @@ async def test_a_message_posted_over_rest_to_the_llm_agent_returns_its_run_which
     assert await sync_to_async(lambda: Run.objects.filter(guild=guild).count())() == 1  # the queued row, not another
     thread = await sync_to_async(lambda: Thread.objects.get(pk=run.thread_id))()
     assert (thread.requester, thread.conversation_id) == ("testuser123", "scripted")
+
+
+async def test_a_posted_message_the_agent_refuses_before_any_run_leaves_its_queued_run_failed(rig, fake_llm, llm_settings):
+    from rest_framework.test import APIClient
+
+    from tests.factories import bearer
+
+    llm_settings.AUTH_DISABLED = False
+    guild = await launched(rig, llm_spec(fake_llm.base_url))
+    api = APIClient()
+    api.default_format = "json"
+    response = await sync_to_async(lambda: api.post(f"/api/guilds/{guild.id}/messages", {
+        "format": "rustic_ai.core.guild.agent_ext.depends.llm.models.ChatCompletionRequest", "payload": {"messages": []},
+        "agent": guild.spec["agents"][0]["id"]}, **bearer("testuser123")))()
+    assert response.status_code == 202, response.content
+    run = await eventually(lambda: Run.objects.filter(pk=response.json()["run_id"], status=RunStatus.FAILED).first(),
+                           what="the run failed, not queued for ever")
+    assert run.error == "not handled: the agent did not start a run for this message"
+    assert fake_llm.requests == []

@@ -154,3 +154,24 @@ async def test_a_tool_call_past_the_timeout_is_an_error_the_model_reads(rig, fak
     run = await eventually(lambda: Run.objects.filter(guild=guild, status=RunStatus.SUCCEEDED).first(), what="the run")
     assert run.tool_calls[0]["ok"] is False
     assert 900 <= run.tool_calls[0]["duration_ms"] < 4000
+
+
+@pytest.mark.parametrize("rig", ["inprocess"], indirect=True)  # the provider's framing and a setting: one engine
+async def test_calls_sent_at_one_index_stay_apart_and_a_round_makes_at_most_the_cap(rig, fake_llm, llm_settings,
+                                                                                    tool_server):
+    llm_settings.GUILDSITE_MCP_MAX_CALLS_PER_ROUND = 2
+    cities = ["Paris", "Oslo", "Lima"]
+    fake_llm.then(Answer(deltas=[], one_index=True, tool_calls=[
+                      {"id": f"c{i}", "name": "forecast", "arguments": json.dumps({"city": city})}
+                      for i, city in enumerate(cities)]),
+                  Answer(deltas=["Two of three."]))
+    guild = await launched(rig, tools_spec(fake_llm, server_of(tool_server, allowed_tools=["forecast"])))
+    async with usercomms(guild.id) as user:
+        await user.send(frame("Three cities"))
+        reply = await user.until(is_reply(await own_id_of(user)), what="the answer")
+    assert reply["payload"]["text"] == "Two of three."
+    assert sorted(call[1]["city"] for call in tool_server.calls) == ["Oslo", "Paris"]  # the first two, apart
+    results = {m["tool_call_id"]: m["content"] for m in fake_llm.requests[1]["body"]["messages"] if m["role"] == "tool"}
+    assert results["c0"] == "Sunny and 21 C in Paris"
+    assert results["c1"] == "Sunny and 21 C in Oslo"
+    assert results["c2"].startswith("error: at most 2 tool calls a round")

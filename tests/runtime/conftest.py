@@ -125,6 +125,7 @@ LLM_SETTINGS = {"GUILDSITE_LLM_HOSTS": "127.0.0.1,api.openai.com",
                 "GUILDSITE_LLM_TIMEOUT_SECONDS": "5",
                 # LLM agents' tools: the tests' MCP server (tests.support.mcp_server), also on a loopback port.
                 "GUILDSITE_MCP_HOSTS": "127.0.0.1", "GUILDSITE_TEST_MCP_TOKEN": "mcp-test-token",
+                "GUILDSITE_MCP_TOKEN_HOSTS": '{"GUILDSITE_TEST_MCP_TOKEN": ["127.0.0.1"]}',
                 "GUILDSITE_MCP_TIMEOUT_SECONDS": "5"}
 RUNTIME_SETTINGS = {**HEARTBEAT, "GUILDSITE_AGENT_PACKAGES": f"guilds.agents,guilds.runtime,{TEST_AGENTS}",
                     "GUILDSITE_DELIVERY_MAX_ATTEMPTS": str(MAX_ATTEMPTS), **LLM_SETTINGS}

@@ -29,6 +29,7 @@ class Answer:
     hold_after: int | None = None  # after this many deltas, send nothing more until the client hangs up
     # Functions the model calls after its deltas: [{"id", "name", "arguments"}] (arguments: JSON text, sent in pieces).
     tool_calls: list[dict[str, str]] | None = None
+    one_index: bool = False  # every tool call's deltas at index 0, as some OpenAI-compatible servers send them
 
 
 class FakeLLM:
@@ -81,7 +82,8 @@ class FakeLLM:
                     if index == 0:
                         asked = (body.get("messages") or [{}])[-1].get("content")
                         fake.first_delta_at[str(asked)] = time.monotonic()
-                for index, call in enumerate(answer.tool_calls or []):
+                for position, call in enumerate(answer.tool_calls or []):
+                    index = 0 if answer.one_index else position
                     self._event({**base, "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
                         {"index": index, "id": call["id"], "type": "function",
                          "function": {"name": call["name"], "arguments": ""}}]}}]})

@@ -229,6 +229,10 @@ class LLMAgent(Agent):
             await runs.publish_update(ctx, run, RunStatus.FAILED, error=str(exc))
             await ctx.send_error(exc.error_type, str(exc))
             return
+        except asyncio.CancelledError:  # the agent is stopping: the run must not stay "running" (shielded: it is)
+            await asyncio.shield(runs.run_finish(run.id, status=RunStatus.FAILED, started_at=run.started_at,
+                                                 error=runs.INTERRUPTED, **self._tool_records(rounds)))
+            raise
         except Exception as exc:  # not the provider's: the run must not stay "running"; the host reports the error
             await stream.close()
             await runs.run_finish(run.id, status=RunStatus.FAILED, started_at=run.started_at,
@@ -240,11 +244,15 @@ class LLMAgent(Agent):
             await self._warn_near_budgets(ctx, limits)
             return
         answer = rounds.last
+        tool_records = self._tool_records(rounds)
+        if rounds.total("input_tokens") is None or rounds.total("output_tokens") is None:
+            tool_records["notes"].append("tokens and cost estimated: the provider reported no usage")
         await stream.finish(answer.text)
         payload, reply_format = reply_of(answer)
         replies = await ctx.reply(payload, format=reply_format)
-        input_tokens, output_tokens, cached_tokens = (rounds.total("input_tokens"), rounds.total("output_tokens"),
-                                                      rounds.total("cached_tokens"))
+        # Reported, or where a provider reports no usage, estimated (rounds.guard counts either): budgets count it.
+        input_tokens, output_tokens = rounds.guard.estimate()
+        cached_tokens = rounds.total("cached_tokens")
         await records.message_add(thread.id, role=MessageRole.ASSISTANT, content=answer.text,
                                   bus_message_id=replies[0].id if replies else None, run_id=run.id,
                                   input_tokens=input_tokens, output_tokens=output_tokens)
@@ -253,7 +261,7 @@ class LLMAgent(Agent):
         await runs.run_finish(run.id, status=RunStatus.SUCCEEDED, started_at=run.started_at,
                               time_to_first_token_ms=rounds.ttft_ms(started), input_tokens=input_tokens,
                               output_tokens=output_tokens, cached_tokens=cached_tokens, cost_usd=cost,
-                              model=answer.model or model, **self._tool_records(rounds))
+                              model=answer.model or model, **tool_records)
         await runs.publish_update(ctx, run, RunStatus.SUCCEEDED)
         await self._warn_near_budgets(ctx, limits)
 
@@ -292,6 +300,8 @@ class LLMAgent(Agent):
                 rounds.crossed = crossed.limit
                 return
             rounds.guard.round_ends(completion.input_tokens, completion.output_tokens)
+            # A call without a name cannot be answered, nor sent back: it is as if not asked.
+            completion.tool_calls = [c for c in completion.tool_calls if c["name"]]
             if not completion.tool_calls or not offered:
                 return
             await self._use_tools(completion, messages, stream, run, thread_id, rounds)
@@ -309,11 +319,14 @@ class LLMAgent(Agent):
         messages.append({"role": "assistant", "content": completion.text or None, "tool_calls": as_sent})
         await records.message_add(thread_id, role=MessageRole.ASSISTANT, content=completion.text, bus_message_id=None,
                                   run_id=run.id, tool_calls=as_sent)
-        calls_task = asyncio.ensure_future(asyncio.gather(*(rounds.toolbox.call(c) for c in asked)))
+        most = settings.GUILDSITE_MCP_MAX_CALLS_PER_ROUND
+        for extra in asked[most:]:  # answered, so the model knows, but not made
+            extra.output = f"error: at most {most} tool calls a round; ask for this one again in the next"
+        calls_task = asyncio.ensure_future(asyncio.gather(*(rounds.toolbox.call(c) for c in asked[:most])))
         if await cancellation.unless_cancelled(run.id, calls_task):
             rounds.cancelled = True
             return
-        for done in calls_task.result():
+        for done in [*calls_task.result(), *asked[most:]]:
             rounds.calls.append(done)
             messages.append({"role": "tool", "tool_call_id": done.call_id, "content": done.output})
             await records.message_add(thread_id, role=MessageRole.TOOL, content=done.output, bus_message_id=None,

@@ -40,13 +40,20 @@ def host_port(url: str, field: str = "base_url") -> tuple[str, int]:
     return parsed.hostname.lower(), port
 
 
-def _check_host(url: str, allowed_setting: str, field: str, what: str) -> str:
-    host, port = host_port(url, field)
-    allowed = [entry.strip().lower() for entry in getattr(settings, allowed_setting)]
-    for entry in allowed:
+def _listed(host: str, port: int, entries: list[str]) -> bool:
+    """`host` (any port) or `host:port` entries."""
+    for entry in (e.strip().lower() for e in entries):
         name, _, entry_port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
         if (entry_port and name == host and entry_port == str(port)) or (not entry_port and entry == host):
-            return url
+            return True
+    return False
+
+
+def _check_host(url: str, allowed_setting: str, field: str, what: str) -> str:
+    host, port = host_port(url, field)
+    allowed = list(getattr(settings, allowed_setting))
+    if _listed(host, port, allowed):
+        return url
     raise GuardError(field, f"host '{host}:{port}' is not {what} this site allows "
                             f"({allowed_setting}: {', '.join(allowed) or 'none'})")
 
@@ -62,18 +69,24 @@ def check_mcp_url(url: str) -> str:
 TOKEN_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]{0,127})\}")
 
 
-def check_token_reference(value: str) -> str:
+def check_token_reference(value: str, url: str) -> str:
     """An MCP server's auth_token: `${NAME}` of an environment variable the site lets agents use, never a token
-    itself (a spec is shown to everyone who may read its blueprint)."""
+    itself (a spec is shown to everyone who may read its blueprint), and one the site lets go to that server's
+    host (GUILDSITE_MCP_TOKEN_HOSTS): else any allowed server could be sent, say, the provider's key."""
     match = TOKEN_REFERENCE.fullmatch(value)
     if match is None:
         raise GuardError("auth_token", "write the token's environment variable as ${NAME}, not the token itself "
                                        "(a spec is readable by whoever reads its blueprint)")
-    check_key_env(match.group(1), field="auth_token")
+    name = match.group(1)
+    check_key_env(name, field="auth_token")
+    host, port = host_port(url, "url")
+    if not _listed(host, port, list(settings.GUILDSITE_MCP_TOKEN_HOSTS.get(name) or [])):
+        raise GuardError("auth_token", f"'{name}' is not a token this site sends to {host}:{port} "
+                                       f"(GUILDSITE_MCP_TOKEN_HOSTS)")
     return value
 
 
-def token_of(reference: str) -> str:
+def token_of(reference: str, url: str) -> str:
     """The token `${NAME}` stands for, read now (checked again: settings may have changed)."""
-    check_token_reference(reference)
+    check_token_reference(reference, url)
     return os.environ.get(TOKEN_REFERENCE.fullmatch(reference).group(1), "")

@@ -155,7 +155,8 @@ async def stream_chat(call: CallSettings, messages: list[dict[str, Any]],
 async def _one_stream(client: openai.AsyncOpenAI, request: dict[str, Any], result: Completion,
                       on_token: Callable[[str], Awaitable[None]]) -> None:
     parts = result.parts
-    calls: dict[int, dict[str, str]] = {}
+    calls: dict[int, dict[str, str]] = {}  # in the order they came
+    call_at: dict[int, int] = {}  # a delta's index -> the call it is adding to now
     stream = await client.chat.completions.create(**request)
     async with stream:
         async for chunk in stream:
@@ -171,8 +172,14 @@ async def _one_stream(client: openai.AsyncOpenAI, request: dict[str, Any], resul
                     result.finish_reason = choice.finish_reason
                 content = choice.delta.content if choice.delta is not None else None
                 for delta in (choice.delta.tool_calls or []) if choice.delta is not None else []:
-                    # A call comes in pieces: its id and name first, its arguments' JSON text in fragments.
-                    slot = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+                    # A call comes in pieces: its id and name first, its arguments' JSON text in fragments, by
+                    # index. Some servers give every call index 0 (or none): a new id there is a new call.
+                    index = delta.index if isinstance(delta.index, int) else -1
+                    slot_of = call_at.get(index)
+                    if slot_of is None or (delta.id and calls[slot_of]["id"] and delta.id != calls[slot_of]["id"]):
+                        slot_of = call_at[index] = len(calls)
+                        calls[slot_of] = {"id": "", "name": "", "arguments": ""}
+                    slot = calls[slot_of]
                     slot["id"] = delta.id or slot["id"]
                     if delta.function is not None:
                         slot["name"] += delta.function.name or ""

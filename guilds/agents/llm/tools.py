@@ -22,7 +22,7 @@ from django.conf import settings
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from guilds.agents.llm import guards
 
@@ -52,8 +52,9 @@ class McpServer(BaseModel):
 
     @field_validator("auth_token")
     @classmethod
-    def _token_is_a_reference(cls, value: str | None) -> str | None:
-        return guards.check_token_reference(value) if value else value
+    def _token_is_a_reference_for_this_host(cls, value: str | None, info: ValidationInfo) -> str | None:
+        url = info.data.get("url")  # checked first (declared first); absent when it was refused
+        return guards.check_token_reference(value, url) if value and url else value
 
     def allows(self, tool_name: str) -> bool:
         if self.allowed_tools is None:
@@ -62,7 +63,7 @@ class McpServer(BaseModel):
                    for pattern in self.allowed_tools)
 
     def token(self) -> str:
-        return guards.token_of(self.auth_token) if self.auth_token else ""
+        return guards.token_of(self.auth_token, self.url) if self.auth_token else ""
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ class Toolbox:
             if tool is None or not tool.server.allows(call.name):
                 raise ToolRefused(f"'{call.name}' is not a tool this agent may use")
             call.server = tool.server.name
+            if len(call.arguments.encode()) > settings.GUILDSITE_MCP_MAX_ARGUMENT_BYTES:
+                raise ToolRefused(f"the arguments are over {settings.GUILDSITE_MCP_MAX_ARGUMENT_BYTES} bytes")
             try:
                 arguments = json.loads(call.arguments or "{}")
             except json.JSONDecodeError as exc:
