@@ -75,6 +75,7 @@ class GuildRig:
         self.engine = engine_named(engine_name)
         self.guilds: list[Guild] = []
         self.observers: list[Observer] = []
+        self.workers: Any = None  # the Celery engine's workers: their log tells why a wait ran out
 
     def create(self, spec: dict, *, user_id: str = "testuser123", launch: bool = True) -> Guild:
         # The spec names its engine, as a user's would: services (stop, relaunch) then find it.
@@ -102,7 +103,12 @@ class GuildRig:
         return guild.status
 
     def wait_status(self, guild: Guild, status: str, timeout: float = 10.0) -> None:
-        wait_for(lambda: self.status(guild) == status, timeout, f"guild status {status} (is {guild.status})")
+        try:
+            wait_for(lambda: self.status(guild) == status, timeout, f"guild status {status} (is {guild.status})")
+        except AssertionError as exc:
+            if self.workers is None:
+                raise
+            raise AssertionError(f"{exc}\n--- the Celery workers' log, last lines:\n{self.workers.log()}") from None
 
     def join(self, guild: Guild, user_id: str, user_name: str) -> None:
         runtime_loop.run(system_request(bus_of(guild.id, guild.spec), format_name=formats.USER_AGENT_CREATION_REQUEST,
@@ -169,9 +175,9 @@ def rig(request, transactional_db, settings):
     settings.GUILDSITE_HEARTBEAT_TIMEOUT = float(HEARTBEAT["GUILDSITE_HEARTBEAT_TIMEOUT"])
     settings.GUILDSITE_AGENT_PACKAGES = [*settings.GUILDSITE_AGENT_PACKAGES, TEST_AGENTS]
     settings.GUILDSITE_DELIVERY_MAX_ATTEMPTS = MAX_ATTEMPTS
-    if request.param == "celery":
-        request.getfixturevalue("celery_workers")
     rig = GuildRig(request.param)
+    if request.param == "celery":
+        rig.workers = request.getfixturevalue("celery_workers")
     yield rig
     rig.cleanup()
 
