@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.socket_bench import RESULTS, User, launch_guild, percentile, raise_open_files, services_answer
+from bench.socket_bench import RESULTS, User, add_service_arguments, in_both_modes, launch_guild, percentile
 from tests.support.fake_llm import Answer, FakeLLM
 from tests.support.live_server import LiveServer
 
@@ -104,17 +104,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--asks-alone", type=int, default=50, help="questions of the single user")
     parser.add_argument("--asks-each", type=int, default=5, help="questions of each concurrent user")
     parser.add_argument("--tokens", type=int, default=200, help="tokens (deltas) in each answer")
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/test",
-                        help="production mode's database (emptied first)")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11", help="production mode's Redis")
-    args = parser.parse_args(argv)
-    raise_open_files()
-    rows = run_mode("embedded", {"REDIS_URL": "", "DATABASE_URL": ""}, args)
-    if services_answer():
-        rows += run_mode("production", {"DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
-                                        "GUILDSITE_EXECUTION_ENGINE": "celery"}, args, workers=2)
-    else:
-        print("production mode skipped: PostgreSQL and Redis do not both answer on 127.0.0.1")
+    add_service_arguments(parser)
+    rows = in_both_modes(run_mode, parser.parse_args(argv))
     print("\nadded = provider's first token written -> the socket's first chunk read (targets: p50 <= 5 ms "
           "embedded, <= 15 ms production)")
     print(f"{'mode':<11}{'users':>6}{'answers':>8}{'added p50':>10}{'added p99':>10}{'chunks/s':>10}{'tokens/s':>10}"

@@ -11,6 +11,7 @@ import asyncio
 import json
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,22 +144,32 @@ def run_mode(name: str, env: dict[str, str], args: argparse.Namespace, workers: 
     return rows
 
 
+def add_service_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/test",
+                        help="production mode's database (emptied first)")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11", help="production mode's Redis")
+
+
+def in_both_modes(run: Callable[..., list[dict[str, Any]]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """`run(mode, env, args, workers=…)` embedded, then in production (2 Celery workers) when PostgreSQL and
+    Redis answer here."""
+    raise_open_files()
+    rows = run("embedded", {"REDIS_URL": "", "DATABASE_URL": ""}, args)
+    if services_answer():
+        rows += run("production", {"DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
+                                   "GUILDSITE_EXECUTION_ENGINE": "celery"}, args, workers=2)
+    else:
+        print("production mode skipped: PostgreSQL and Redis do not both answer on 127.0.0.1")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, nargs="+", default=[1, 20])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--max-messages", type=int, default=5000, help="per user, a bound on the loop")
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/test",
-                        help="production mode's database (emptied first)")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/11", help="production mode's Redis")
-    args = parser.parse_args(argv)
-    raise_open_files()
-    rows = run_mode("embedded", {"REDIS_URL": "", "DATABASE_URL": ""}, args)
-    if services_answer():
-        rows += run_mode("production", {"DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
-                                        "GUILDSITE_EXECUTION_ENGINE": "celery"}, args, workers=2)
-    else:
-        print("production mode skipped: PostgreSQL and Redis do not both answer on 127.0.0.1")
+    add_service_arguments(parser)
+    rows = in_both_modes(run_mode, parser.parse_args(argv))
     print(f"\n{'mode':<10}{'users':>6}{'launch ms':>11}{'echo/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'lost':>6}")
     for row in rows:
         print(f"{row['mode']:<10}{row['users']:>6}{row['launch_to_running_ms']:>11}{row['echoes_per_s']:>9}"

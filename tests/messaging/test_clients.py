@@ -216,7 +216,8 @@ async def test_closing_a_client_from_a_task_that_is_cancelled_meanwhile_leaves_t
     assert closer.cancelled()
 
 
-async def test_closing_a_client_absorbs_only_its_own_tasks_cancel():
+async def busy_client() -> MessageTrackingClient:
+    """A client whose handler is busy with a message until cancelled."""
     handling = asyncio.Event()
 
     async def handler(message):
@@ -226,20 +227,18 @@ async def test_closing_a_client_absorbs_only_its_own_tasks_cancel():
     client = MessageTrackingClient("agent", "Agent", handler)
     client.notify_new_message(text_message("s", "t"))
     await handling.wait()
+    return client
+
+
+async def test_closing_a_client_absorbs_only_its_own_tasks_cancel():
+    client = await busy_client()
     await client.close()  # returns: the cancel was the client's task's, not ours
     assert client.waiting == 0
 
 
 async def test_a_task_that_closes_a_client_while_handling_its_own_cancel_finishes_that_clean_up():
-    handling, waiting, closed = asyncio.Event(), asyncio.Event(), asyncio.Event()
-
-    async def handler(message):
-        handling.set()
-        await asyncio.Event().wait()
-
-    client = MessageTrackingClient("agent", "Agent", handler)
-    client.notify_new_message(text_message("s", "t"))
-    await handling.wait()
+    waiting, closed = asyncio.Event(), asyncio.Event()
+    client = await busy_client()
 
     async def stopping_agent():
         try:
