@@ -361,8 +361,8 @@ class UnmatchedSocket(AsyncWebsocketConsumer):
     channel_layer_alias = GuildSocket.channel_layer_alias
     code = CLOSE_UNKNOWN_GUILD
     error_type = frames.NOT_FOUND
-    reason = "no such socket: the sockets are /ws/guilds/{guild_id}/syscomms/{user_id} and " \
-             "/ws/guilds/{guild_id}/usercomms/{user_id}/{user_name}"
+    reason = "no such socket: the sockets are /ws/guilds/{guild_id}/syscomms/{user_id}, " \
+             "/ws/guilds/{guild_id}/usercomms/{user_id}/{user_name} and /api/ws"
 
     async def connect(self) -> None:
         await self.accept()

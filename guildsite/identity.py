@@ -297,10 +297,14 @@ def resolve_socket_actor(scope: dict[str, Any]) -> tuple[Actor, str | None]:
 
 
 def _named_in_path(scope: dict[str, Any]) -> str | None:
-    """The user id in a guild socket's path (ASGI paths arrive decoded), before URL routing parses it."""
+    """The user id in a guild socket's path (ASGI paths arrive decoded), before URL routing parses it; the live
+    socket's `?user_id=` (as REST's in development)."""
     parts = scope.get("path", "").strip("/").split("/")
     if len(parts) >= 5 and parts[0] == "ws" and parts[1] == "guilds" and parts[3] in {"syscomms", "usercomms"}:
         return parts[4]
+    if parts == ["api", "ws"]:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        return (query.get("user_id") or [None])[-1]
     return None
 
 

@@ -17,7 +17,7 @@ from django.db.models import Q, QuerySet
 
 from catalog.models import Blueprint, Category, Exposure
 from guilds.models import Guild, GuildMember, Run, Thread
-from guildsite.accounts.models import Membership, Role, lower_role, role_at_least
+from guildsite.accounts.models import Membership, Organization, Role, lower_role, role_at_least
 from guildsite.identity import Actor
 
 
@@ -110,6 +110,14 @@ def organization_read_check(actor: Actor, organization_id: str) -> str:
     if role is None:
         raise NotFound(f"organisation '{organization_id}' not found")
     return role
+
+
+def organization_follow_check(actor: Actor, organization_id: str) -> None:
+    """Following an organisation's events on the live socket: anyone who sees its guilds."""
+    if not Organization.objects.filter(pk=organization_id).exists():
+        raise NotFound(f"organisation '{organization_id}' not found")
+    if organization_role(actor, organization_id) is None:
+        raise NotFound(f"organisation '{organization_id}' not found")
 
 
 def organization_admin_check(actor: Actor, organization_id: str, *, doing: str) -> None:

@@ -242,6 +242,11 @@ GUILDSITE_WS_OUTBOX_MAX_BYTES = env_int("GUILDSITE_WS_OUTBOX_MAX_BYTES", 8 * 102
 GUILDSITE_WS_RECHECK_SECONDS = env_float("GUILDSITE_WS_RECHECK_SECONDS", 60.0, minimum=0.05)
 # Open sockets per user (every process together); the next is closed with 1008 TOO_MANY_SOCKETS.
 GUILDSITE_WS_MAX_PER_USER = env_int("GUILDSITE_WS_MAX_PER_USER", 20, minimum=1)
+# The live socket (/api/ws): a ping this often, closed with 4408 when no pong came this long after one;
+# the topics one socket may follow.
+GUILDSITE_WS_PING_SECONDS = env_float("GUILDSITE_WS_PING_SECONDS", 30.0, minimum=0.05)
+GUILDSITE_WS_PONG_TIMEOUT_SECONDS = env_float("GUILDSITE_WS_PONG_TIMEOUT_SECONDS", 30.0, minimum=0.05)
+GUILDSITE_WS_MAX_TOPICS = env_int("GUILDSITE_WS_MAX_TOPICS", 500, minimum=1)
 
 # --- Celery ----------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL or "memory://"

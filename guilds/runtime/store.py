@@ -17,10 +17,12 @@ from typing import Any
 
 from django.db import Error as DatabaseError
 from django.db import close_old_connections, reset_queries, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from guilds.lifecycle import predecessors
 from guilds.models import AgentKind, AgentStatus, DeadLetter, Guild, GuildAgent, GuildStatus
+from guilds.runtime import live
 from messaging.topics import GUILD_MANAGER_ID
 
 logger = logging.getLogger(__name__)
@@ -105,9 +107,18 @@ _MANAGER_ALIVE_STATUSES = frozenset({GuildStatus.PENDING_LAUNCH, GuildStatus.STA
                                      GuildStatus.WARNING})
 
 
+async def guild_status_set(guild_id: str, status: str, detail: str = "") -> bool:
+    """Move the guild to `status` if the lifecycle allows it from where it is; True if it moved (its followers on
+    the live socket are told, with the health summary)."""
+    moved = await _guild_status_write(guild_id, status, detail)
+    if moved is not None:
+        await live.guild_status(**moved)
+    return moved is not None
+
+
 @_db
-def guild_status_set(guild_id: str, status: str, detail: str = "") -> bool:
-    """Move the guild to `status` if the lifecycle allows it from where it is; True if it moved."""
+def _guild_status_write(guild_id: str, status: str, detail: str) -> dict[str, Any] | None:
+    """The move, in the database: None when the lifecycle did not allow it, else what the live event says."""
     now = timezone.now()
     fields: dict[str, Any] = {"status": status, "status_detail": detail, "updated_at": now}
     if status == GuildStatus.RUNNING:
@@ -123,7 +134,23 @@ def guild_status_set(guild_id: str, status: str, detail: str = "") -> bool:
         Guild.objects.filter(pk=guild_id, status=status).exclude(status_detail=detail).update(
             status_detail=detail, updated_at=now
         )
-    return bool(moved)
+        return None
+    return {"guild_id": guild_id, "organization_id": _organization_of(guild_id), "status": status,
+            "detail": detail, "agents": _agent_summary(guild_id), "at": now.isoformat()}
+
+
+def _agent_summary(guild_id: str) -> dict[str, int]:
+    """How many of the guild's agents (users' proxies aside) are in each status."""
+    rows = (GuildAgent.objects.filter(guild_id=guild_id).exclude(kind=AgentKind.HUMAN).order_by()
+            .values_list("status").annotate(count=Count("pk")))
+    return dict(rows)
+
+
+def _organization_of(guild_id: str) -> str | None:
+    return Guild.objects.filter(pk=guild_id).values_list("organization_id", flat=True).first()
+
+
+guild_organization_id = _db(_organization_of)
 
 
 # A guild is suspended only once it has settled: launching or in ERROR, its agents are not idle, they are not up.
@@ -186,16 +213,46 @@ def user_proxies(guild_id: str) -> list[tuple[str, str, str, str, datetime]]:
                                                                "updated_at"))
 
 
+async def agent_status_set(guild_id: str, agent_id: str, status: str, detail: str = "") -> None:
+    """Record an agent's status; a change is told to the agent's and the guild's followers (a user's proxy
+    coming and going is presence: not told)."""
+    changed = await _agent_status_write(guild_id, agent_id, status, detail)
+    for agent in changed:
+        await live.agent_status(guild_id=guild_id, **agent)
+
+
+async def agents_stopped(guild_id: str) -> None:
+    for agent in await _agents_stopped_write(guild_id):
+        await live.agent_status(guild_id=guild_id, **agent)
+
+
+def _agent_events(guild_id: str, agent_ids: list[str] | None) -> list[dict[str, Any]]:
+    agents = GuildAgent.objects.filter(guild_id=guild_id).exclude(kind=AgentKind.HUMAN)
+    if agent_ids is not None:
+        agents = agents.filter(agent_id__in=agent_ids)
+    return [{"agent_id": agent_id, "name": name, "kind": kind, "status": status, "detail": detail,
+             "at": updated_at.isoformat()}
+            for agent_id, name, kind, status, detail, updated_at in agents.values_list(
+                "agent_id", "name", "kind", "status", "status_detail", "updated_at")]
+
+
 @_db
-def agent_status_set(guild_id: str, agent_id: str, status: str, detail: str = "") -> None:
-    GuildAgent.objects.filter(guild_id=guild_id, agent_id=agent_id).exclude(
+def _agent_status_write(guild_id: str, agent_id: str, status: str, detail: str) -> list[dict[str, Any]]:
+    changed = GuildAgent.objects.filter(guild_id=guild_id, agent_id=agent_id).exclude(
         status=status, status_detail=detail
     ).update(status=status, status_detail=detail, updated_at=timezone.now())
+    if not changed or live.is_user_proxy(agent_id):
+        return []
+    return _agent_events(guild_id, [agent_id])
 
 
 @_db
-def agents_stopped(guild_id: str) -> None:
+def _agents_stopped_write(guild_id: str) -> list[dict[str, Any]]:
+    changed = GuildAgent.objects.filter(guild_id=guild_id).exclude(status=AgentStatus.STOPPED).exclude(
+        kind=AgentKind.HUMAN).values_list("agent_id", flat=True)
+    changed = list(changed)
     GuildAgent.objects.filter(guild_id=guild_id).update(status=AgentStatus.STOPPED, updated_at=timezone.now())
+    return _agent_events(guild_id, changed) if changed else []
 
 
 @_db

@@ -10,7 +10,8 @@ Expected: an HTTP status or a socket close code; for lists, the names the actor 
 accepted socket, what the user then notices (OPEN: the first health report; ECHO: the echo of a
 chat message; STOPPED: the guild stops; KEEPS_RUNNING: a FORBIDDEN error frame, and the guild
 still answers; JOINED: after chatting they are a member of the guild, so its files and their own
-history, echo included, are theirs to read over REST). Every cell builds its own world, so a cell
+history, echo included, are theirs to read over REST); for a live topic, subscribe_ack or the refusal's reason.
+Every cell builds its own world, so a cell
 that stops a guild affects no other. Later issues add rows here."""
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from tests.permissions.conftest import ACTORS, ERROR, FILE_BYTES, FILE_NAME, ORG
 from tests.support.sockets import Socket
 
 OPEN, ECHO, STOPPED, KEEPS_RUNNING, JOINED = "open", "echo", "stopped", "keeps running", "joined"
+ACK, NOT_FOUND = "subscribe_ack", "not_found"  # a live topic followed, or refused with this reason
 
 
 def sees(*names: str) -> frozenset[str]:
@@ -101,6 +103,12 @@ TABLE: list[tuple[Any, ...]] = [
     ("org-a-budget",                 200,     403,       403,     403,     404,     404,     404,     401),
     ("guild-a-budget-set",           200,     403,       403,     403,     404,     404,     404,     401),
     ("post-message",                 ECHO,    ECHO,      ECHO,    403,     404,     404,     404,     401),
+    # The live socket (/api/ws): following a topic is reading what it tells, checked as REST reads it.
+    ("live-guild-a",                 ACK,     ACK,       ACK,     ACK,     NOT_FOUND, NOT_FOUND, NOT_FOUND, 4401),
+    ("live-org-a",                   ACK,     ACK,       ACK,     ACK,     NOT_FOUND, NOT_FOUND, NOT_FOUND, 4401),
+    ("live-agent-of-guild-a",        ACK,     ACK,       ACK,     ACK,     NOT_FOUND, NOT_FOUND, NOT_FOUND, 4401),
+    ("live-thread-of-launcher",      NOT_FOUND, ACK,     NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, 4401),
+    ("live-user-launcher",           NOT_FOUND, ACK,     NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, 4401),
 ]
 
 # An org-B key with the read scope acts as a viewer there.
@@ -115,6 +123,7 @@ READ_KEY = [
     ("B-read-key", "run-list", RUNS_B),
     ("B-read-key", "cancel-run-of-launcher", 404),
     ("B-read-key", "post-message", 404),
+    ("B-read-key", "live-guild-a", NOT_FOUND),
 ]
 
 # Development (AUTH_DISABLED=1) keeps the seed's open catalog; guild rules (files, history, stop) still hold.
@@ -138,6 +147,11 @@ DEVELOPMENT = [
     ("dev-named", "run-list", RUNS_A | RUNS_B),
     ("dev-named", "thread-of-launcher", 404),
     ("dev-named", "cancel-run-of-launcher", 403),
+    ("dev-named", "live-guild-a", ACK),
+    ("dev-named", "live-thread-of-launcher", NOT_FOUND),
+    ("dev-named", "live-user-launcher", NOT_FOUND),
+    ("dev-unnamed", "live-guild-a", ACK),
+    ("dev-unnamed", "live-user-launcher", NOT_FOUND),
     ("dev-named", "cancel-run-asked-by-member", 403),
     ("dev-named", "org-a-budget", 404),
     ("dev-named", "guild-a-budget-set", 404),
@@ -556,6 +570,39 @@ SOCKETS = {
 }
 
 
+# --- the live socket: async (world, who, expected) -> None, on the REST world (nothing need run) ------------
+
+
+def live_topic(topic_of):
+    async def cell(w, who, expected):
+        query = w.query(who) or (f"?user_id={who.username}" if who.development and who.username else "")
+        socket = await Socket(f"/api/ws{query}").connect()
+        if isinstance(expected, int):
+            frame, code = await socket.refusal()
+            assert (code, frame["type"], frame["data"]["code"]) == (expected, "error", "UNAUTHENTICATED")
+            return
+        topic = await sync_to_async(topic_of)(w)
+        async with socket:
+            await socket.send({"v": 1, "id": "r1", "topic": "system", "type": "subscribe", "data": {"topics": [topic]}})
+            answer = await socket.until(lambda f: f["data"].get("request_id") == "r1", what="the answer")
+            assert answer["data"]["topic"] == topic
+            assert (answer["type"] if expected == ACK else answer["data"].get("reason")) == expected, answer
+    return cell
+
+
+def _launchers_thread_topic(w) -> str:
+    return f"thread:{_threads(w)[0].id}"
+
+
+LIVE = {
+    "live-guild-a": live_topic(lambda w: f"guild:{w.guild.id}"),
+    "live-org-a": live_topic(lambda w: f"org:{ORG_A}"),
+    "live-agent-of-guild-a": live_topic(lambda w: f"agent:{w.guild.id}:{w.guild.spec['agents'][0]['id']}"),
+    "live-thread-of-launcher": live_topic(_launchers_thread_topic),
+    "live-user-launcher": live_topic(lambda w: "user:launcher"),
+}
+
+
 def cells(operations: dict) -> list:
     return [pytest.param(cell, id=cell.id) for cell in MATRIX if cell.operation in operations]
 
@@ -565,7 +612,7 @@ def _authentication(settings, who: Who) -> None:
 
 
 def test_every_cell_has_an_operation_and_an_actor():
-    assert {cell.operation for cell in MATRIX} == set(REST) | set(CONTROL) | set(SOCKETS)
+    assert {cell.operation for cell in MATRIX} == set(REST) | set(CONTROL) | set(SOCKETS) | set(LIVE)
     assert {cell.actor for cell in MATRIX} <= set(ACTORS)
     assert len({cell.id for cell in MATRIX}) == len(MATRIX)
 
@@ -592,3 +639,11 @@ async def test_socket(cell, settings, socket_world):
     who = ACTORS[cell.actor]
     _authentication(settings, who)
     await SOCKETS[cell.operation](socket_world, who, cell.expected)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("cell", cells(LIVE))
+async def test_live_socket(cell, settings, world):
+    who = ACTORS[cell.actor]
+    _authentication(settings, who)
+    await LIVE[cell.operation](world, who, cell.expected)

@@ -24,7 +24,7 @@ from guilds.agents.llm import attachments, guards, pricing, records, tools
 from guilds.agents.llm.provider import CallSettings, Completion, ProviderError, stream_chat
 from guilds.agents.llm.streaming import STREAM_CHUNK, TokenStream
 from guilds.models import MessageRole, Run, RunStatus
-from guilds.runtime import cancellation, runs
+from guilds.runtime import cancellation, live, runs, store
 from guilds.runtime.agent import Agent, handles
 from guilds.runtime.context import HandlerContext
 from guilds.runtime.formats import (
@@ -266,11 +266,15 @@ class LLMAgent(Agent):
         await self._warn_near_budgets(ctx, limits)
 
     async def _warn_near_budgets(self, ctx: HandlerContext, limits: list[budgets.Limit]) -> None:
-        """A budget at 80 % tells the guild's system sockets, once a month (a budgetWarning on its status topic)."""
+        """A budget at 80 % tells the guild's system sockets, once a month (a budgetWarning on its status topic),
+        and the guild's and its organisation's followers on the live socket."""
         if not limits:
             return
-        for warning in await budgets.warnings_due(self.guild_id):
+        warnings = await budgets.warnings_due(self.guild_id)
+        organization_id = await store.guild_organization_id(self.guild_id) if warnings else None
+        for warning in warnings:
             await ctx.send(warning, format=BUDGET_WARNING, topics=topic_names.GUILD_STATUS_TOPIC, routed=False)
+            await live.budget_warning(guild_id=self.guild_id, organization_id=organization_id, warning=warning)
 
     async def _rounds(self, call: CallSettings, messages: list[dict[str, Any]], stream: TokenStream, run: Run,
                       thread_id: str, rounds: Rounds) -> None:
@@ -400,3 +404,5 @@ class LLMAgent(Agent):
             priority=origin.priority,
         )
         await self.host.guild.bus.publish(chunk, ephemeral=True)
+        await live.stream_chunk(guild_id=self.guild_id, agent_id=self.id, thread_id=thread_id, run_id=run_id,
+                                chunk_type=chunk_type, content=content, seq=seq, message_id=str(chunk.id), about=about)

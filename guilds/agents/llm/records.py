@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from guilds.models import Guild, MessageRole, Thread, ThreadMessage
+from guilds.runtime import live
 from guilds.runtime.store import on_db_threads
 
 TITLE_CHARS = 80
@@ -42,20 +43,47 @@ def thread_open(key: ThreadKey, *, title: str) -> Thread:
                                   conversation_id=key.conversation_id)
 
 
-@on_db_threads
-def message_add(thread_id: str, *, role: str, content: str, bus_message_id: int | None, run_id: str | None = None,
-                input_tokens: int | None = None, output_tokens: int | None = None,
-                tool_calls: list[dict[str, Any]] | None = None, tool_call_id: str = "",
-                tool_result: dict[str, Any] | None = None) -> ThreadMessage | None:
+async def message_add(thread_id: str, *, role: str, content: str, bus_message_id: int | None,
+                      run_id: str | None = None, input_tokens: int | None = None, output_tokens: int | None = None,
+                      tool_calls: list[dict[str, Any]] | None = None, tool_call_id: str = "",
+                      tool_result: dict[str, Any] | None = None) -> ThreadMessage | None:
     """Add a message; the same bus message twice (a redelivery) is kept once. None when the thread is gone: its
-    user deleted it while the model answered, and the answer is not kept for a thread they threw away."""
+    user deleted it while the model answered, and the answer is not kept for a thread they threw away. A new one
+    is told to the thread's followers on the live socket."""
+    added = await _message_insert(thread_id, role=role, content=content, bus_message_id=bus_message_id, run_id=run_id,
+                                  input_tokens=input_tokens, output_tokens=output_tokens, tool_calls=tool_calls,
+                                  tool_call_id=tool_call_id, tool_result=tool_result)
+    if added is None:
+        return None
+    message, thread = added
+    if thread is not None:
+        await live.thread_message_created(thread_id=thread_id, guild_id=thread.guild_id, agent_id=thread.agent_id,
+                                          message=as_live(message))
+    return message
+
+
+def as_live(message: ThreadMessage) -> dict[str, Any]:
+    """A thread message as GET /api/threads/{id}/messages shows it."""
+    return {"id": message.pk, "role": message.role, "content": message.content, "tool_calls": message.tool_calls,
+            "tool_call_id": message.tool_call_id, "tool_result": message.tool_result,
+            "input_tokens": message.input_tokens, "output_tokens": message.output_tokens,
+            "message_id": None if message.bus_message_id is None else str(message.bus_message_id),
+            "run_id": message.run_id, "created_at": message.created_at.isoformat()}
+
+
+@on_db_threads
+def _message_insert(thread_id: str, *, role: str, content: str, bus_message_id: int | None, run_id: str | None,
+                    input_tokens: int | None, output_tokens: int | None, tool_calls: list[dict[str, Any]] | None,
+                    tool_call_id: str, tool_result: dict[str, Any] | None) -> tuple[ThreadMessage, Thread | None] | None:
+    """(the message, its thread when the message is new), or None when the thread is gone."""
     if bus_message_id is not None:
         found = ThreadMessage.objects.filter(thread_id=thread_id, role=role, bus_message_id=bus_message_id).first()
         if found is not None:
-            return found
+            return found, None
     try:
         with transaction.atomic():
-            if not Thread.objects.select_for_update().filter(pk=thread_id).exists():
+            thread = Thread.objects.select_for_update().filter(pk=thread_id).only("id", "guild_id", "agent_id").first()
+            if thread is None:
                 return None
             message = ThreadMessage.objects.create(thread_id=thread_id, role=role, content=content, run_id=run_id,
                                                    bus_message_id=bus_message_id, input_tokens=input_tokens,
@@ -64,7 +92,7 @@ def message_add(thread_id: str, *, role: str, content: str, bus_message_id: int 
             Thread.objects.filter(pk=thread_id).update(updated_at=timezone.now())
     except IntegrityError:  # deleted between the look and the insert (SQLite takes no row lock)
         return None
-    return message
+    return message, thread
 
 
 @on_db_threads
