@@ -60,6 +60,7 @@ class Limit:
     budget: Budget
     spent: Spend
     month: str
+    organization_id: str | None = None  # the guild's organisation (its budget's, or the one its guild is in)
 
     def exhausted(self, more_usd: Decimal | None = None, more_tokens: int = 0) -> bool:
         usd_cap, token_cap = self.budget.monthly_usd, self.budget.monthly_tokens
@@ -79,7 +80,8 @@ class Limit:
         return f"the {self.budget.scope}'s budget for {self.month} is spent ({', '.join(c for c in caps if c)})"
 
     def warning(self) -> dict[str, Any]:
-        return {"scope": self.budget.scope, "month": self.month, "spent_usd": str(self.spent.usd.quantize(Decimal("0.0001"))),
+        return {"scope": self.budget.scope, "organization_id": self.organization_id, "month": self.month,
+                "spent_usd": str(self.spent.usd.quantize(Decimal("0.0001"))),
                 "limit_usd": None if self.budget.monthly_usd is None else str(self.budget.monthly_usd),
                 "spent_tokens": self.spent.tokens, "limit_tokens": self.budget.monthly_tokens}
 
@@ -90,7 +92,8 @@ def limits_of(guild_id: str) -> list[Limit]:
     organization_id = Guild.objects.filter(pk=guild_id).values_list("organization_id", flat=True).first()
     budgets = Budget.objects.filter(Q(guild_id=guild_id) | Q(organization_id=organization_id) if organization_id
                                     else Q(guild_id=guild_id))
-    return [Limit(budget=budget, spent=spend_of(budget, since), month=month) for budget in budgets]
+    return [Limit(budget=budget, spent=spend_of(budget, since), month=month, organization_id=organization_id)
+            for budget in budgets]
 
 
 limits = on_db_threads(limits_of)

@@ -120,6 +120,20 @@ def organization_follow_check(actor: Actor, organization_id: str) -> None:
         raise NotFound(f"organisation '{organization_id}' not found")
 
 
+def visible_organization_ids(actor: Actor) -> frozenset[str] | None:
+    """The organisations whose guilds the actor sees (guild_queryset's); None: every one."""
+    if _open_catalog(actor):
+        return None
+    return frozenset(organization_ids_with(actor, Role.VIEWER))
+
+
+def budget_organization_ids(actor: Actor) -> frozenset[str] | None:
+    """The organisations whose budgets (and their guilds') the actor reads (budget_check's); None: every one."""
+    if _unlimited(actor):
+        return None
+    return frozenset(org for org, role in roles(actor).items() if role == Role.ADMIN)
+
+
 def organization_admin_check(actor: Actor, organization_id: str, *, doing: str) -> None:
     role = organization_read_check(actor, organization_id)
     if actor.api_key is not None:

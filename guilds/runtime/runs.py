@@ -15,7 +15,7 @@ from typing import Any
 from django.utils import timezone
 
 from guilds.models import Run, RunStatus, RunTrigger
-from guilds.runtime import live
+from guilds.runtime import live, store
 from guilds.runtime.context import HandlerContext
 from guilds.runtime.store import on_db_threads
 from guilds.spec import USER_PROXY_ID_PREFIX
@@ -93,6 +93,10 @@ async def publish_update(ctx: HandlerContext, run: Run, status: str, error: str 
         payload["error"] = error
     await ctx.send(payload, format=RUN_UPDATE, topics=RUNS_TOPIC, routed=False)
     sender = ctx.message.sender.id or ""
-    await live.run_update(run_id=run.pk, guild_id=run.guild_id, agent_id=run.agent_id, thread_id=run.thread_id,
-                          status=status, trigger=run.trigger, at=payload["at"], error=error,
+    try:
+        organization_id = await store.guild_organization_id(run.guild_id)
+    except Exception:  # the update is out on the bus; without its organisation the live event skips the user's topic
+        organization_id = None
+    await live.run_update(run_id=run.pk, guild_id=run.guild_id, organization_id=organization_id, agent_id=run.agent_id,
+                          thread_id=run.thread_id, status=status, trigger=run.trigger, at=payload["at"], error=error,
                           requester_user=sender.removeprefix(USER_PROXY_ID_PREFIX) if live.is_user_proxy(sender) else None)

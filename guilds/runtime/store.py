@@ -135,8 +135,13 @@ def _guild_status_write(guild_id: str, status: str, detail: str) -> dict[str, An
             status_detail=detail, updated_at=now
         )
         return None
-    return {"guild_id": guild_id, "organization_id": _organization_of(guild_id), "status": status,
-            "detail": detail, "agents": _agent_summary(guild_id), "at": now.isoformat()}
+    try:
+        return {"guild_id": guild_id, "organization_id": _organization_of(guild_id), "status": status,
+                "detail": detail, "agents": _agent_summary(guild_id), "at": now.isoformat()}
+    except DatabaseError:  # the move is made; only its live event is lost
+        logger.warning("guild %s moved to %s; its live event could not be made", guild_id, status, exc_info=True)
+        return {"guild_id": guild_id, "organization_id": None, "status": status, "detail": detail, "agents": {},
+                "at": now.isoformat()}
 
 
 def _agent_summary(guild_id: str) -> dict[str, int]:
@@ -146,11 +151,25 @@ def _agent_summary(guild_id: str) -> dict[str, int]:
     return dict(rows)
 
 
+_organizations: dict[str, str | None] = {}  # guild id -> its organisation's: a guild never changes organisation
+
+
 def _organization_of(guild_id: str) -> str | None:
-    return Guild.objects.filter(pk=guild_id).values_list("organization_id", flat=True).first()
+    if guild_id not in _organizations:
+        if len(_organizations) >= 4096:
+            _organizations.clear()
+        _organizations[guild_id] = Guild.objects.filter(pk=guild_id).values_list("organization_id", flat=True).first()
+    return _organizations[guild_id]
 
 
-guild_organization_id = _db(_organization_of)
+_guild_organization_read = _db(_organization_of)
+
+
+async def guild_organization_id(guild_id: str) -> str | None:
+    """The guild's organisation; once known in this process, without a hop to a database thread."""
+    if guild_id in _organizations:
+        return _organizations[guild_id]
+    return await _guild_organization_read(guild_id)
 
 
 # A guild is suspended only once it has settled: launching or in ERROR, its agents are not idle, they are not up.
@@ -226,14 +245,18 @@ async def agents_stopped(guild_id: str) -> None:
         await live.agent_status(guild_id=guild_id, **agent)
 
 
-def _agent_events(guild_id: str, agent_ids: list[str] | None) -> list[dict[str, Any]]:
-    agents = GuildAgent.objects.filter(guild_id=guild_id).exclude(kind=AgentKind.HUMAN)
-    if agent_ids is not None:
-        agents = agents.filter(agent_id__in=agent_ids)
-    return [{"agent_id": agent_id, "name": name, "kind": kind, "status": status, "detail": detail,
-             "at": updated_at.isoformat()}
-            for agent_id, name, kind, status, detail, updated_at in agents.values_list(
-                "agent_id", "name", "kind", "status", "status_detail", "updated_at")]
+def _agent_events(guild_id: str, agent_ids: list[str]) -> list[dict[str, Any]]:
+    """What the live agent_status events say of these agents; none when that cannot be read (the change is made,
+    only its live event is lost)."""
+    agents = GuildAgent.objects.filter(guild_id=guild_id, agent_id__in=agent_ids).exclude(kind=AgentKind.HUMAN)
+    try:
+        return [{"agent_id": agent_id, "name": name, "kind": kind, "status": status, "detail": detail,
+                 "at": updated_at.isoformat()}
+                for agent_id, name, kind, status, detail, updated_at in agents.values_list(
+                    "agent_id", "name", "kind", "status", "status_detail", "updated_at")]
+    except DatabaseError:
+        logger.warning("agents of guild %s changed; their live events could not be made", guild_id, exc_info=True)
+        return []
 
 
 @_db

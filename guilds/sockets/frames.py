@@ -44,7 +44,8 @@ class FrameError(Exception):
         self.client_message_id = client_message_id
 
 
-def decode(text: str | None, data: bytes | None, *, max_bytes: int) -> dict[str, Any]:
+def decode(text: str | None, data: bytes | None, *, max_bytes: int,
+           shape: str = "a JSON object with 'format' and 'payload'") -> dict[str, Any]:
     raw = text.encode() if text is not None else (data or b"")
     if len(raw) > max_bytes:
         raise FrameError(PAYLOAD_TOO_LARGE, f"frame of {len(raw)} bytes is over the limit of {max_bytes} bytes")
@@ -53,7 +54,7 @@ def decode(text: str | None, data: bytes | None, *, max_bytes: int) -> dict[str,
     except orjson.JSONDecodeError as exc:
         raise FrameError(INVALID_JSON, f"frame is not valid JSON: {exc}") from None
     if not isinstance(frame, dict):
-        raise FrameError(INVALID_FRAME, "a frame must be a JSON object with 'format' and 'payload'")
+        raise FrameError(INVALID_FRAME, f"a frame must be {shape}")
     return frame
 
 

@@ -9,6 +9,7 @@ lives on the runtime loop, with the bus; followers are told there (LiveFollower.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 import weakref
 from typing import Protocol
@@ -18,10 +19,12 @@ from guilds.sockets.envelope import envelope
 from messaging.clients import SimpleClient
 from messaging.message import Message
 
+logger = logging.getLogger(__name__)
+
 
 class LiveFollower(Protocol):
-    def take(self, frame: bytes) -> None:
-        """One event's frame, on the hub's loop."""
+    def take(self, frame: bytes, event: Message) -> None:
+        """One event's frame (and the event, to filter on), on the hub's loop. Must not block."""
 
 
 class LiveHub:
@@ -44,15 +47,25 @@ class LiveHub:
             followers.add(follower)
 
     async def unfollow(self, topics: list[str], follower: LiveFollower) -> None:
-        async with self.lock:
-            for topic in topics:
-                followers = self.followers.get(topic)
-                if followers is None:
-                    continue
+        """Stop telling `follower` about `topics`: at once, whatever the bus then does."""
+        emptied = []
+        for topic in topics:
+            followers = self.followers.get(topic)
+            if followers is not None:
                 followers.discard(follower)
                 if not followers:
-                    del self.followers[topic]
+                    emptied.append(topic)
+        if not emptied:
+            return
+        async with self.lock:
+            for topic in emptied:
+                if self.followers.get(topic):  # followed again meanwhile
+                    continue
+                self.followers.pop(topic, None)
+                try:
                     await self.bus.unsubscribe(topic, self.client)
+                except Exception:  # nobody is told; the next follower subscribes it again
+                    logger.warning("live hub could not unsubscribe %s", topic, exc_info=True)
 
     def _event(self, message: Message) -> None:
         told: set[LiveFollower] = set()
@@ -68,7 +81,10 @@ class LiveHub:
                 told.add(follower)
                 if frame is None:
                     frame = envelope(message.format, topic, message.payload, id=str(message.id), ts=ts)
-                follower.take(frame)
+                try:
+                    follower.take(frame, message)
+                except Exception:  # one follower's trouble is not the others'
+                    logger.exception("a live socket failed to take an event")
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LiveHub] = weakref.WeakKeyDictionary()

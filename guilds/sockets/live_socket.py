@@ -29,7 +29,9 @@ from guilds.sockets.envelope import SYSTEM_TOPIC, VERSION, envelope
 from guilds.sockets.flow import write_flow
 from guilds.sockets.live_hub import LiveHub, live_hub
 from guilds.sockets.throttle import TokenBucket
+from guildsite import permissions
 from guildsite.identity import Actor, resolve_socket_actor
+from messaging.message import Message
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ CLOSE_POLICY = 1008
 CLIENT_TYPES = ("subscribe", "unsubscribe", "pong", "ping")
 HEARTBEAT_TIMEOUT = "HEARTBEAT_TIMEOUT"
 CLOSE_FLUSH_SECONDS = 2.0
+RIGHTS_FRESH_SECONDS = 1.0
+TOPIC_CHECKS_AT_LEAST = 100
 
 
 class LiveSocketConsumer(AsyncWebsocketConsumer):
@@ -50,8 +54,14 @@ class LiveSocketConsumer(AsyncWebsocketConsumer):
         self.loop = asyncio.get_running_loop()
         self.followed: set[str] = set()
         self.counted: str | None = None
-        self.closing = False
+        self.closing = False  # nothing more is sent (closed, or closing)
+        self.draining = False  # closing after the frame that says why: no more events
         self.tasks: list[asyncio.Task] = []
+        # Which organisations' events this socket's user may see, and whose budgets (None: all): refreshed with
+        # its rights (an API key's user follows their own topic, but only their key's organisation's runs show).
+        self.visible_orgs: frozenset[str] | None = frozenset()
+        self.budget_orgs: frozenset[str] | None = frozenset()
+        self.rights_read_at = 0.0
         self.hub: LiveHub | None = None
         self.actor: Actor = self.scope["actor"]
         await self.accept()  # before any refusal: a close before accept reaches a browser as 1006
@@ -72,18 +82,27 @@ class LiveSocketConsumer(AsyncWebsocketConsumer):
         self.outbox_bytes = 0
         self.flow = write_flow(self.scope)
         self.bucket = TokenBucket(settings.GUILDSITE_WS_RATE_PER_SECOND, settings.GUILDSITE_WS_RATE_BURST)
+        # Topics checked (each a database read or two): the cap's worth at once, then a tenth of that a second.
+        burst = max(settings.GUILDSITE_WS_MAX_TOPICS, TOPIC_CHECKS_AT_LEAST)
+        self.checks = TokenBucket(burst / 10, burst)
         self.ponged = asyncio.Event()
         self.hub = await runtime_loop.arun(live_hub())
         self.tasks = [asyncio.ensure_future(self._pump()), asyncio.ensure_future(self._heartbeat()),
                       asyncio.ensure_future(self._keep_checking())]
-        if self.actor.username:  # the caller's own topic, joined for them (development without a user has none)
-            await self._subscribe([live.user_topic(self.actor.username)], request_id=None)
+        try:
+            await database_sync_to_async(self._read_rights)()
+            if self.actor.username:  # the caller's own topic, joined for them (development without a user: none)
+                await self._subscribe([live.user_topic(self.actor.username)], request_id=None)
+        except Exception:
+            logger.exception("opening a live socket failed")
+            await self._refuse(1011, frames.UNAVAILABLE, "the live events are unavailable; try again")
 
     async def _refuse(self, code: int, error_type: str, message: str) -> None:
         await self.send(text_data=envelope("error", SYSTEM_TOPIC, {"code": error_type, "message": message}).decode())
         await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
+        self.closing = True
         for task in self.tasks:
             task.cancel()
         await asyncio.shield(self._clean_up())  # a server done waiting for this socket must not cut it short
@@ -103,12 +122,23 @@ class LiveSocketConsumer(AsyncWebsocketConsumer):
                 logger.exception("live socket clean-up failed")
 
     # --- frames out ---------------------------------------------------------------------
-    def take(self, frame: bytes) -> None:
+    def take(self, frame: bytes, event: Message) -> None:
         """An event's frame from the hub (on the runtime loop)."""
+        if self.closing or self.draining or not self._may_see(event):
+            return
         if runtime_loop.in_loop(self.loop):
             self._queue(frame)
         else:
             self.loop.call_soon_threadsafe(self._queue, frame)
+
+    def _may_see(self, event: Message) -> bool:
+        """The topic was checked when followed; its events are also checked against who reads them: a run on the
+        user's topic from an organisation their key does not reach, a budget for someone who is not its admin."""
+        organization_id = event.payload.get("organization_id")
+        if organization_id is None:
+            return True
+        orgs = self.budget_orgs if event.format == live.BUDGET_WARNING else self.visible_orgs
+        return orgs is None or organization_id in orgs
 
     def _queue(self, frame: bytes) -> None:
         if self.closing:
@@ -152,6 +182,8 @@ class LiveSocketConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(settings.GUILDSITE_WS_PING_SECONDS)
             self.ponged.clear()
             self._reply("ping", SYSTEM_TOPIC, {})
+            if self.flow is not None:  # the time to answer starts when the ping can be on its way
+                await self.flow.room()
             try:
                 async with asyncio.timeout(settings.GUILDSITE_WS_PONG_TIMEOUT_SECONDS):
                     await self.ponged.wait()
@@ -164,7 +196,8 @@ class LiveSocketConsumer(AsyncWebsocketConsumer):
 
     async def _close_after_outbox(self, code: int) -> None:
         """Close once what is queued (the frame saying why) is sent, or a client that does not read has had
-        its chance."""
+        its chance; no events meanwhile."""
+        self.draining = True
         try:
             async with asyncio.timeout(CLOSE_FLUSH_SECONDS):
                 await self.outbox.join()
@@ -191,19 +224,30 @@ class LiveSocketConsumer(AsyncWebsocketConsumer):
                     await self._close_after_outbox(CLOSE_NOT_AUTHENTICATED)
                     return
                 self.actor = actor
+                await database_sync_to_async(self._read_rights)()
                 refused = await database_sync_to_async(self._refused)(sorted(self.followed))
                 if refused:
+                    self.followed.difference_update(refused)
                     await runtime_loop.arun(self.hub.unfollow(list(refused), self))
                     for topic, problem in refused.items():
-                        self.followed.discard(topic)
                         self._reply("subscribe_error", topic, {"topic": topic, "reason": problem.reason,
                                                                "message": f"no longer followed: {problem}",
                                                                "request_id": None})
             except Exception:
                 logger.exception("checking a live socket's rights failed; trying again")
 
+    def _read_rights(self) -> None:
+        """The organisations whose events and budgets this socket's user sees, read afresh (blocking)."""
+        self.actor.memo.clear()
+        self.visible_orgs = permissions.visible_organization_ids(self.actor)
+        self.budget_orgs = permissions.budget_organization_ids(self.actor)
+        self.rights_read_at = time.monotonic()
+
     def _refused(self, topics: list[str]) -> dict[str, live_topics.TopicRefused]:
-        """The topics `self.actor` may not follow, each with why (blocking)."""
+        """The topics `self.actor` may not follow, each with why (blocking). Rights read within the last second
+        are used again: a burst of subscribes costs one read of them."""
+        if time.monotonic() - self.rights_read_at > RIGHTS_FRESH_SECONDS:
+            self._read_rights()
         refused = {}
         for topic in topics:
             try:
@@ -226,7 +270,8 @@ class LiveSocketConsumer(AsyncWebsocketConsumer):
         request_id = None
         try:
             within_rate = self.bucket.take()  # every frame counts, a malformed one too
-            frame = frames.decode(text_data, bytes_data, max_bytes=settings.GUILDSITE_WS_FRAME_MAX_BYTES)
+            frame = frames.decode(text_data, bytes_data, max_bytes=settings.GUILDSITE_WS_FRAME_MAX_BYTES,
+                                  shape="a v1 envelope: a JSON object with 'v', 'type' and 'data'")
             raw_id = frame.get("id")
             request_id = raw_id[:128] if isinstance(raw_id, str) else None
             if not within_rate:
@@ -244,6 +289,9 @@ class LiveSocketConsumer(AsyncWebsocketConsumer):
                 await self._unsubscribe(self._topics_of(data), request_id=request_id)
         except frames.FrameError as exc:
             self._error(exc.error_type, str(exc), request_id)
+        except Exception:  # a database or Redis failure: said, and the socket goes on
+            logger.exception("a live socket's frame failed")
+            self._error(frames.UNAVAILABLE, "the live events are unavailable just now; try again", request_id)
 
     @staticmethod
     def _parse(frame: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -267,22 +315,31 @@ class LiveSocketConsumer(AsyncWebsocketConsumer):
         return list(dict.fromkeys(str(topic) if not isinstance(topic, str) else topic for topic in topics))
 
     async def _subscribe(self, topics: list[str], *, request_id: str | None) -> None:
+        room = settings.GUILDSITE_WS_MAX_TOPICS - len(self.followed)
         new = [topic for topic in topics if topic not in self.followed]
-        self.actor.memo.clear()  # the rights of now, not of when the socket opened
-        refused = await database_sync_to_async(self._refused)(new) if new else {}
+        within_cap, over_cap = new[:max(room, 0)], set(new[max(room, 0):])
+        checked = [topic for topic in within_cap if self.checks.take()]  # over the checking budget: refused
+        unchecked = set(within_cap) - set(checked)
+        refused = await database_sync_to_async(self._refused)(checked) if checked else {}
+        allowed = set(checked) - refused.keys()
         for topic in topics:
             problem = refused.get(topic)
-            if problem is None and topic not in self.followed:
-                if len(self.followed) >= settings.GUILDSITE_WS_MAX_TOPICS:
-                    problem = live_topics.TopicRefused(
-                        live_topics.TOO_MANY_TOPICS,
-                        f"a socket follows at most {settings.GUILDSITE_WS_MAX_TOPICS} topics: unsubscribe from one first")
-                else:
-                    problem = await self._follow(topic)
+            if topic in over_cap or (topic in allowed and len(self.followed) >= settings.GUILDSITE_WS_MAX_TOPICS):
+                problem = live_topics.TopicRefused(
+                    live_topics.TOO_MANY_TOPICS,
+                    f"a socket follows at most {settings.GUILDSITE_WS_MAX_TOPICS} topics: unsubscribe from one first")
+            elif topic in unchecked:
+                problem = live_topics.TopicRefused(
+                    live_topics.RATE_LIMITED, f"too many topics checked just now: at most {self.checks.capacity:g} "
+                                              f"at once, then {self.checks.rate:g} a second; subscribe again")
+            elif topic in allowed and topic not in self.followed:
+                problem = await self._follow(topic)
+            elif problem is None and topic not in self.followed:  # dropped by a check of rights meanwhile
+                problem = live_topics.TopicRefused(live_topics.NOT_FOUND, f"topic '{topic}' not found")
             if problem is not None:
-                self._reply("subscribe_error", topic[:live_topics.TOPIC_MAX_CHARS],
-                            {"topic": topic[:live_topics.TOPIC_MAX_CHARS], "reason": problem.reason,
-                             "message": str(problem), "request_id": request_id})
+                shown = topic[:live_topics.TOPIC_MAX_CHARS]
+                self._reply("subscribe_error", shown, {"topic": shown, "reason": problem.reason,
+                                                       "message": str(problem), "request_id": request_id})
             else:
                 self._reply("subscribe_ack", topic, {"topic": topic, "request_id": request_id})
 

@@ -25,6 +25,7 @@ FORBIDDEN = "forbidden"
 INVALID_TOPIC = "invalid_topic"
 TOO_MANY_TOPICS = "too_many_topics"
 UNAVAILABLE = "unavailable"
+RATE_LIMITED = "rate_limited"
 
 KINDS = "user:{username}, thread:{id}, agent:{guild_id}:{agent_id}, guild:{id}, org:{id}"
 

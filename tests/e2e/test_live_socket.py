@@ -106,6 +106,9 @@ def test_events_reach_each_topic_and_refusals_leave_the_socket_usable(server, to
         assert running["data"]["agents"].get("running", 0) >= 2  # the manager and the assistant
         answers = watcher.subscribe(f"guild:{guild_id}", f"agent:{guild_id}:{AGENT}")
         assert {a["type"] for a in answers.values()} == {"subscribe_ack"}
+        # Another member of the organisation, not an admin, follows the guild too.
+        other = live(server, mallory)
+        assert other.subscribe(f"guild:{guild_id}")[f"guild:{guild_id}"]["type"] == "subscribe_ack"
 
         # A first exchange makes the conversation's thread; its follower sees the next exchange live.
         with connect(f"{server.ws_base}/ws/guilds/{guild_id}/syscomms/testuser123?token={owner}") as system:
@@ -153,8 +156,11 @@ def test_events_reach_each_topic_and_refusals_leave_the_socket_usable(server, to
         assert mine["data"]["thread_id"] == thread_id
         assert not [f for f in own_runs.frames if f["type"] in ("stream_chunk", "thread_message_created")]
 
-        # Another member of the organisation: the guild yes, someone else's thread and user topic no.
-        with live(server, mallory) as other:
+        # The member sees the guild's runs, but not its budget (GET …/budget is for admins).
+        other.event("run_update", f"guild:{guild_id}", lambda d: d["run_id"] == run_id and d["status"] == "succeeded")
+
+        # Someone else's thread and user topic, or another organisation, are not the member's to follow.
+        with other:
             refused = other.subscribe(thread, "user:testuser123", "nonsense", "org:elsewhere", f"guild:{guild_id}")
             assert {t: (a["type"], a["data"].get("reason")) for t, a in refused.items()} == {
                 thread: ("subscribe_error", "not_found"),
@@ -177,6 +183,8 @@ def test_events_reach_each_topic_and_refusals_leave_the_socket_usable(server, to
             gone = watcher.event("agent_status", f"agent:{guild_id}:{AGENT}", lambda d: d["status"] == "stopped")
             assert gone["data"]["name"] == "Assistant"
             other.event("guild_status", f"guild:{guild_id}", lambda d: d["status"] == "STOPPED")
+            # Events reach a socket in the order they happened: a budget warning would have come before.
+            assert not [f for f in other.frames if f["type"] == "budget_warning"]
     assert provider.requests
 
 

@@ -10,6 +10,8 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from guilds.models import GuildStatus
+from guilds.runtime import live
+from guilds.runtime import loop as runtime_loop
 from guildsite.accounts.models import Membership
 from tests import factories
 from tests.support.sockets import Socket
@@ -73,3 +75,41 @@ async def test_an_expired_token_closes_the_socket_4401(settings):
         closing = await bob.communicator.receive_output(timeout=5)
     assert error["data"]["code"] == "UNAUTHENTICATED"
     assert (closing["type"], closing["code"]) == ("websocket.close", 4401)
+
+
+def run_update(guild, status: str) -> dict:
+    return {"run_id": f"run-{guild.pk}-{status}", "guild_id": guild.pk, "organization_id": guild.organization_id,
+            "agent_id": "echo", "thread_id": None, "status": status, "trigger": "api", "requester_user": "bob",
+            "at": "2026-12-06T00:00:00+00:00"}
+
+
+async def test_an_api_key_sees_on_its_users_topic_only_the_runs_of_its_organisation(settings):
+    settings.AUTH_DISABLED = False
+    here = await sync_to_async(factories.guild)("Here", org="org-a", user="bob", status=GuildStatus.RUNNING)
+    there = await sync_to_async(factories.guild)("There", org="org-b", user="bob", status=GuildStatus.RUNNING)
+    _, key = await sync_to_async(factories.api_key)("org-a", "bob")
+    async with Socket(f"/api/ws?token={key}") as socket:
+        await socket.until(lambda f: f["type"] == "subscribe_ack", what="the user topic joined")
+        await runtime_loop.arun(live.run_update(**run_update(there, "running")))  # bob's, but not the key's org
+        await runtime_loop.arun(live.run_update(**run_update(here, "running")))
+        seen = await socket.until(lambda f: f["type"] == "run_update", what="a run")
+    # Events reach a socket in the order they were published: the first would have come first.
+    assert (seen["topic"], seen["data"]["guild_id"]) == ("user:bob", here.pk)
+
+
+async def test_a_thread_message_too_large_for_an_event_arrives_cut_and_marked(settings):
+    settings.AUTH_DISABLED = False
+    guild = await sync_to_async(factories.guild)("G", org="org-a", user="bob", status=GuildStatus.RUNNING)
+    thread = await sync_to_async(factories.thread)(guild, "bob")
+    token = await sync_to_async(factories.token)("bob")
+    message = {"id": 1, "role": "tool", "content": "x" * 100_000, "tool_result": {"rows": ["y" * 1000] * 100}}
+    async with Socket(f"/api/ws?token={token}") as socket:
+        await socket.send(subscribe(f"thread:{thread.pk}", "t"))
+        assert (await socket.until(answer_to("t"), what="the answer"))["type"] == "subscribe_ack"
+        await runtime_loop.arun(live.thread_message_created(thread_id=thread.pk, guild_id=guild.pk, agent_id="llm",
+                                                            message=message))
+        event = await socket.until(lambda f: f["type"] == "thread_message_created", what="the event")
+    shown = event["data"]["message"]
+    assert shown["truncated"] is True
+    assert shown["tool_result"] is None
+    assert 0 < len(shown["content"]) < 100_000

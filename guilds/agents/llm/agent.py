@@ -24,7 +24,7 @@ from guilds.agents.llm import attachments, guards, pricing, records, tools
 from guilds.agents.llm.provider import CallSettings, Completion, ProviderError, stream_chat
 from guilds.agents.llm.streaming import STREAM_CHUNK, TokenStream
 from guilds.models import MessageRole, Run, RunStatus
-from guilds.runtime import cancellation, live, runs, store
+from guilds.runtime import cancellation, live, runs
 from guilds.runtime.agent import Agent, handles
 from guilds.runtime.context import HandlerContext
 from guilds.runtime.formats import (
@@ -270,11 +270,9 @@ class LLMAgent(Agent):
         and the guild's and its organisation's followers on the live socket."""
         if not limits:
             return
-        warnings = await budgets.warnings_due(self.guild_id)
-        organization_id = await store.guild_organization_id(self.guild_id) if warnings else None
-        for warning in warnings:
+        for warning in await budgets.warnings_due(self.guild_id):
             await ctx.send(warning, format=BUDGET_WARNING, topics=topic_names.GUILD_STATUS_TOPIC, routed=False)
-            await live.budget_warning(guild_id=self.guild_id, organization_id=organization_id, warning=warning)
+            await live.budget_warning(guild_id=self.guild_id, warning=warning)
 
     async def _rounds(self, call: CallSettings, messages: list[dict[str, Any]], stream: TokenStream, run: Run,
                       thread_id: str, rounds: Rounds) -> None:
