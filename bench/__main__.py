@@ -14,7 +14,8 @@ def main() -> int:
     # Redis figures too whenever PostgreSQL and Redis answer here (production mode of the socket bench).
     redis_args = ["--redis-url", BENCH_REDIS] if services_answer() else []
     suites = [("bench.messaging_bench", redis_args), ("bench.runtime_bench", []), ("bench.socket_bench", []),
-              ("bench.crowd_bench", []), ("bench.llm_bench", []), ("bench.live_bench", [])]
+              ("bench.crowd_bench", []), ("bench.llm_bench", []), ("bench.live_bench", []),
+              ("bench.schedule_bench", [])]
     if redis_args:  # which Redis path carries replies to sockets (README: "Scaling out")
         suites.append(("bench.channel_layer_bench", redis_args))
     failed = []

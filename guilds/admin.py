@@ -11,8 +11,19 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from catalog.forms import GuildSpecField
-from guilds import dead_letters
-from guilds.models import Budget, DeadLetter, Guild, GuildAgent, GuildMember, Run, Thread, ThreadMessage
+from guilds import dead_letters, schedules
+from guilds.models import (
+    Budget,
+    DeadLetter,
+    Guild,
+    GuildAgent,
+    GuildMember,
+    GuildStatus,
+    Run,
+    Schedule,
+    Thread,
+    ThreadMessage,
+)
 from guilds.services import GuildStopped, guild_create, guild_relaunch, guild_stop
 from guilds.spec import validate_guild_spec
 from guildsite import permissions
@@ -288,6 +299,41 @@ class RunAdmin(_ReadOnly, OrganizationScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(OrganizationScopedAdmin):
+    """Schedules are written over REST (checked there); here they are seen, paused and resumed."""
+
+    organization_lookup = "guild__organization"
+    list_display = ["__str__", "guild", "agent_id", "misfire_policy", "enabled", "next_run_at", "last_run_at"]
+    list_filter = ["enabled", "misfire_policy"]
+    list_select_related = ["guild"]
+    search_fields = ["id", "name", "guild__id", "guild__name", "agent_id", "cron"]
+    fields = ["guild", "name", "agent_id", "cron", "timezone", "format", "payload", "misfire_policy", "enabled",
+              "disabled_reason", "next_run_at", "last_run_at", "last_run_id", "created_by", "created_at", "updated_at"]
+    readonly_fields = fields
+    actions = ["pause", "resume"]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    @admin.action(description="Pause the selected schedules")
+    def pause(self, request: HttpRequest, queryset) -> None:
+        paused = queryset.update(enabled=False, next_run_at=None)
+        self.message_user(request, f"{paused} schedule(s) paused.", messages.SUCCESS)
+
+    @admin.action(description="Resume the selected schedules (their next firing from now)")
+    def resume(self, request: HttpRequest, queryset) -> None:
+        for schedule in queryset.select_related("guild"):
+            if schedule.guild.status == GuildStatus.STOPPED:
+                self.message_user(request, f"{schedule}: its guild is stopped.", messages.WARNING)
+                continue
+            schedule.enabled, schedule.disabled_reason = True, ""
+            schedules.schedule_next_run(schedule)
+            schedule.save(update_fields=["enabled", "disabled_reason", "next_run_at", "updated_at"])
+            self.message_user(request, f"{schedule}: next firing {schedule.next_run_at:%Y-%m-%d %H:%M} UTC.",
+                              messages.SUCCESS)
 
 
 @admin.register(Budget)

@@ -292,3 +292,69 @@ class Budget(models.Model):
     @property
     def scope(self) -> str:
         return "organization" if self.organization_id else "guild"
+
+
+class MisfirePolicy(models.TextChoices):
+    SKIP = "skip", "Skip missed firings"
+    RUN_ONCE = "run_once", "Run once to catch up"
+
+
+class Schedule(models.Model):
+    """A message sent into a guild on a cron schedule (seed 004's scheduled agents; guilds.schedules fires them).
+
+    `next_run_at` is the next firing, in UTC; a tick claims the rows that are due and moves it on before it sends,
+    so two ticks never send one firing twice."""
+
+    id = models.CharField(primary_key=True, max_length=64, default=new_public_id, editable=False)
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="schedules")
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE,
+                                     related_name="schedules")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="schedules")
+    name = models.CharField(max_length=64, blank=True, default="", help_text="Its messages' sender name.")
+    agent_id = models.CharField(max_length=128, blank=True, default="",
+                                help_text="The agent it sends to; empty: the guild's default topic.")
+    cron = models.CharField(max_length=120)
+    timezone = models.CharField(max_length=64, default="UTC")
+    format = models.CharField(max_length=200, default="text")
+    payload = models.JSONField(default=dict, blank=True)
+    misfire_policy = models.CharField(max_length=16, choices=MisfirePolicy.choices, default=MisfirePolicy.SKIP)
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=200, blank=True, default="")
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_id = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["enabled", "next_run_at"], name="schedule_due")]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.pk}: {self.cron} ({self.timezone})"
+
+    @property
+    def sender_id(self) -> str:
+        return f"{SCHEDULE_SENDER_PREFIX}{self.pk}"
+
+
+SCHEDULE_SENDER_PREFIX = "schedule-"
+
+
+class IdempotentRequest(models.Model):
+    """A request made with an `Idempotency-Key` (guildsite.idempotency): the first answer, given again to the same
+    request with the same key for 24 hours. `status_code` is empty while the first is being worked on."""
+
+    scope = models.CharField(max_length=200, help_text="org:{id}, or user:{username} in development.")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the method, path and body.")
+    status_code = models.IntegerField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="idempotency_key_once_per_scope")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}"

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from guilds.models import Guild, Run, Thread, ThreadMessage
+from guilds.models import Guild, Run, Schedule, Thread, ThreadMessage
 from guildsite import permissions
 from guildsite.identity import Actor
 
@@ -119,3 +119,22 @@ def run_for(actor: Actor, run_id: str) -> Run:
     if run is None:
         raise permissions.NotFound(f"Run '{run_id}' not found.")
     return run
+
+
+# --- schedules ----------------------------------------------------------------------------------
+
+
+def schedule_list(guild: Guild) -> QuerySet[Schedule]:
+    return guild.schedules.select_related("guild", "created_by").order_by("created_at", "pk")
+
+
+def schedule_for(actor: Actor, schedule_id: str) -> Schedule:
+    """The schedule if the actor sees its guild; permissions.NotFound otherwise."""
+    schedule = Schedule.objects.select_related("guild", "created_by").filter(pk=schedule_id).first()
+    if schedule is None:
+        raise permissions.NotFound(f"Schedule '{schedule_id}' not found.")
+    try:
+        permissions.guild_read_check(actor, schedule.guild)
+    except permissions.NotFound:
+        raise permissions.NotFound(f"Schedule '{schedule_id}' not found.") from None
+    return schedule

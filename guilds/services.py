@@ -8,11 +8,12 @@ from collections.abc import Callable
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
 from guilds.engines import bus_of, engine_for_guild, engine_for_spec, messaging_config_of
 from guilds.engines.base import ExecutionEngine
 from guilds.lifecycle import LIVE
-from guilds.models import Guild, GuildMember, GuildStatus, Run, RunStatus, RunTrigger
+from guilds.models import Guild, GuildMember, GuildStatus, Run, RunStatus, RunTrigger, Schedule
 from guilds.runtime import cancellation, formats, runs, store, suspension
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime.manager import user_proxy_id
@@ -202,3 +203,62 @@ def guild_message_post(*, guild: Guild, user: AbstractBaseUser, user_name: str, 
     sent, run = runtime_loop.run(send())
     logger.info("user message posted", extra={"guild_id": guild.pk, "message_id": sent.id, "user_id": user_id})
     return sent, run
+
+
+def schedule_message_send(*, schedule: Schedule) -> tuple[Message, Run | None]:
+    """A schedule's firing (or its "run now"): its message into the guild as the schedule (`schedule-{id}`, named
+    as the schedule), to its agent's inbox or the guild's default topic, with the trigger `schedule`: each
+    agent's handling of it is a run, made now, queued, when the schedule names its agent. The guild is resumed
+    first if suspended."""
+    if schedule.guild.status == GuildStatus.STOPPED:
+        raise GuildStopped(f"guild {schedule.guild_id} is stopped; its schedules no longer fire")
+    sent = schedule_messages_send(schedules=[schedule])
+    if not sent:
+        raise RuntimeError(f"schedule {schedule.pk} could not be sent (the log says why)")
+    return sent[0]
+
+
+SCHEDULE_SENDS_AT_ONCE = 100
+
+
+def schedule_messages_send(*, schedules: list[Schedule]) -> list[tuple[Message, Run | None]]:
+    """Several firings at once (a tick's), each as schedule_message_send sends one: each guild resumed once, the
+    messages published side by side, their schedules' last firing written in one statement. A firing that
+    cannot be sent is logged and left out."""
+    async def one(schedule: Schedule) -> tuple[Message, Run | None]:
+        guild = schedule.guild
+        message = Message.create(
+            sender=AgentTag(id=schedule.sender_id, name=schedule.name or schedule.sender_id),
+            topics=topic_names.agent_inbox(schedule.agent_id) if schedule.agent_id else topic_names.DEFAULT_TOPIC,
+            format=schedule.format, payload=schedule.payload, trigger=RunTrigger.SCHEDULE)
+        run = None
+        if schedule.agent_id:
+            run = await runs.run_queue(guild_id=guild.pk, agent_id=schedule.agent_id, message_id=message.id,
+                                       trigger=RunTrigger.SCHEDULE, requester=schedule.sender_id)
+        return await bus_of(guild.pk, guild.spec).publish(message), run
+
+    async def send_all() -> list[tuple[Schedule, Message, Run | None]]:
+        guilds = {schedule.guild_id: schedule.guild for schedule in schedules}
+        for guild in guilds.values():
+            await guild_resume(guild_id=guild.pk, spec=guild.spec)
+        done = []
+        for start in range(0, len(schedules), SCHEDULE_SENDS_AT_ONCE):
+            batch = schedules[start:start + SCHEDULE_SENDS_AT_ONCE]
+            for schedule, outcome in zip(batch, await asyncio.gather(*(one(s) for s in batch), return_exceptions=True),
+                                         strict=True):
+                if isinstance(outcome, BaseException):
+                    logger.error("a schedule's firing could not be sent: %s", outcome, exc_info=outcome,
+                                 extra={"guild_id": schedule.guild_id, "schedule_id": schedule.pk})
+                else:
+                    done.append((schedule, *outcome))
+        return done
+
+    sent = runtime_loop.run(send_all(), timeout=None)
+    now = timezone.now()
+    for schedule, _, run in sent:
+        schedule.last_run_at, schedule.last_run_id = now, run.pk if run is not None else ""
+    Schedule.objects.bulk_update([schedule for schedule, _, _ in sent], ["last_run_at", "last_run_id"], batch_size=500)
+    for schedule, message, _ in sent:
+        logger.info("schedule fired", extra={"guild_id": schedule.guild_id, "schedule_id": schedule.pk,
+                                             "message_id": message.id})
+    return [(message, run) for _, message, run in sent]

@@ -55,3 +55,11 @@ def suspend_idle_guilds(idle_seconds: float | None = None) -> int:
     """A few times per idle period (Celery beat): suspend the guilds nobody used for
     GUILDSITE_GUILD_IDLE_SECONDS (`idle_seconds` instead, when given)."""
     return len(runtime_loop.run(engine().suspend_idle(idle_seconds), timeout=600))  # many guilds may go at once
+
+
+@shared_task(ignore_result=True)
+def schedules_tick() -> int:
+    """Every GUILDSITE_SCHEDULE_TICK_SECONDS (Celery beat): send the schedules' due firings, each once."""
+    from guilds import schedules
+
+    return len(schedules.tick())

@@ -23,8 +23,13 @@ application = ProtocolTypeRouter(
 )
 
 from guilds import process  # noqa: E402
-from guildsite.startup import relaunch_live_guilds_in_background, share_the_server_loop  # noqa: E402
+from guildsite.startup import (  # noqa: E402
+    relaunch_live_guilds_in_background,
+    share_the_server_loop,
+    tick_schedules_in_background,
+)
 
 if process.role() == process.ProcessRole.WEB:  # guildsite.serve, not a test or a command importing the app
     share_the_server_loop()
     relaunch_live_guilds_in_background()
+    tick_schedules_in_background()

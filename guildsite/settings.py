@@ -263,11 +263,23 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # One queue per site (tests give each run its own, so runs sharing a Redis never take each other's tasks).
 CELERY_TASK_DEFAULT_QUEUE = env_str("GUILDSITE_CELERY_QUEUE", "guildsite")
+# Schedules (guilds.schedules): due firings are claimed this often, by Celery beat's task in production
+# (GUILDSITE_SCHEDULE_TICKER=beat, the default with REDIS_URL) or by a ticker in the web process
+# ("inprocess", the embedded default); "off": nothing fires them (tests drive guilds.schedules.tick).
+GUILDSITE_SCHEDULE_TICK_SECONDS = env_float("GUILDSITE_SCHEDULE_TICK_SECONDS", 10.0, minimum=0.05)
+GUILDSITE_SCHEDULE_TICKER = env_str("GUILDSITE_SCHEDULE_TICKER", "beat" if REDIS_URL else "inprocess")
+if GUILDSITE_SCHEDULE_TICKER not in ("beat", "inprocess", "off"):
+    raise ConfigurationError("GUILDSITE_SCHEDULE_TICKER must be beat, inprocess or off")
+# A run_once schedule's catch-up firing is sent if the latest missed firing is at most this old.
+GUILDSITE_SCHEDULE_GRACE_SECONDS = env_float("GUILDSITE_SCHEDULE_GRACE_SECONDS", 300.0, minimum=0.0)
+
 CELERY_BEAT_SCHEDULE = {
     "guild-health-ticks": {"task": "guilds.tasks.health_ticks", "schedule": GUILDSITE_HEARTBEAT_INTERVAL},
     # Idle guilds are looked for a few times per idle period, at least once a minute (guilds.runtime.activity).
     "guild-idle-check": {"task": "guilds.tasks.suspend_idle_guilds",
                          "schedule": max(0.25, min(60.0, (GUILDSITE_GUILD_IDLE_SECONDS or 3600.0) / 4))},
+    **({"schedules-tick": {"task": "guilds.tasks.schedules_tick", "schedule": GUILDSITE_SCHEDULE_TICK_SECONDS}}
+       if GUILDSITE_SCHEDULE_TICKER == "beat" else {}),
 }
 
 # --- REST ------------------------------------------------------------------

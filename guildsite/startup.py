@@ -1,6 +1,6 @@
 """What the web process does when it starts (guildsite.asgi, when guilds.process says this is the web
-server): share daphne's loop with the runtime, and relaunch the guilds that should be running, in a
-thread so the server answers at once."""
+server): share daphne's loop with the runtime, relaunch the guilds that should be running, in a
+thread so the server answers at once, and (embedded) fire the schedules."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import sys
 import threading
 
 from django.conf import settings
+from django.db import close_old_connections
 
+from guilds import schedules
 from guilds.runtime import loop as runtime_loop
 from guilds.services import guilds_relaunch_live
 
@@ -40,3 +42,21 @@ def relaunch_live_guilds_in_background() -> None:
             logger.exception("relaunching guilds on start failed")
 
     threading.Thread(target=relaunch, name="guildsite-relaunch", daemon=True).start()
+
+
+def tick_schedules_in_background() -> None:
+    """The embedded default's ticker (GUILDSITE_SCHEDULE_TICKER=inprocess): what Celery beat's task does in
+    production, in a thread of this process, every GUILDSITE_SCHEDULE_TICK_SECONDS."""
+    if settings.GUILDSITE_SCHEDULE_TICKER != "inprocess":
+        return
+    stop = threading.Event()
+
+    def tick_forever() -> None:
+        while not stop.wait(settings.GUILDSITE_SCHEDULE_TICK_SECONDS):
+            close_old_connections()  # this thread's, as a request would (a database restarted meanwhile)
+            try:
+                schedules.tick()
+            except Exception:
+                logger.exception("a schedules tick failed; the next one tries again")
+
+    threading.Thread(target=tick_forever, name="guildsite-schedules", daemon=True).start()

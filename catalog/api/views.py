@@ -15,10 +15,11 @@ from catalog.api import serializers as s
 from catalog.seed import SEED_BLUEPRINT_REQUEST, SEED_ECHO_AGENT
 from guilds.runtime.registry import AgentClassError
 from guilds.spec import SpecError
-from guildsite import permissions
+from guildsite import idempotency, permissions
 from guildsite.accounts.models import Organization
 from guildsite.api_common import LIST_PARAMETERS, list_response, problem_responses
 from guildsite.errors import Conflict
+from guildsite.idempotency import idempotent, scope_of
 from guildsite.identity import Actor, acting_organization_id, acting_user, actor_of
 
 
@@ -345,7 +346,7 @@ class BlueprintUnshareApi(CatalogApi):
 
 class BlueprintLaunchApi(CatalogApi):
     @extend_schema(
-        operation_id="launchGuildFromBlueprint",
+        parameters=[idempotency.PARAMETER], operation_id="launchGuildFromBlueprint",
         summary="Launch a guild from a blueprint",
         description=(
             "Stores the guild with the blueprint's spec (status REQUESTED) and launches it. "
@@ -378,11 +379,15 @@ class BlueprintLaunchApi(CatalogApi):
         launcher = acting_user(actor, data["user_id"], must_be_caller=True, field="user_id")
         organization_id = acting_organization_id(actor, launcher, data["org_id"], field="org_id")
         permissions.blueprint_launch_check(actor, blueprint, organization_id)
-        try:
-            guild = services.blueprint_launch(blueprint=blueprint, guild_name=data["guild_name"], launched_by=launcher,
-                                              organization=_organization_or_404(organization_id),
-                                              description=data.get("description"))
-        except services.BlueprintNotLaunchable as exc:
-            # The request is fine; the stored blueprint is not (an agent class went away since it was saved).
-            raise Conflict(str(exc), code="blueprint_invalid") from None
-        return Response({"id": guild.id}, status=status.HTTP_201_CREATED)
+
+        def launch() -> Response:
+            try:
+                guild = services.blueprint_launch(blueprint=blueprint, guild_name=data["guild_name"],
+                                                  launched_by=launcher, organization=_organization_or_404(organization_id),
+                                                  description=data.get("description"))
+            except services.BlueprintNotLaunchable as exc:
+                # The request is fine; the stored blueprint is not (an agent class went away since it was saved).
+                raise Conflict(str(exc), code="blueprint_invalid") from None
+            return Response({"id": guild.id}, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, scope=scope_of(actor, organization_id), work=launch)

@@ -19,9 +19,10 @@ from guilds import services
 from guilds.runtime import formats
 from guilds.selectors import guild_for
 from guilds.sockets import frames
-from guildsite import permissions
+from guildsite import idempotency, permissions
 from guildsite.api_common import problem_responses
 from guildsite.errors import Conflict
+from guildsite.idempotency import idempotent, scope_of
 from guildsite.identity import acting_user, actor_of
 from messaging.message import Message
 
@@ -41,7 +42,8 @@ class PostMessageSerializer(serializers.Serializer):
 
 class GuildMessagesApi(APIView):
     @extend_schema(
-        operation_id="postGuildMessage", summary="Send a message into the guild as yours (as your user socket would)",
+        parameters=[idempotency.PARAMETER], operation_id="postGuildMessage",
+        summary="Send a message into the guild as yours (as your user socket would)",
         description="Needs the role member in the guild's organisation, as the user socket does. A suspended guild is "
                     "resumed first. Replies reach your user sockets and GET /api/guilds/{id}/{user_id}/messages. "
                     "Each agent's handling of the message is a run with trigger `api`. With `agent`, that agent's run "
@@ -82,12 +84,15 @@ class GuildMessagesApi(APIView):
         except frames.FrameError as exc:
             field = "format" if exc.error_type == frames.UNKNOWN_FORMAT else "payload"
             raise exceptions.ValidationError({field: [str(exc)]}) from None
-        try:
-            sent, run = services.guild_message_post(guild=guild, user=user, user_name=username, message_of=message_of,
-                                                    to_agent=agent_id)
-        except services.GuildStopped as exc:
-            raise Conflict(str(exc)) from None
-        answer = {"id": str(sent.id)}
-        if run is not None:
-            answer["run_id"] = run.pk
-        return Response(answer, status=status.HTTP_202_ACCEPTED)
+        def post() -> Response:
+            try:
+                sent, run = services.guild_message_post(guild=guild, user=user, user_name=username,
+                                                        message_of=message_of, to_agent=agent_id)
+            except services.GuildStopped as exc:
+                raise Conflict(str(exc)) from None
+            answer = {"id": str(sent.id)}
+            if run is not None:
+                answer["run_id"] = run.pk
+            return Response(answer, status=status.HTTP_202_ACCEPTED)
+
+        return idempotent(request, scope=scope_of(actor, guild.organization_id), work=post)

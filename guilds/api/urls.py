@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guilds.api import budgets, control, dead_letters, messages, runs, threads, views
+from guilds.api import budgets, control, dead_letters, messages, runs, schedules, threads, views
 from guildsite.api_common import api_path
 
 urlpatterns = [
@@ -11,6 +11,7 @@ urlpatterns = [
     *api_path("guilds/<str:guild_id>/messages", messages.GuildMessagesApi, "guild-messages"),
     *api_path("guilds/<str:guild_id>/stop", control.GuildStopApi, "guild-stop"),
     *api_path("guilds/<str:guild_id>/budget", budgets.GuildBudgetApi, "guild-budget"),
+    *api_path("guilds/<str:guild_id>/schedules", schedules.GuildSchedulesApi, "guild-schedules"),
     *api_path("organizations/<str:organization_id>/budget", budgets.OrganizationBudgetApi, "organization-budget"),
     *api_path("guilds/<str:guild_id>/relaunch", control.GuildRelaunchApi, "guild-relaunch"),
     *api_path("guilds/<str:guild_id>/dead-letters", dead_letters.DeadLettersApi, "guild-dead-letters"),
@@ -24,6 +25,8 @@ urlpatterns = [
     *api_path("threads", threads.ThreadListApi, "thread-list"),
     *api_path("threads/<str:thread_id>", threads.ThreadDetailApi, "thread-detail"),
     *api_path("threads/<str:thread_id>/messages", threads.ThreadMessagesApi, "thread-messages"),
+    *api_path("schedules/<str:schedule_id>", schedules.ScheduleApi, "schedule-detail"),
+    *api_path("schedules/<str:schedule_id>/run", schedules.ScheduleRunApi, "schedule-run"),
     *api_path("runs", runs.RunListApi, "run-list"),
     *api_path("runs/<str:run_id>", runs.RunDetailApi, "run-detail"),
     *api_path("runs/<str:run_id>/cancel", runs.RunCancelApi, "run-cancel"),

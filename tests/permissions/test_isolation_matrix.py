@@ -19,17 +19,19 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from catalog.models import Blueprint
 from guilds.engines import engine_named
-from guilds.models import Budget, Guild, GuildFile, GuildStatus, Thread
+from guilds.models import Budget, Guild, GuildFile, GuildStatus, Run, Schedule, Thread
 from guilds.runtime import cancellation
 from guilds.services import guild_stop
 from tests import factories
@@ -103,6 +105,11 @@ TABLE: list[tuple[Any, ...]] = [
     ("org-a-budget",                 200,     403,       403,     403,     404,     404,     404,     401),
     ("guild-a-budget-set",           200,     403,       403,     403,     404,     404,     404,     401),
     ("post-message",                 ECHO,    ECHO,      ECHO,    403,     404,     404,     404,     401),
+    # Schedules: the guild's launcher and the organisation's admins manage them; whoever sees the guild reads them.
+    ("schedule-list",                200,     200,       200,     200,     404,     404,     404,     401),
+    ("schedule-create",              201,     201,       403,     403,     404,     404,     404,     401),
+    ("schedule-pause",               200,     200,       403,     403,     404,     404,     404,     401),
+    ("schedule-run-now",             202,     202,       403,     403,     404,     404,     404,     401),
     # The live socket (/api/ws): following a topic is reading what it tells, checked as REST reads it.
     ("live-guild-a",                 ACK,     ACK,       ACK,     ACK,     NOT_FOUND, NOT_FOUND, NOT_FOUND, 4401),
     ("live-org-a",                   ACK,     ACK,       ACK,     ACK,     NOT_FOUND, NOT_FOUND, NOT_FOUND, 4401),
@@ -375,6 +382,37 @@ def org_a_budget(api, w, who, expected, problem):
         assert response.json()["monthly_usd"] is None
 
 
+def _schedule(w) -> Schedule:
+    return Schedule.objects.create(guild=w.guild, organization_id=w.guild.organization_id, cron="0 9 * * *",
+                                   agent_id=w.guild.spec["agents"][0]["id"], payload={"text": "scheduled"},
+                                   next_run_at=timezone.now() + timedelta(days=1))
+
+
+def schedule_list(api, w, who, expected, problem):
+    made = _schedule(w)
+    response = api.get(f"/api/guilds/{w.guild.pk}/schedules", **w.headers(who))
+    if granted(response, expected, problem):
+        assert [s["id"] for s in response.json()] == [made.pk]
+    detail = api.get(f"/api/schedules/{made.pk}", **w.headers(who))
+    assert detail.status_code == expected, detail.content
+
+
+def schedule_create(api, w, who, expected, problem):
+    response = api.post(f"/api/guilds/{w.guild.pk}/schedules", {"cron": "0 9 * * *", "agent": "EchoAgent",
+                                                                "payload": {"text": "hi"}}, format="json",
+                        **w.headers(who))
+    granted(response, expected, problem)
+    assert Schedule.objects.filter(guild=w.guild).exists() == (expected == 201)
+
+
+def schedule_pause(api, w, who, expected, problem):
+    made = _schedule(w)
+    response = api.patch(f"/api/schedules/{made.pk}", {"enabled": False}, format="json", **w.headers(who))
+    granted(response, expected, problem)
+    made.refresh_from_db()
+    assert made.enabled is (expected != 200)
+
+
 def guild_a_budget_set(api, w, who, expected, problem):
     response = api.put(f"/api/guilds/{w.guild.pk}/budget", {"monthly_usd": "3"}, **w.headers(who))
     granted(response, expected, problem)
@@ -382,6 +420,9 @@ def guild_a_budget_set(api, w, who, expected, problem):
 
 
 REST = {
+    "schedule-list": schedule_list,
+    "schedule-create": schedule_create,
+    "schedule-pause": schedule_pause,
     "org-a-budget": org_a_budget,
     "guild-a-budget-set": guild_a_budget_set,
     "cancel-run-of-launcher": cancel_run_of_launcher,
@@ -437,7 +478,16 @@ def relaunch(api, w, who, expected, problem, launched):
     assert engine_named("inprocess").is_guild_running(w.guild.id) is (expected == 200)
 
 
-CONTROL = {"stop": stop, "relaunch": relaunch}
+def schedule_run_now(api, w, who, expected, problem, launched):
+    made = _schedule(w)
+    launched.append(w.guild.id)  # a guild resumed to take the firing runs on the in-process engine
+    response = api.post(f"/api/schedules/{made.pk}/run", **w.headers(who))
+    if granted(response, expected, problem):
+        assert Run.objects.filter(pk=response.json()["run_id"], trigger="schedule").exists()
+    assert Run.objects.filter(guild=w.guild, trigger="schedule").exists() == (expected == 202)
+
+
+CONTROL = {"stop": stop, "relaunch": relaunch, "schedule-run-now": schedule_run_now}
 
 
 # --- sockets: async (world, who, expected) -> None ----------------------------------------

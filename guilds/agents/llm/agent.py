@@ -185,8 +185,10 @@ class LLMAgent(Agent):
         to the requester and goes back as `reply_of` makes it."""
         message = ctx.message
         requester, user_id = self._requester(message)
+        # A schedule's answers go to a thread of its creator's (the chunks, with nobody live to read them, to its inbox).
+        owner = user_id or await records.schedule_owner(requester)
         key = records.ThreadKey(guild_id=self.guild_id, agent_id=self.id, requester=requester,
-                                conversation_id=message.conversation_id or "", user_id=user_id)
+                                conversation_id=message.conversation_id or "", user_id=owner)
         thread = await records.thread_open(key, title=prompt)
         asked = await records.message_add(thread.id, role=MessageRole.USER, content=prompt, bus_message_id=message.id)
         props: LLMProperties = self.properties

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from guilds.models import Guild, MessageRole, Thread, ThreadMessage
+from guilds.models import SCHEDULE_SENDER_PREFIX, Guild, MessageRole, Schedule, Thread, ThreadMessage
 from guilds.runtime import live
 from guilds.runtime.store import on_db_threads
 
@@ -106,3 +106,12 @@ def history(thread_id: str, *, before_id: int, limit: int) -> list[dict[str, Any
                                              role__in=[MessageRole.USER, MessageRole.ASSISTANT], tool_calls__isnull=True)
                 .order_by("-id")[:limit])
     return [{"role": row.role, "content": row.content} for row in reversed(rows)]
+
+
+@on_db_threads
+def schedule_owner(sender_id: str) -> str | None:
+    """Whose thread a schedule's message goes to: its creator's (None: not a schedule's, or its creator is gone)."""
+    if not sender_id.startswith(SCHEDULE_SENDER_PREFIX):
+        return None
+    return (Schedule.objects.filter(pk=sender_id.removeprefix(SCHEDULE_SENDER_PREFIX))
+            .values_list("created_by__username", flat=True).first())
