@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.html import format_html
 
 from catalog.forms import GuildSpecField
@@ -320,7 +321,7 @@ class ScheduleAdmin(OrganizationScopedAdmin):
 
     @admin.action(description="Pause the selected schedules")
     def pause(self, request: HttpRequest, queryset) -> None:
-        paused = queryset.update(enabled=False, next_run_at=None)
+        paused = queryset.update(enabled=False, next_run_at=None, disabled_reason="", updated_at=timezone.now())
         self.message_user(request, f"{paused} schedule(s) paused.", messages.SUCCESS)
 
     @admin.action(description="Resume the selected schedules (their next firing from now)")

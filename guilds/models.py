@@ -340,6 +340,7 @@ class Schedule(models.Model):
 
 
 SCHEDULE_SENDER_PREFIX = "schedule-"
+STOPPED_GUILD_REASON = "its guild is stopped"
 
 
 class IdempotentRequest(models.Model):

@@ -11,8 +11,9 @@ at the first valid instant after it; a time named by a fixed hour that falls bac
 at its first occurrence only (a schedule that runs every hour keeps its pace through the repeated hour).
 
 Misfires (a firing due while no tick ran, or while the guild was starting or in ERROR): `skip` drops them
-(a firing up to ON_TIME_SECONDS late is on time); `run_once` sends one catch-up firing if the latest missed
-one is at most GUILDSITE_SCHEDULE_GRACE_SECONDS old. A STOPPED guild's schedules are disabled.
+(a firing up to a minute late, or three ticks where they are further apart, is on time); `run_once` sends one
+catch-up firing if the latest missed one is at most GUILDSITE_SCHEDULE_GRACE_SECONDS old. A STOPPED guild's
+schedules are disabled as it stops (guilds.runtime.store), and by the tick should one be left.
 """
 
 from __future__ import annotations
@@ -29,11 +30,17 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from guilds.models import GuildStatus, MisfirePolicy, Schedule
+from guilds.models import STOPPED_GUILD_REASON, GuildStatus, MisfirePolicy, Schedule
 
 logger = logging.getLogger(__name__)
 
-ON_TIME_SECONDS = 60.0
+ON_TIME_AT_LEAST_SECONDS = 60.0
+
+
+def on_time_seconds() -> float:
+    """How late a `skip` firing may be sent: a minute, or three ticks where ticks are further apart."""
+    return max(ON_TIME_AT_LEAST_SECONDS, 3 * settings.GUILDSITE_SCHEDULE_TICK_SECONDS)
+
 FIRING_STATUSES = frozenset({GuildStatus.RUNNING, GuildStatus.WARNING})
 CLAIM_BATCH = 500  # rows claimed per transaction: a tick over many due schedules commits as it goes
 CRON_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
@@ -79,21 +86,18 @@ def _zone_names() -> frozenset[str]:
 
 def next_fire(cron: str, zone: str, after: datetime) -> datetime:
     """The first firing strictly after `after`, in UTC."""
-    local = after.astimezone(ZoneInfo(zone))
-    return next(CronSim(cron, local)).astimezone(UTC)
-
-
-def latest_fire(cron: str, zone: str, due: datetime, now: datetime, window: float) -> datetime:
-    """The last firing at or before `now`, given one is due at `due`; only the last `window` seconds are walked
-    (an older one is too late to send, whichever it is)."""
-    start = max(due, now - timedelta(seconds=window + 60))
-    latest, walk = due, CronSim(cron, start.astimezone(ZoneInfo(zone)))
-    for _ in range(int(window // 60) + 2880):  # a firing a minute at most, plus a repeated hour's worth
+    walk = CronSim(cron, after.astimezone(ZoneInfo(zone)))
+    following = next(walk).astimezone(UTC)
+    # In the second pass through a repeated (fall-back) hour, a fixed time's first pass is behind us: the next day's.
+    while following <= after:
         following = next(walk).astimezone(UTC)
-        if following > now:
-            break
-        latest = following
-    return latest
+    return following
+
+
+def latest_fire(cron: str, zone: str, due: datetime, now: datetime) -> datetime:
+    """The last firing at or before `now`, given one is due at `due` (itself, when none came after it)."""
+    before = next(CronSim(cron, (now + timedelta(seconds=1)).astimezone(ZoneInfo(zone)), reverse=True))
+    return max(due, before.astimezone(UTC))
 
 
 # --- the tick --------------------------------------------------------------------------------
@@ -144,6 +148,10 @@ def _claim_batch(now: datetime) -> _Claimed:
             decision = _decide(schedule, now)
             if decision is None:
                 continue
+            if decision.enabled and (decision.next_run_at is None or decision.next_run_at <= now):
+                logger.error("schedule %s: its next firing %s is not after now; disabled", schedule.pk,
+                             decision.next_run_at)
+                decision = _Decision(next_run_at=None, enabled=False, disabled_reason="its next firing could not be found")
             move = {"next_run_at": decision.next_run_at, "enabled": decision.enabled,
                     "disabled_reason": decision.disabled_reason, "updated_at": now}
             if locking:  # the row is ours until commit
@@ -176,11 +184,11 @@ def _decide(schedule: Schedule, now: datetime) -> _Decision | None:
     due = schedule.next_run_at
     status = schedule.guild.status
     if status == GuildStatus.STOPPED:
-        return _Decision(next_run_at=None, enabled=False, disabled_reason="its guild is stopped")
+        return _Decision(next_run_at=None, enabled=False, disabled_reason=STOPPED_GUILD_REASON)
     catch_up = schedule.misfire_policy == MisfirePolicy.RUN_ONCE
-    within = settings.GUILDSITE_SCHEDULE_GRACE_SECONDS if catch_up else ON_TIME_SECONDS
+    within = settings.GUILDSITE_SCHEDULE_GRACE_SECONDS if catch_up else on_time_seconds()
     try:
-        latest = latest_fire(schedule.cron, schedule.timezone, due, now, within)
+        latest = latest_fire(schedule.cron, schedule.timezone, due, now)
         following = next_fire(schedule.cron, schedule.timezone, now)
     except (CronSimError, ZoneInfoNotFoundError, ValueError):
         logger.exception("schedule %s cannot be evaluated; disabled", schedule.pk)

@@ -212,6 +212,9 @@ def schedule_message_send(*, schedule: Schedule) -> tuple[Message, Run | None]:
     first if suspended."""
     if schedule.guild.status == GuildStatus.STOPPED:
         raise GuildStopped(f"guild {schedule.guild_id} is stopped; its schedules no longer fire")
+    if schedule.guild.status not in (GuildStatus.RUNNING, GuildStatus.WARNING):
+        raise GuildNotReady(f"guild {schedule.guild_id} is {schedule.guild.status}: a schedule fires while it is "
+                            f"RUNNING or WARNING; try again once it is")
     sent = schedule_messages_send(schedules=[schedule])
     if not sent:
         raise RuntimeError(f"schedule {schedule.pk} could not be sent (the log says why)")
@@ -219,6 +222,11 @@ def schedule_message_send(*, schedule: Schedule) -> tuple[Message, Run | None]:
 
 
 SCHEDULE_SENDS_AT_ONCE = 100
+SCHEDULE_SEND_SECONDS = 60.0  # a batch's sends, beyond which the tick gives up on them (logged) rather than hang
+
+
+class GuildNotReady(Exception):
+    """The guild is starting or in ERROR: a schedule does not fire into it now."""
 
 
 def schedule_messages_send(*, schedules: list[Schedule]) -> list[tuple[Message, Run | None]]:
@@ -239,11 +247,17 @@ def schedule_messages_send(*, schedules: list[Schedule]) -> list[tuple[Message, 
 
     async def send_all() -> list[tuple[Schedule, Message, Run | None]]:
         guilds = {schedule.guild_id: schedule.guild for schedule in schedules}
+        ready = set()
         for guild in guilds.values():
-            await guild_resume(guild_id=guild.pk, spec=guild.spec)
+            try:
+                await guild_resume(guild_id=guild.pk, spec=guild.spec)
+                ready.add(guild.pk)
+            except Exception:  # that guild's firings are lost (said); the others' are sent
+                logger.exception("a guild could not be resumed for its schedules", extra={"guild_id": guild.pk})
+        sendable = [schedule for schedule in schedules if schedule.guild_id in ready]
         done = []
-        for start in range(0, len(schedules), SCHEDULE_SENDS_AT_ONCE):
-            batch = schedules[start:start + SCHEDULE_SENDS_AT_ONCE]
+        for start in range(0, len(sendable), SCHEDULE_SENDS_AT_ONCE):
+            batch = sendable[start:start + SCHEDULE_SENDS_AT_ONCE]
             for schedule, outcome in zip(batch, await asyncio.gather(*(one(s) for s in batch), return_exceptions=True),
                                          strict=True):
                 if isinstance(outcome, BaseException):
@@ -253,7 +267,7 @@ def schedule_messages_send(*, schedules: list[Schedule]) -> list[tuple[Message, 
                     done.append((schedule, *outcome))
         return done
 
-    sent = runtime_loop.run(send_all(), timeout=None)
+    sent = runtime_loop.run(send_all(), timeout=SCHEDULE_SEND_SECONDS + len(schedules) * 0.01)
     now = timezone.now()
     for schedule, _, run in sent:
         schedule.last_run_at, schedule.last_run_id = now, run.pk if run is not None else ""

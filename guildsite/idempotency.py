@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
@@ -33,6 +34,8 @@ HEADER = "Idempotency-Key"
 KEY_MAX_CHARS = 255
 LIFETIME = timedelta(hours=24)
 WAIT_FOR_FIRST_SECONDS = 30.0
+ABANDONED_AFTER_SECONDS = 120.0  # a first request still "at work" after this died at it
+PURGE_BATCH = 100
 
 PARAMETER = OpenApiParameter(
     HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER,
@@ -71,17 +74,30 @@ def idempotent(request: Request, *, scope: str, work: Callable[[], Response]) ->
 
 
 def _fingerprint(request: Request) -> str:
+    """The request as the key stands for it: who sends it (another member with the same key and body is another
+    request, never handed this one's answer), to which view and object (however the path is spelt), and its body."""
     data: Any = request.data
     if hasattr(data, "dict"):  # a form's QueryDict
         data = data.dict()
+    actor = getattr(request, "auth", None)
+    who = f"{getattr(request.user, 'pk', None)}/{getattr(getattr(actor, 'api_key', None), 'pk', None)}"
+    match = request.resolver_match
+    target = (f"{match.view_name} {json.dumps(match.kwargs, sort_keys=True)}" if match is not None
+              else request.path)
     body = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+    return hashlib.sha256(f"{who} {request.method} {target}\n{body}".encode()).hexdigest()
 
 
 def _claim(scope: str, key: str, fingerprint: str) -> tuple[IdempotentRequest, bool]:
     """(the key's row, whether this request made it)."""
     now = timezone.now()
-    IdempotentRequest.objects.filter(scope=scope, key=key, created_at__lt=now - LIFETIME).delete()
+    # Expired, or claimed by a request that never finished (its process died mid-work): the key is free again.
+    IdempotentRequest.objects.filter(Q(created_at__lt=now - LIFETIME) | Q(
+        status_code__isnull=True, created_at__lt=now - timedelta(seconds=ABANDONED_AFTER_SECONDS)),
+        scope=scope, key=key).delete()
+    # Every claim takes a few expired keys away with it: the table keeps about a day's keys, without a job of its own.
+    expired = IdempotentRequest.objects.filter(created_at__lt=now - LIFETIME).values_list("pk", flat=True)[:PURGE_BATCH]
+    IdempotentRequest.objects.filter(pk__in=list(expired)).delete()
     while True:
         try:
             with transaction.atomic():

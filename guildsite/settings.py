@@ -272,6 +272,8 @@ if GUILDSITE_SCHEDULE_TICKER not in ("beat", "inprocess", "off"):
     raise ConfigurationError("GUILDSITE_SCHEDULE_TICKER must be beat, inprocess or off")
 # A run_once schedule's catch-up firing is sent if the latest missed firing is at most this old.
 GUILDSITE_SCHEDULE_GRACE_SECONDS = env_float("GUILDSITE_SCHEDULE_GRACE_SECONDS", 300.0, minimum=0.0)
+# Schedules one guild may have (the next is a 409 too_many_schedules).
+GUILDSITE_SCHEDULES_PER_GUILD = env_int("GUILDSITE_SCHEDULES_PER_GUILD", 100, minimum=1)
 
 CELERY_BEAT_SCHEDULE = {
     "guild-health-ticks": {"task": "guilds.tasks.health_ticks", "schedule": GUILDSITE_HEARTBEAT_INTERVAL},

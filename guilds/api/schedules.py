@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import transaction
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -23,7 +24,7 @@ from guildsite.errors import Conflict
 from guildsite.idempotency import idempotent, scope_of
 from guildsite.identity import actor_of
 
-PAYLOAD_MAX_BYTES = 64 * 1024
+PAYLOAD_MAX_BYTES = 64 * 1024  # and never more than a socket frame may carry
 
 
 def _agent_names(guild: Guild) -> dict[str, str]:
@@ -65,9 +66,9 @@ class ScheduleSerializer(serializers.Serializer):
     def validate_payload(self, payload: Any) -> Any:
         if not isinstance(payload, dict):
             raise serializers.ValidationError("a JSON object")
-        size = len(orjson.dumps(payload))
-        if size > PAYLOAD_MAX_BYTES:
-            raise serializers.ValidationError(f"{size} bytes is over the limit of {PAYLOAD_MAX_BYTES}")
+        size, limit = len(orjson.dumps(payload)), min(PAYLOAD_MAX_BYTES, settings.GUILDSITE_WS_FRAME_MAX_BYTES)
+        if size > limit:
+            raise serializers.ValidationError(f"{size} bytes is over the limit of {limit}")
         return payload
 
 
@@ -112,6 +113,9 @@ class GuildSchedulesApi(APIView):
             raise Conflict(f"guild {guild.pk} is stopped; schedule in a guild launched anew")
         body = ScheduleSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        if guild.schedules.count() >= settings.GUILDSITE_SCHEDULES_PER_GUILD:
+            raise Conflict(f"guild {guild.pk} has {settings.GUILDSITE_SCHEDULES_PER_GUILD} schedules, the most it may "
+                           f"have: delete one first", code="too_many_schedules")
         schedule = Schedule(guild=guild, organization_id=guild.organization_id, created_by=actor.user,
                             **_checked(guild, body.validated_data))
         schedules.schedule_next_run(schedule)
@@ -170,7 +174,7 @@ class ScheduleRunApi(APIView):
         def fire() -> Response:
             try:
                 sent, run = services.schedule_message_send(schedule=schedule)
-            except services.GuildStopped as exc:
+            except (services.GuildStopped, services.GuildNotReady) as exc:
                 raise Conflict(str(exc)) from None
             return Response({"run_id": run.pk if run is not None else None, "message_id": str(sent.id)},
                             status=status.HTTP_202_ACCEPTED)

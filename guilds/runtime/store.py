@@ -21,7 +21,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from guilds.lifecycle import predecessors
-from guilds.models import AgentKind, AgentStatus, DeadLetter, Guild, GuildAgent, GuildStatus
+from guilds.models import STOPPED_GUILD_REASON, AgentKind, AgentStatus, DeadLetter, Guild, GuildAgent, GuildStatus, Schedule
 from guilds.runtime import live
 from messaging.topics import GUILD_MANAGER_ID
 
@@ -126,6 +126,9 @@ def _guild_status_write(guild_id: str, status: str, detail: str) -> dict[str, An
     if status == GuildStatus.STOPPED:
         fields.update(stopped_at=now, suspended=False, suspended_at=None)  # final: nothing to resume
     moved = Guild.objects.filter(pk=guild_id, status__in=predecessors(status)).update(**fields)
+    if moved and status == GuildStatus.STOPPED:  # final: its schedules will not fire again, and say so
+        Schedule.objects.filter(guild_id=guild_id, enabled=True).update(
+            enabled=False, next_run_at=None, disabled_reason=STOPPED_GUILD_REASON, updated_at=now)
     if moved and status in _MANAGER_ALIVE_STATUSES:
         GuildAgent.objects.filter(guild_id=guild_id, agent_id=GUILD_MANAGER_ID).exclude(
             status=AgentStatus.RUNNING).update(status=AgentStatus.RUNNING, status_detail="", updated_at=now)

@@ -3,12 +3,15 @@ again gets the first answer and the work is done once; the same key for another 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from guilds.engines import engine_named
-from guilds.models import Guild, GuildStatus, Run, Schedule
+from guilds.models import Guild, GuildStatus, IdempotentRequest, Run, Schedule
 from guilds.runtime import loop as runtime_loop
 from tests import factories
 from tests.runtime.conftest import celery_workers, echo_spec, rig  # noqa: F401 - shared fixtures
@@ -62,6 +65,17 @@ def test_a_failed_request_keeps_no_answer(api, people, problem):
     assert launch(api, blueprint, "k").status_code == 201  # worked on afresh, not answered 404 again
 
 
+@pytest.mark.django_db
+def test_a_key_whose_first_request_died_at_work_is_free_again(api, people):
+    blueprint = factories.blueprint(author="boss", org="org-a")
+    IdempotentRequest.objects.create(scope="org:org-a", key="stuck", fingerprint="0" * 64,
+                                     created_at=timezone.now() - timedelta(minutes=3))  # never finished
+    made = launch(api, blueprint, "stuck")
+    assert made.status_code == 201, made.content
+    assert "Idempotent-Replayed" not in made.headers
+    assert launch(api, blueprint, "stuck").headers["Idempotent-Replayed"] == "true"
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("rig", ["inprocess"], indirect=True)
 def test_a_message_and_a_run_now_sent_twice_with_one_key_are_sent_once(rig, settings):  # noqa: F811
@@ -83,6 +97,11 @@ def test_a_message_and_a_run_now_sent_twice_with_one_key_are_sent_once(rig, sett
              for _ in range(2)]
     assert [f.status_code for f in fired] == [202, 202]
     assert fired[0].json() == fired[1].json()
+    assert Run.objects.filter(guild=guild).count() == 2
+    # Another manager of the guild with the same key and (empty) body is another request: not handed that answer.
+    factories.organization("testorg456", overseer="admin")
+    other = api.post(f"/api/schedules/{made.pk}/run", HTTP_IDEMPOTENCY_KEY="r-1", **factories.bearer("overseer"))
+    assert (other.status_code, other.json()["code"]) == (409, "idempotency_key_reused")
     assert Run.objects.filter(guild=guild).count() == 2
 
 

@@ -93,9 +93,19 @@ def test_who_may_manage_and_who_may_read(api, guild, problem):
     problem(api.get("/api/schedules/no-such-schedule", **factories.bearer("launcher")), 404)
 
 
-def test_a_stopped_guild_takes_no_new_schedule(api, guild, problem):
+def test_a_stopped_guild_takes_no_new_schedule_and_a_starting_one_fires_none_now(api, guild, problem):
+    made = create(api, guild).json()
+    Guild.objects.filter(pk=guild.pk).update(status=GuildStatus.STARTING)
+    assert "RUNNING" in problem(api.post(f"/api/schedules/{made['id']}/run", **factories.bearer("launcher")),
+                                409)["detail"]
     Guild.objects.filter(pk=guild.pk).update(status=GuildStatus.STOPPED)
     problem(create(api, guild), 409)
+
+
+def test_a_guild_has_at_most_its_share_of_schedules(api, guild, problem, settings):
+    settings.GUILDSITE_SCHEDULES_PER_GUILD = 2
+    assert [create(api, guild).status_code for _ in range(2)] == [201, 201]
+    problem(create(api, guild), 409, "too_many_schedules")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -60,6 +60,12 @@ def test_a_wall_clock_time_fires_once_across_dst(zone, cron, after, expected_utc
     assert second.astimezone(local).strftime("%H:%M") == cron_time(cron)
 
 
+def test_in_the_second_pass_of_a_repeated_hour_the_next_firing_is_still_ahead():
+    # 2026-11-01 01:10 EST (06:10 UTC), after New York's fall-back: today's 01:20 EDT (05:20 UTC) is behind us.
+    after = datetime(2026, 11, 1, 6, 10, tzinfo=UTC)
+    assert schedules.next_fire("20 1 * * *", "America/New_York", after) == datetime(2026, 11, 2, 6, 20, tzinfo=UTC)
+
+
 def cron_time(cron: str) -> str:
     minute, hour = cron.split()[:2]
     return f"{int(hour):02d}:{int(minute):02d}"
@@ -145,6 +151,9 @@ def test_a_guild_not_ready_drops_skip_firings_and_keeps_run_once_ones_until_it_i
 def test_a_stopped_guilds_schedules_are_disabled_and_say_why(rig, running):
     made = schedule(running)
     guild_stop(guild_id=running.pk, user_id="testuser123")
+    made.refresh_from_db()  # disabled as the guild stops, not only when it comes due
+    assert (made.enabled, made.next_run_at, made.disabled_reason) == (False, None, "its guild is stopped")
+    Schedule.objects.filter(pk=made.pk).update(enabled=True, next_run_at=MONDAY_9)  # one left behind: the tick
     assert schedules.tick(MONDAY_9 + timedelta(seconds=5)) == []
     made.refresh_from_db()
     assert (made.enabled, made.next_run_at, made.disabled_reason) == (False, None, "its guild is stopped")

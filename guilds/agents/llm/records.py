@@ -108,10 +108,15 @@ def history(thread_id: str, *, before_id: int, limit: int) -> list[dict[str, Any
     return [{"role": row.role, "content": row.content} for row in reversed(rows)]
 
 
-@on_db_threads
-def schedule_owner(sender_id: str) -> str | None:
-    """Whose thread a schedule's message goes to: its creator's (None: not a schedule's, or its creator is gone)."""
+async def schedule_owner(guild_id: str, sender_id: str) -> str | None:
+    """Whose thread a schedule's message goes to: its creator's (None: not one of this guild's schedules, or its
+    creator is gone)."""
     if not sender_id.startswith(SCHEDULE_SENDER_PREFIX):
         return None
-    return (Schedule.objects.filter(pk=sender_id.removeprefix(SCHEDULE_SENDER_PREFIX))
+    return await _schedule_creator(guild_id, sender_id.removeprefix(SCHEDULE_SENDER_PREFIX))
+
+
+@on_db_threads
+def _schedule_creator(guild_id: str, schedule_id: str) -> str | None:
+    return (Schedule.objects.filter(pk=schedule_id, guild_id=guild_id)
             .values_list("created_by__username", flat=True).first())
