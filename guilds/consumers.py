@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import uuid
 from collections import OrderedDict
@@ -36,6 +35,7 @@ from guilds.selectors import guild_for, run_for
 from guilds.services import RunFinished, guild_member_add, guild_resume, run_cancel
 from guilds.sockets import cap, frames, user_sockets
 from guilds.sockets.flow import write_flow
+from guilds.sockets.recheck import rights_checks
 from guilds.sockets.throttle import TokenBucket
 from guildsite import permissions
 from guildsite.accounts.names import USER_ID_RULE, is_display_name, is_user_id
@@ -159,13 +159,7 @@ class GuildSocket(AsyncWebsocketConsumer):
     async def _keep_checking(self) -> None:
         """Rights can end while a socket is open (a token expires, a key is revoked, a member leaves or is
         demoted): check them again every GUILDSITE_WS_RECHECK_SECONDS and when the credential expires."""
-        interval = settings.GUILDSITE_WS_RECHECK_SECONDS
-        wait = random.uniform(0.5, 1.0) * interval  # sockets opened together do not all check together
-        while True:
-            if self.actor.expires_at is not None:
-                wait = min(wait, max(0.0, self.actor.expires_at - time.time()))
-            await asyncio.sleep(wait)
-            wait = interval
+        async for _ in rights_checks(lambda: self.actor):
             try:
                 self.actor = await database_sync_to_async(self._still_admitted)()
             except Refused as refused:

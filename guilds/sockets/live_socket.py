@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import uuid
 from typing import Any
@@ -28,6 +27,7 @@ from guilds.sockets import cap, frames, live_topics
 from guilds.sockets.envelope import SYSTEM_TOPIC, VERSION, envelope
 from guilds.sockets.flow import write_flow
 from guilds.sockets.live_hub import LiveHub, live_hub
+from guilds.sockets.recheck import rights_checks
 from guilds.sockets.throttle import TokenBucket
 from guildsite import permissions
 from guildsite.identity import Actor, resolve_socket_actor
@@ -210,13 +210,7 @@ class LiveSocketConsumer(AsyncWebsocketConsumer):
         """Rights can end while a socket is open (a token expires, a key is revoked, a member leaves): the
         credential and every followed topic are checked again every GUILDSITE_WS_RECHECK_SECONDS and when the
         credential expires. A topic no longer visible is dropped with a subscribe_error."""
-        interval = settings.GUILDSITE_WS_RECHECK_SECONDS
-        wait = random.uniform(0.5, 1.0) * interval  # sockets opened together do not all check together
-        while True:
-            if self.actor.expires_at is not None:
-                wait = min(wait, max(0.0, self.actor.expires_at - time.time()))
-            await asyncio.sleep(wait)
-            wait = interval
+        async for _ in rights_checks(lambda: self.actor):
             try:
                 actor, why = await database_sync_to_async(resolve_socket_actor)(self.scope)
                 if why or not (actor.is_authenticated or actor.development) or actor.username != self.actor.username:
