@@ -66,7 +66,7 @@ class ProcessSet:
 
     def __init__(self, mode: str, env: dict[str, str], var_dir: str, port: int) -> None:
         self.mode = mode
-        self.roles = ["web", "worker", "beat"] if mode == "production" else ["web"]
+        self.roles = ["web", "worker", "webhooks", "beat"] if mode == "production" else ["web"]
         self.env = env
         self.var_dir = Path(var_dir)
         self.port = port

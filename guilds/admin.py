@@ -12,10 +12,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from catalog.forms import GuildSpecField
-from guilds import dead_letters, schedules
+from guilds import dead_letters, schedules, webhooks
 from guilds.models import (
     Budget,
     DeadLetter,
+    DeliveryStatus,
     Guild,
     GuildAgent,
     GuildMember,
@@ -24,6 +25,9 @@ from guilds.models import (
     Schedule,
     Thread,
     ThreadMessage,
+    Trigger,
+    Webhook,
+    WebhookDelivery,
 )
 from guilds.services import GuildStopped, guild_create, guild_relaunch, guild_stop
 from guilds.spec import validate_guild_spec
@@ -240,9 +244,6 @@ class DeadLetterAdmin(OrganizationScopedAdmin):
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     @admin.action(description="Redeliver the selected messages to their agents")
     def redeliver(self, request: HttpRequest, queryset) -> None:
         for letter in queryset.select_related("guild"):
@@ -335,6 +336,77 @@ class ScheduleAdmin(OrganizationScopedAdmin):
             schedule.save(update_fields=["enabled", "disabled_reason", "next_run_at", "updated_at"])
             self.message_user(request, f"{schedule}: next firing {schedule.next_run_at:%Y-%m-%d %H:%M} UTC.",
                               messages.SUCCESS)
+
+
+@admin.register(Trigger)
+class TriggerAdmin(OrganizationScopedAdmin):
+    """Triggers are made over REST (their secret shown once there); here they are seen, enabled and disabled."""
+
+    organization_lookup = "guild__organization"
+    list_display = ["__str__", "guild", "agent_id", "format", "use_site_secret", "enabled", "last_event_at"]
+    list_filter = ["enabled", "use_site_secret"]
+    list_select_related = ["guild"]
+    search_fields = ["id", "guild__id", "guild__name", "agent_id"]
+    fields = ["guild", "agent_id", "format", "prompt_template", "use_site_secret", "enabled",
+              "previous_secret_expires_at", "last_event_at", "created_by", "created_at", "updated_at"]
+    readonly_fields = fields
+    actions = ["enable", "disable"]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    @admin.action(description="Enable the selected triggers")
+    def enable(self, request: HttpRequest, queryset) -> None:
+        self.message_user(request, f"{queryset.update(enabled=True, updated_at=timezone.now())} trigger(s) enabled.",
+                          messages.SUCCESS)
+
+    @admin.action(description="Disable the selected triggers")
+    def disable(self, request: HttpRequest, queryset) -> None:
+        self.message_user(request, f"{queryset.update(enabled=False, updated_at=timezone.now())} trigger(s) disabled.",
+                          messages.SUCCESS)
+
+
+@admin.register(Webhook)
+class WebhookAdmin(OrganizationScopedAdmin):
+    """Outbound webhooks are made over REST (their secret shown once there); here they are seen and paused."""
+
+    organization_lookup = "guild__organization"
+    list_display = ["__str__", "guild", "events", "agent_id", "enabled", "created_at"]
+    list_filter = ["enabled"]
+    list_select_related = ["guild"]
+    search_fields = ["id", "guild__id", "guild__name", "url"]
+    fields = ["guild", "url", "events", "agent_id", "enabled", "created_by", "created_at", "updated_at"]
+    readonly_fields = ["guild", "url", "events", "agent_id", "created_by", "created_at", "updated_at"]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(OrganizationScopedAdmin):
+    """The delivery log: every attempt's outcome; dead-lettered ones sent again with "redeliver"."""
+
+    organization_lookup = "webhook__guild__organization"
+    list_display = ["event_type", "webhook", "status", "attempts", "last_status_code", "next_attempt_at", "created_at"]
+    list_filter = ["status", "event_type"]
+    list_select_related = ["webhook"]
+    search_fields = ["id", "event_id", "subject_id", "webhook__id", "webhook__guild__id"]
+    fields = ["webhook", "event_type", "event_id", "subject_id", "status", "attempts", "next_attempt_at",
+              "last_attempt_at", "last_status_code", "last_error", "redelivery_of", "created_at", "delivered_at", "body"]
+    readonly_fields = fields
+    actions = ["redeliver"]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    @admin.action(description="Redeliver the selected deliveries (their event again, as new deliveries)")
+    def redeliver(self, request: HttpRequest, queryset) -> None:
+        sent = 0
+        for delivery in queryset.select_related("webhook").exclude(status=DeliveryStatus.PENDING):
+            webhooks.redeliver(delivery=delivery)
+            sent += 1
+        self.message_user(request, f"{sent} delivery(ies) sent again; pending ones are left to their retries.",
+                          messages.SUCCESS)
 
 
 @admin.register(Budget)

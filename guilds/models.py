@@ -359,3 +359,134 @@ class IdempotentRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}"
+
+
+TRIGGER_SENDER_PREFIX = "trigger-"
+
+
+class TriggerFormat(models.TextChoices):
+    GENERIC_JSON = "generic_json", "Any JSON body"
+
+
+class Trigger(models.Model):
+    """A signed webhook that sends a message to one agent of a guild (seed 004's triggers; guilds.triggers checks
+    and accepts its events). Its secret is kept sealed (guildsite.sealing): shown once, never returned."""
+
+    id = models.CharField(primary_key=True, max_length=64, default=new_public_id, editable=False)
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="triggers")
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE,
+                                     related_name="triggers")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="triggers")
+    agent_id = models.CharField(max_length=128)
+    format = models.CharField(max_length=32, choices=TriggerFormat.choices, default=TriggerFormat.GENERIC_JSON)
+    prompt_template = models.TextField(blank=True, default="",
+                                       help_text="The message's text, {payload} standing for the event's JSON.")
+    use_site_secret = models.BooleanField(default=False, help_text="Verify with TRIGGER_SIGNING_SECRET instead.")
+    sealed_secret = models.TextField()
+    sealed_previous_secret = models.TextField(blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"trigger {self.pk} → {self.agent_id}"
+
+    @property
+    def sender_id(self) -> str:
+        return f"{TRIGGER_SENDER_PREFIX}{self.pk}"
+
+
+class TriggerEventSeen(models.Model):
+    """An accepted event's (trigger, timestamp, body digest), refused as a replay while its timestamp is within the
+    window: the embedded default's replay cache (production keeps it in Redis)."""
+
+    trigger_id = models.CharField(max_length=64)
+    timestamp = models.BigIntegerField()
+    body_sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trigger_id", "timestamp", "body_sha256"],
+                                               name="trigger_event_once")]
+
+    def __str__(self) -> str:
+        return f"event {self.timestamp} of trigger {self.trigger_id}"
+
+
+class WebhookEvent(models.TextChoices):
+    RUN_SUCCEEDED = "run.succeeded", "A run succeeded"
+    RUN_FAILED = "run.failed", "A run failed"
+    GUILD_STATUS_CHANGED = "guild.status_changed", "The guild's status changed"
+
+
+class Webhook(models.Model):
+    """An outbound webhook: a URL told of a guild's events, each delivery signed with Standard Webhooks headers
+    (guilds.webhooks). Its secret is kept sealed: shown once, never returned."""
+
+    id = models.CharField(primary_key=True, max_length=64, default=new_public_id, editable=False)
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="webhooks")
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE,
+                                     related_name="webhooks")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="webhooks")
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(default=list)
+    agent_id = models.CharField(max_length=128, blank=True, default="",
+                                help_text="Only this agent's runs; empty: every agent's.")
+    sealed_secret = models.TextField()
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["guild", "enabled"], name="webhook_of_guild")]
+
+    def __str__(self) -> str:
+        return f"webhook {self.pk} → {self.url}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    DEAD = "dead", "Dead-lettered"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one webhook: its body (made at the first attempt, then sent unchanged), its attempts and how
+    the last one went. `next_attempt_at` is when it is tried next (pending), or null."""
+
+    id = models.CharField(primary_key=True, max_length=64, default=new_public_id, editable=False)
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event_type = models.CharField(max_length=32, choices=WebhookEvent.choices)
+    # The Standard Webhooks message id (`webhook-id`): the same for every attempt and a redelivery.
+    event_id = models.CharField(max_length=64)
+    subject_id = models.CharField(max_length=64, help_text="The run's or the guild's id.")
+    # What the event saw (the guild's status then), over what the subject shows when the body is made.
+    snapshot = models.JSONField(default=dict, blank=True)
+    body = models.TextField(blank=True, default="", help_text="Empty until the first attempt makes it.")
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.IntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.IntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    redelivery_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="redeliveries")
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due"),
+                   models.Index(fields=["webhook", "-created_at"], name="webhook_delivery_log")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} to webhook {self.webhook_id} ({self.status})"

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from guilds.models import Guild, Run, Schedule, Thread, ThreadMessage
+from guilds.models import Guild, Run, Schedule, Thread, ThreadMessage, Trigger, Webhook, WebhookDelivery
 from guildsite import permissions
 from guildsite.identity import Actor
 
@@ -124,17 +124,62 @@ def run_for(actor: Actor, run_id: str) -> Run:
 # --- schedules ----------------------------------------------------------------------------------
 
 
+def agent_ids_by_name(guild: Guild) -> dict[str, str]:
+    """The guild's agents' ids by name (the first of a name, where a spec repeats one)."""
+    names: dict[str, str] = {}
+    for agent in (guild.spec or {}).get("agents") or []:
+        if isinstance(agent, dict) and agent.get("name") and agent.get("id"):
+            names.setdefault(agent["name"], agent["id"])
+    return names
+
+
 def schedule_list(guild: Guild) -> QuerySet[Schedule]:
     return guild.schedules.select_related("guild", "created_by").order_by("created_at", "pk")
 
 
 def schedule_for(actor: Actor, schedule_id: str) -> Schedule:
-    """The schedule if the actor sees its guild; permissions.NotFound otherwise."""
-    schedule = Schedule.objects.select_related("guild", "created_by").filter(pk=schedule_id).first()
-    if schedule is None:
-        raise permissions.NotFound(f"Schedule '{schedule_id}' not found.")
+    return _guild_owned(Schedule, "Schedule", actor, schedule_id)
+
+
+def _guild_owned(model: type, label: str, actor: Actor, object_id: str) -> Any:
+    """One of a guild's things (schedule, trigger, webhook) if the actor sees its guild; permissions.NotFound otherwise."""
+    found = model.objects.select_related("guild", "created_by").filter(pk=object_id).first()
+    if found is None:
+        raise permissions.NotFound(f"{label} '{object_id}' not found.")
     try:
-        permissions.guild_read_check(actor, schedule.guild)
+        permissions.guild_read_check(actor, found.guild)
     except permissions.NotFound:
-        raise permissions.NotFound(f"Schedule '{schedule_id}' not found.") from None
-    return schedule
+        raise permissions.NotFound(f"{label} '{object_id}' not found.") from None
+    return found
+
+
+def trigger_list(guild: Guild) -> QuerySet[Trigger]:
+    return guild.triggers.select_related("guild", "created_by").order_by("created_at", "pk")
+
+
+def trigger_for(actor: Actor, trigger_id: str) -> Trigger:
+    return _guild_owned(Trigger, "Trigger", actor, trigger_id)
+
+
+def webhook_list(guild: Guild) -> QuerySet[Webhook]:
+    return guild.webhooks.select_related("guild", "created_by").order_by("created_at", "pk")
+
+
+def webhook_for(actor: Actor, webhook_id: str) -> Webhook:
+    return _guild_owned(Webhook, "Webhook", actor, webhook_id)
+
+
+def webhook_deliveries(webhook: Webhook) -> QuerySet[WebhookDelivery]:
+    return webhook.deliveries.order_by("-created_at", "-pk")
+
+
+def delivery_for(actor: Actor, delivery_id: str) -> WebhookDelivery:
+    """The delivery if the actor sees its webhook's guild; permissions.NotFound otherwise."""
+    delivery = WebhookDelivery.objects.select_related("webhook__guild").filter(pk=delivery_id).first()
+    if delivery is None:
+        raise permissions.NotFound(f"Delivery '{delivery_id}' not found.")
+    try:
+        permissions.guild_read_check(actor, delivery.webhook.guild)
+    except permissions.NotFound:
+        raise permissions.NotFound(f"Delivery '{delivery_id}' not found.") from None
+    return delivery

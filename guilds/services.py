@@ -13,7 +13,7 @@ from django.utils import timezone
 from guilds.engines import bus_of, engine_for_guild, engine_for_spec, messaging_config_of
 from guilds.engines.base import ExecutionEngine
 from guilds.lifecycle import LIVE
-from guilds.models import Guild, GuildMember, GuildStatus, Run, RunStatus, RunTrigger, Schedule
+from guilds.models import Guild, GuildMember, GuildStatus, Run, RunStatus, RunTrigger, Schedule, Trigger
 from guilds.runtime import cancellation, formats, runs, store, suspension
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime.manager import user_proxy_id
@@ -221,6 +221,38 @@ def schedule_message_send(*, schedule: Schedule) -> tuple[Message, Run | None]:
     return sent[0]
 
 
+async def _automated_send(guild: Guild, *, sender: AgentTag, agent_id: str, format_name: str, payload: dict,
+                          trigger: str) -> tuple[Message, Run | None]:
+    """A message that something other than a user sends (a schedule, a trigger), to its agent's inbox (its run made
+    now, queued) or, without an agent, the guild's default topic (runs start as agents take it)."""
+    message = Message.create(sender=sender,
+                             topics=topic_names.agent_inbox(agent_id) if agent_id else topic_names.DEFAULT_TOPIC,
+                             format=format_name, payload=payload, trigger=trigger)
+    run = None
+    if agent_id:
+        run = await runs.run_queue(guild_id=guild.pk, agent_id=agent_id, message_id=message.id, trigger=trigger,
+                                   requester=sender.id)
+    return await bus_of(guild.pk, guild.spec).publish(message), run
+
+
+def trigger_event_send(*, trigger: Trigger, text: str) -> tuple[Message, Run]:
+    """A trigger's accepted event (guilds.triggers) to its agent as a text message from `trigger-{id}`, with the
+    trigger `webhook`; the guild resumed first if suspended."""
+    guild = trigger.guild
+    if guild.status == GuildStatus.STOPPED:
+        raise GuildStopped(f"guild {guild.pk} is stopped; its triggers no longer fire")
+
+    async def send() -> tuple[Message, Run | None]:
+        await guild_resume(guild_id=guild.pk, spec=guild.spec)
+        return await _automated_send(guild, sender=AgentTag(id=trigger.sender_id, name=trigger.sender_id),
+                                     agent_id=trigger.agent_id, format_name=formats.TEXT, payload={"text": text},
+                                     trigger=RunTrigger.WEBHOOK)
+
+    sent, run = runtime_loop.run(send())
+    assert run is not None  # a trigger always names its agent
+    return sent, run
+
+
 SCHEDULE_SENDS_AT_ONCE = 100
 SCHEDULE_SEND_SECONDS = 60.0  # a batch's sends, beyond which the tick gives up on them (logged) rather than hang
 
@@ -234,16 +266,10 @@ def schedule_messages_send(*, schedules: list[Schedule]) -> list[tuple[Message, 
     messages published side by side, their schedules' last firing written in one statement. A firing that
     cannot be sent is logged and left out."""
     async def one(schedule: Schedule) -> tuple[Message, Run | None]:
-        guild = schedule.guild
-        message = Message.create(
-            sender=AgentTag(id=schedule.sender_id, name=schedule.name or schedule.sender_id),
-            topics=topic_names.agent_inbox(schedule.agent_id) if schedule.agent_id else topic_names.DEFAULT_TOPIC,
-            format=schedule.format, payload=schedule.payload, trigger=RunTrigger.SCHEDULE)
-        run = None
-        if schedule.agent_id:
-            run = await runs.run_queue(guild_id=guild.pk, agent_id=schedule.agent_id, message_id=message.id,
-                                       trigger=RunTrigger.SCHEDULE, requester=schedule.sender_id)
-        return await bus_of(guild.pk, guild.spec).publish(message), run
+        return await _automated_send(schedule.guild, sender=AgentTag(id=schedule.sender_id,
+                                                                     name=schedule.name or schedule.sender_id),
+                                     agent_id=schedule.agent_id, format_name=schedule.format,
+                                     payload=schedule.payload, trigger=RunTrigger.SCHEDULE)
 
     async def send_all() -> list[tuple[Schedule, Message, Run | None]]:
         guilds = {schedule.guild_id: schedule.guild for schedule in schedules}

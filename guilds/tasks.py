@@ -63,3 +63,23 @@ def schedules_tick() -> int:
     from guilds import schedules
 
     return len(schedules.tick())
+
+
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def webhook_deliver(delivery_id: str) -> None:
+    """One webhook delivery's due attempt; a failed one's next attempt is this task again, after its back-off."""
+    from guilds import webhooks
+
+    delay = webhooks.attempt(delivery_id)
+    if delay is not None:
+        webhook_deliver.apply_async((delivery_id,), countdown=delay)
+
+
+@shared_task(ignore_result=True)
+def webhooks_sweep() -> int:
+    """Every 30 s (Celery beat): deliveries due that no task is making (a worker killed mid-attempt, a retry lost)."""
+    from guilds import webhooks
+
+    due = webhooks.due_ids()
+    webhooks.deliver_soon(due)
+    return len(due)

@@ -25,6 +25,7 @@ application = ProtocolTypeRouter(
 from guilds import process  # noqa: E402
 from guildsite.startup import (  # noqa: E402
     relaunch_live_guilds_in_background,
+    send_webhooks_in_background,
     share_the_server_loop,
     tick_schedules_in_background,
 )
@@ -33,3 +34,4 @@ if process.role() == process.ProcessRole.WEB:  # guildsite.serve, not a test or 
     share_the_server_loop()
     relaunch_live_guilds_in_background()
     tick_schedules_in_background()
+    send_webhooks_in_background()

@@ -11,6 +11,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlparse
 
+from kombu import Queue
+
 from guildsite.env import (
     ConfigurationError,
     database_from_url,
@@ -263,6 +265,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # One queue per site (tests give each run its own, so runs sharing a Redis never take each other's tasks).
 CELERY_TASK_DEFAULT_QUEUE = env_str("GUILDSITE_CELERY_QUEUE", "guildsite")
+# Webhook deliveries have a queue of their own, so a slow receiver never holds a process that agents run on: the
+# Procfile's `webhooks` worker takes it (threads: deliveries wait on the network), its `worker` leaves it (-X).
+GUILDSITE_WEBHOOK_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-webhooks"
+CELERY_TASK_QUEUES = [Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(GUILDSITE_WEBHOOK_QUEUE)]
+CELERY_TASK_ROUTES = {"guilds.tasks.webhook_deliver": {"queue": GUILDSITE_WEBHOOK_QUEUE}}
 # Schedules (guilds.schedules): due firings are claimed this often, by Celery beat's task in production
 # (GUILDSITE_SCHEDULE_TICKER=beat, the default with REDIS_URL) or by a ticker in the web process
 # ("inprocess", the embedded default); "off": nothing fires them (tests drive guilds.schedules.tick).
@@ -275,6 +282,33 @@ GUILDSITE_SCHEDULE_GRACE_SECONDS = env_float("GUILDSITE_SCHEDULE_GRACE_SECONDS",
 # Schedules one guild may have (the next is a 409 too_many_schedules).
 GUILDSITE_SCHEDULES_PER_GUILD = env_int("GUILDSITE_SCHEDULES_PER_GUILD", 100, minimum=1)
 
+# Inbound triggers (guilds.triggers): POST /api/triggers/{id}/events, signed with X-Zerg-Timestamp/-Signature.
+GUILDSITE_TRIGGER_MAX_BYTES = env_int("GUILDSITE_TRIGGER_MAX_BYTES", 1024 * 1024, minimum=1024)
+GUILDSITE_TRIGGER_RATE_PER_MINUTE = env_int("GUILDSITE_TRIGGER_RATE_PER_MINUTE", 60, minimum=1)
+# A timestamp further than this from now is refused; an event seen within it is a replay.
+GUILDSITE_TRIGGER_WINDOW_SECONDS = env_int("GUILDSITE_TRIGGER_WINDOW_SECONDS", 300, minimum=1)
+# After a rotation the previous secret keeps verifying this long.
+GUILDSITE_TRIGGER_ROTATION_GRACE_SECONDS = env_int("GUILDSITE_TRIGGER_ROTATION_GRACE_SECONDS", 3600, minimum=0)
+GUILDSITE_TRIGGERS_PER_GUILD = env_int("GUILDSITE_TRIGGERS_PER_GUILD", 100, minimum=1)
+# Seed 004's one site-wide secret, for triggers made with use_site_secret (zerg's senders, unchanged).
+TRIGGER_SIGNING_SECRET = env_str("TRIGGER_SIGNING_SECRET") or ""
+# The key that seals the secrets of triggers and webhooks (guildsite.sealing).
+GUILDSITE_SEALING_KEY = env_str("GUILDSITE_SEALING_KEY") or SECRET_KEY
+
+# Outbound webhooks (guilds.webhooks): sent by a Celery task in production ("celery", the default with REDIS_URL),
+# by a sender thread in the web process on the embedded default ("inprocess").
+GUILDSITE_WEBHOOK_SENDER = env_str("GUILDSITE_WEBHOOK_SENDER", "celery" if REDIS_URL else "inprocess")
+if GUILDSITE_WEBHOOK_SENDER not in ("celery", "inprocess"):
+    raise ConfigurationError("GUILDSITE_WEBHOOK_SENDER must be celery or inprocess")
+GUILDSITE_WEBHOOK_MAX_ATTEMPTS = env_int("GUILDSITE_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+# Attempt n+1 comes BASE x FACTOR^(n-1) seconds after attempt n failed (5 s, 20 s, 80 s, ... about 7.6 h in all).
+GUILDSITE_WEBHOOK_RETRY_BASE_SECONDS = env_float("GUILDSITE_WEBHOOK_RETRY_BASE_SECONDS", 5.0, minimum=0.01)
+GUILDSITE_WEBHOOK_RETRY_FACTOR = env_float("GUILDSITE_WEBHOOK_RETRY_FACTOR", 4.0, minimum=1.0)
+GUILDSITE_WEBHOOK_TIMEOUT_SECONDS = env_float("GUILDSITE_WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+# Receivers on private, loopback or link-local addresses are refused unless this is on.
+GUILDSITE_WEBHOOK_ALLOW_PRIVATE = env_bool("GUILDSITE_WEBHOOK_ALLOW_PRIVATE", False)
+GUILDSITE_WEBHOOKS_PER_GUILD = env_int("GUILDSITE_WEBHOOKS_PER_GUILD", 20, minimum=1)
+
 CELERY_BEAT_SCHEDULE = {
     "guild-health-ticks": {"task": "guilds.tasks.health_ticks", "schedule": GUILDSITE_HEARTBEAT_INTERVAL},
     # Idle guilds are looked for a few times per idle period, at least once a minute (guilds.runtime.activity).
@@ -282,6 +316,9 @@ CELERY_BEAT_SCHEDULE = {
                          "schedule": max(0.25, min(60.0, (GUILDSITE_GUILD_IDLE_SECONDS or 3600.0) / 4))},
     **({"schedules-tick": {"task": "guilds.tasks.schedules_tick", "schedule": GUILDSITE_SCHEDULE_TICK_SECONDS}}
        if GUILDSITE_SCHEDULE_TICKER == "beat" else {}),
+    # Deliveries whose sender went away mid-attempt (a worker killed) or whose retry task was lost.
+    **({"webhooks-sweep": {"task": "guilds.tasks.webhooks_sweep", "schedule": 30.0}}
+       if GUILDSITE_WEBHOOK_SENDER == "celery" else {}),
 }
 
 # --- REST ------------------------------------------------------------------

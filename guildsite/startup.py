@@ -1,6 +1,6 @@
 """What the web process does when it starts (guildsite.asgi, when guilds.process says this is the web
 server): share daphne's loop with the runtime, relaunch the guilds that should be running, in a
-thread so the server answers at once, and (embedded) fire the schedules."""
+thread so the server answers at once, and (embedded) fire the schedules and send the webhooks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import threading
 from django.conf import settings
 from django.db import close_old_connections
 
-from guilds import schedules
+from guilds import schedules, webhooks
 from guilds.runtime import loop as runtime_loop
 from guilds.services import guilds_relaunch_live
 
@@ -60,3 +60,10 @@ def tick_schedules_in_background() -> None:
                 logger.exception("a schedules tick failed; the next one tries again")
 
     threading.Thread(target=tick_forever, name="guildsite-schedules", daemon=True).start()
+
+
+def send_webhooks_in_background() -> None:
+    """The embedded default's webhook sender (GUILDSITE_WEBHOOK_SENDER=inprocess), started now so that deliveries
+    left pending by the last run of the server are swept and sent again."""
+    if settings.GUILDSITE_WEBHOOK_SENDER == "inprocess":
+        webhooks.local_sender()

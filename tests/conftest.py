@@ -79,3 +79,16 @@ from tests.runtime.conftest import celery_workers  # noqa: E402,F401 - a session
 def _diagnostic_agents(settings):
     """The tests drive guilds with ProbeAgent (a diagnostic agent, off on a real site)."""
     settings.GUILDSITE_DIAGNOSTIC_AGENTS = True
+
+
+@pytest.fixture(autouse=True)
+def _webhooks_to_loopback(settings):
+    """Outbound webhooks reach the tests' receivers on loopback ports, retried quickly; they are sent by the test
+    process's own sender, unless a test's Celery engine sends them."""
+    from tests.runtime.conftest import WEBHOOK_SETTINGS
+
+    settings.GUILDSITE_WEBHOOK_ALLOW_PRIVATE = True
+    settings.GUILDSITE_WEBHOOK_RETRY_BASE_SECONDS = float(WEBHOOK_SETTINGS["GUILDSITE_WEBHOOK_RETRY_BASE_SECONDS"])
+    settings.GUILDSITE_WEBHOOK_RETRY_FACTOR = float(WEBHOOK_SETTINGS["GUILDSITE_WEBHOOK_RETRY_FACTOR"])
+    settings.GUILDSITE_WEBHOOK_TIMEOUT_SECONDS = float(WEBHOOK_SETTINGS["GUILDSITE_WEBHOOK_TIMEOUT_SECONDS"])
+    settings.GUILDSITE_WEBHOOK_SENDER = "inprocess"

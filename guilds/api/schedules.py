@@ -27,15 +27,6 @@ from guildsite.identity import actor_of
 PAYLOAD_MAX_BYTES = 64 * 1024  # and never more than a socket frame may carry
 
 
-def _agent_names(guild: Guild) -> dict[str, str]:
-    """The guild's agents by name (the first of a name, where a spec repeats one)."""
-    names: dict[str, str] = {}
-    for agent in (guild.spec or {}).get("agents") or []:
-        if isinstance(agent, dict) and agent.get("name") and agent.get("id"):
-            names.setdefault(agent["name"], agent["id"])
-    return names
-
-
 class ScheduleSerializer(serializers.Serializer):
     id = serializers.CharField(read_only=True)
     guild_id = serializers.CharField(read_only=True)
@@ -59,7 +50,7 @@ class ScheduleSerializer(serializers.Serializer):
 
     def to_representation(self, schedule: Schedule) -> dict[str, Any]:
         data = super().to_representation(schedule)
-        by_id = {agent_id: name for name, agent_id in _agent_names(schedule.guild).items()}
+        by_id = {agent_id: name for name, agent_id in selectors.agent_ids_by_name(schedule.guild).items()}
         data["agent"] = by_id.get(schedule.agent_id, schedule.agent_id) if schedule.agent_id else None
         return data
 
@@ -75,7 +66,7 @@ class ScheduleSerializer(serializers.Serializer):
 def _checked(guild: Guild, data: dict[str, Any]) -> dict[str, Any]:
     """The body's fields as a Schedule's, each checked (400 naming the field)."""
     try:
-        fields = schedules.schedule_fields(data, agent_ids_by_name=_agent_names(guild))
+        fields = schedules.schedule_fields(data, agent_ids_by_name=selectors.agent_ids_by_name(guild))
     except schedules.ScheduleInvalid as exc:
         raise exceptions.ValidationError({exc.field: [str(exc)]}) from None
     if "format" in fields or "payload" in fields:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guilds.api import budgets, control, dead_letters, messages, runs, schedules, threads, views
+from guilds.api import budgets, control, dead_letters, messages, runs, schedules, threads, triggers, views, webhooks
 from guildsite.api_common import api_path
 
 urlpatterns = [
@@ -12,6 +12,8 @@ urlpatterns = [
     *api_path("guilds/<str:guild_id>/stop", control.GuildStopApi, "guild-stop"),
     *api_path("guilds/<str:guild_id>/budget", budgets.GuildBudgetApi, "guild-budget"),
     *api_path("guilds/<str:guild_id>/schedules", schedules.GuildSchedulesApi, "guild-schedules"),
+    *api_path("guilds/<str:guild_id>/triggers", triggers.GuildTriggersApi, "guild-triggers"),
+    *api_path("guilds/<str:guild_id>/webhooks", webhooks.GuildWebhooksApi, "guild-webhooks"),
     *api_path("organizations/<str:organization_id>/budget", budgets.OrganizationBudgetApi, "organization-budget"),
     *api_path("guilds/<str:guild_id>/relaunch", control.GuildRelaunchApi, "guild-relaunch"),
     *api_path("guilds/<str:guild_id>/dead-letters", dead_letters.DeadLettersApi, "guild-dead-letters"),
@@ -27,6 +29,13 @@ urlpatterns = [
     *api_path("threads/<str:thread_id>/messages", threads.ThreadMessagesApi, "thread-messages"),
     *api_path("schedules/<str:schedule_id>", schedules.ScheduleApi, "schedule-detail"),
     *api_path("schedules/<str:schedule_id>/run", schedules.ScheduleRunApi, "schedule-run"),
+    *api_path("triggers/<str:trigger_id>", triggers.TriggerApi, "trigger-detail"),
+    *api_path("triggers/<str:trigger_id>/rotate-secret", triggers.TriggerRotateSecretApi, "trigger-rotate-secret"),
+    *api_path("triggers/<str:trigger_id>/events", triggers.TriggerEventsApi, "trigger-events"),
+    *api_path("webhooks/<str:webhook_id>", webhooks.WebhookApi, "webhook-detail"),
+    *api_path("webhooks/<str:webhook_id>/deliveries", webhooks.WebhookDeliveriesApi, "webhook-deliveries"),
+    *api_path("webhook-deliveries/<str:delivery_id>/redeliver", webhooks.DeliveryRedeliverApi,
+              "webhook-delivery-redeliver"),
     *api_path("runs", runs.RunListApi, "run-list"),
     *api_path("runs/<str:run_id>", runs.RunDetailApi, "run-detail"),
     *api_path("runs/<str:run_id>/cancel", runs.RunCancelApi, "run-cancel"),

@@ -3,7 +3,8 @@
 LLM agents record every handling, with tokens and cost (guilds.agents.llm). Any agent's handling of a message
 that a trigger sent (`Message.trigger`: the REST message endpoint today, schedules and webhooks next) is
 recorded by its host. A run is keyed by (guild, agent, message), so a redelivered message finds its run again.
-Status changes go out as `runUpdate` messages on the guild's system topic, and as live `run_update` events.
+Status changes go out as `runUpdate` messages on the guild's system topic, as live `run_update` events, and (ended)
+to the guild's outbound webhooks.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from django.utils import timezone
 
 from guilds.models import Run, RunStatus, RunTrigger
-from guilds.runtime import live, store
+from guilds.runtime import live, outbound, store
 from guilds.runtime.context import HandlerContext
 from guilds.runtime.store import on_db_threads
 from guilds.spec import USER_PROXY_ID_PREFIX
@@ -100,3 +101,4 @@ async def publish_update(ctx: HandlerContext, run: Run, status: str, error: str 
     await live.run_update(run_id=run.pk, guild_id=run.guild_id, organization_id=organization_id, agent_id=run.agent_id,
                           thread_id=run.thread_id, status=status, trigger=run.trigger, at=payload["at"], error=error,
                           requester_user=sender.removeprefix(USER_PROXY_ID_PREFIX) if live.is_user_proxy(sender) else None)
+    await outbound.run_finished(guild_id=run.guild_id, run_id=run.pk, agent_id=run.agent_id, status=status)

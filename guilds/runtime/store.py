@@ -112,7 +112,10 @@ async def guild_status_set(guild_id: str, status: str, detail: str = "") -> bool
     the live socket are told, with the health summary)."""
     moved = await _guild_status_write(guild_id, status, detail)
     if moved is not None:
+        from guilds.runtime import outbound  # it stores through this module's database threads
+
         await live.guild_status(**moved)
+        await outbound.guild_status_changed(guild_id=guild_id, status=status, detail=detail)
     return moved is not None
 
 

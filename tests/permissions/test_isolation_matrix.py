@@ -30,8 +30,21 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from catalog.models import Blueprint
+from guilds import triggers, webhooks
 from guilds.engines import engine_named
-from guilds.models import Budget, Guild, GuildFile, GuildStatus, Run, Schedule, Thread
+from guilds.models import (
+    Budget,
+    DeliveryStatus,
+    Guild,
+    GuildFile,
+    GuildStatus,
+    Run,
+    Schedule,
+    Thread,
+    Trigger,
+    Webhook,
+    WebhookDelivery,
+)
 from guilds.runtime import cancellation
 from guilds.services import guild_stop
 from tests import factories
@@ -110,6 +123,15 @@ TABLE: list[tuple[Any, ...]] = [
     ("schedule-create",              201,     201,       403,     403,     404,     404,     404,     401),
     ("schedule-pause",               200,     200,       403,     403,     404,     404,     404,     401),
     ("schedule-run-now",             202,     202,       403,     403,     404,     404,     404,     401),
+    # Triggers and outbound webhooks: the guild's launcher and the organisation's admins, reads included (secrets
+    # are never shown, but URLs and templates are the managers' business).
+    ("trigger-list",                 200,     200,       403,     403,     404,     404,     404,     401),
+    ("trigger-create",               201,     201,       403,     403,     404,     404,     404,     401),
+    ("trigger-rotate-secret",        200,     200,       403,     403,     404,     404,     404,     401),
+    ("webhook-list",                 200,     200,       403,     403,     404,     404,     404,     401),
+    ("webhook-create",               201,     201,       403,     403,     404,     404,     404,     401),
+    ("webhook-deliveries",           200,     200,       403,     403,     404,     404,     404,     401),
+    ("webhook-redeliver",            202,     202,       403,     403,     404,     404,     404,     401),
     # The live socket (/api/ws): following a topic is reading what it tells, checked as REST reads it.
     ("live-guild-a",                 ACK,     ACK,       ACK,     ACK,     NOT_FOUND, NOT_FOUND, NOT_FOUND, 4401),
     ("live-org-a",                   ACK,     ACK,       ACK,     ACK,     NOT_FOUND, NOT_FOUND, NOT_FOUND, 4401),
@@ -413,6 +435,80 @@ def schedule_pause(api, w, who, expected, problem):
     assert made.enabled is (expected != 200)
 
 
+def _trigger(w) -> Trigger:
+    made = Trigger(guild=w.guild, organization_id=w.guild.organization_id, agent_id=w.guild.spec["agents"][0]["id"])
+    triggers.trigger_create(trigger=made)
+    return made
+
+
+def trigger_list(api, w, who, expected, problem):
+    made = _trigger(w)
+    response = api.get(f"/api/guilds/{w.guild.pk}/triggers", **w.headers(who))
+    if granted(response, expected, problem):
+        assert [t["id"] for t in response.json()] == [made.pk]
+    detail = api.get(f"/api/triggers/{made.pk}", **w.headers(who))
+    assert detail.status_code == expected, detail.content
+
+
+def trigger_create(api, w, who, expected, problem):
+    response = api.post(f"/api/guilds/{w.guild.pk}/triggers", {"agent": "EchoAgent"}, format="json",
+                        **w.headers(who))
+    granted(response, expected, problem)
+    assert Trigger.objects.filter(guild=w.guild).exists() == (expected == 201)
+
+
+def trigger_rotate_secret(api, w, who, expected, problem):
+    made = _trigger(w)
+    sealed = made.sealed_secret
+    response = api.post(f"/api/triggers/{made.pk}/rotate-secret", **w.headers(who))
+    granted(response, expected, problem)
+    made.refresh_from_db()
+    assert (made.sealed_secret != sealed) is (expected == 200)
+
+
+def _webhook(w) -> Webhook:
+    made = Webhook(guild=w.guild, organization_id=w.guild.organization_id, url="http://127.0.0.1:9/hook",
+                   events=["run.succeeded"])
+    webhooks.webhook_create(webhook=made)
+    return made
+
+
+def webhook_list(api, w, who, expected, problem):
+    made = _webhook(w)
+    response = api.get(f"/api/guilds/{w.guild.pk}/webhooks", **w.headers(who))
+    if granted(response, expected, problem):
+        assert [h["id"] for h in response.json()] == [made.pk]
+    detail = api.get(f"/api/webhooks/{made.pk}", **w.headers(who))
+    assert detail.status_code == expected, detail.content
+
+
+def webhook_create(api, w, who, expected, problem):
+    response = api.post(f"/api/guilds/{w.guild.pk}/webhooks", {"url": "http://127.0.0.1:9/hook",
+                                                               "events": ["run.failed"]}, format="json",
+                        **w.headers(who))
+    granted(response, expected, problem)
+    assert Webhook.objects.filter(guild=w.guild).exists() == (expected == 201)
+
+
+def _dead_delivery(w) -> WebhookDelivery:
+    return WebhookDelivery.objects.create(webhook=_webhook(w), event_type="run.succeeded", event_id="msg_x",
+                                          subject_id="run-x", body="{}", status=DeliveryStatus.DEAD, attempts=8)
+
+
+def webhook_deliveries(api, w, who, expected, problem):
+    made = _dead_delivery(w)
+    response = api.get(f"/api/webhooks/{made.webhook_id}/deliveries", **w.headers(who))
+    if granted(response, expected, problem):
+        assert [d["id"] for d in response.json()] == [made.pk]
+
+
+def webhook_redeliver(api, w, who, expected, problem):
+    made = _dead_delivery(w)
+    response = api.post(f"/api/webhook-deliveries/{made.pk}/redeliver", **w.headers(who))
+    granted(response, expected, problem)
+    assert WebhookDelivery.objects.filter(redelivery_of=made).exists() == (expected == 202)
+
+
 def guild_a_budget_set(api, w, who, expected, problem):
     response = api.put(f"/api/guilds/{w.guild.pk}/budget", {"monthly_usd": "3"}, **w.headers(who))
     granted(response, expected, problem)
@@ -420,6 +516,13 @@ def guild_a_budget_set(api, w, who, expected, problem):
 
 
 REST = {
+    "trigger-list": trigger_list,
+    "trigger-create": trigger_create,
+    "trigger-rotate-secret": trigger_rotate_secret,
+    "webhook-list": webhook_list,
+    "webhook-create": webhook_create,
+    "webhook-deliveries": webhook_deliveries,
+    "webhook-redeliver": webhook_redeliver,
     "schedule-list": schedule_list,
     "schedule-create": schedule_create,
     "schedule-pause": schedule_pause,

@@ -16,3 +16,11 @@ class TwoHandlers(Agent):
     @handles(ANY_FORMAT)
     async def second(self, ctx: HandlerContext) -> None:
         await ctx.reply({"text": "from second"})
+
+
+class FailsOnText(Agent):
+    """Raises on every text message: each of its runs fails."""
+
+    @handles("text")
+    async def refuse(self, ctx: HandlerContext) -> None:
+        raise RuntimeError(f"refused: {ctx.payload.get('text')}")

@@ -133,11 +133,14 @@ LLM_SETTINGS = {"GUILDSITE_LLM_HOSTS": "127.0.0.1,api.openai.com",
                 "GUILDSITE_MCP_HOSTS": "127.0.0.1", "GUILDSITE_TEST_MCP_TOKEN": "mcp-test-token",
                 "GUILDSITE_MCP_TOKEN_HOSTS": '{"GUILDSITE_TEST_MCP_TOKEN": ["127.0.0.1"]}',
                 "GUILDSITE_MCP_TIMEOUT_SECONDS": "5"}
+# Outbound webhooks go to the tests' receivers on loopback ports, retried within a test's patience.
+WEBHOOK_SETTINGS = {"GUILDSITE_WEBHOOK_ALLOW_PRIVATE": "1", "GUILDSITE_WEBHOOK_RETRY_BASE_SECONDS": "0.05",
+                    "GUILDSITE_WEBHOOK_RETRY_FACTOR": "1.5", "GUILDSITE_WEBHOOK_TIMEOUT_SECONDS": "5"}
 RUNTIME_SETTINGS = {**HEARTBEAT, "GUILDSITE_AGENT_PACKAGES": f"guilds.agents,guilds.runtime,{TEST_AGENTS}",
                     "GUILDSITE_DELIVERY_MAX_ATTEMPTS": str(MAX_ATTEMPTS), **LLM_SETTINGS,
                     # Tests drive schedules' ticks themselves (guilds.schedules.tick(now)): the workers' beat does
                     # not tick them, nor lock rows that a test's teardown empties.
-                    "GUILDSITE_SCHEDULE_TICKER": "off"}
+                    "GUILDSITE_SCHEDULE_TICKER": "off", **WEBHOOK_SETTINGS}
 # Every runtime and socket test runs on both engines where Redis is (the services pass).
 ENGINES = ["inprocess", pytest.param("celery", marks=pytest.mark.services)]
 

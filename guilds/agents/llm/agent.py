@@ -185,8 +185,9 @@ class LLMAgent(Agent):
         to the requester and goes back as `reply_of` makes it."""
         message = ctx.message
         requester, user_id = self._requester(message)
-        # A schedule's answers go to a thread of its creator's (the chunks, with nobody live to read them, to its inbox).
-        owner = user_id or await records.schedule_owner(self.guild_id, requester)
+        # A schedule's or a trigger's answers go to a thread of its creator's (the chunks, with nobody live to read
+        # them, to its inbox).
+        owner = user_id or await records.automation_owner(self.guild_id, requester)
         key = records.ThreadKey(guild_id=self.guild_id, agent_id=self.id, requester=requester,
                                 conversation_id=message.conversation_id or "", user_id=owner)
         thread = await records.thread_open(key, title=prompt)

@@ -9,7 +9,16 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from guilds.models import SCHEDULE_SENDER_PREFIX, Guild, MessageRole, Schedule, Thread, ThreadMessage
+from guilds.models import (
+    SCHEDULE_SENDER_PREFIX,
+    TRIGGER_SENDER_PREFIX,
+    Guild,
+    MessageRole,
+    Schedule,
+    Thread,
+    ThreadMessage,
+    Trigger,
+)
 from guilds.runtime import live
 from guilds.runtime.store import on_db_threads
 
@@ -108,15 +117,15 @@ def history(thread_id: str, *, before_id: int, limit: int) -> list[dict[str, Any
     return [{"role": row.role, "content": row.content} for row in reversed(rows)]
 
 
-async def schedule_owner(guild_id: str, sender_id: str) -> str | None:
-    """Whose thread a schedule's message goes to: its creator's (None: not one of this guild's schedules, or its
-    creator is gone)."""
-    if not sender_id.startswith(SCHEDULE_SENDER_PREFIX):
-        return None
-    return await _schedule_creator(guild_id, sender_id.removeprefix(SCHEDULE_SENDER_PREFIX))
+async def automation_owner(guild_id: str, sender_id: str) -> str | None:
+    """Whose thread a schedule's or a trigger's message goes to: its creator's (None: not one of this guild's
+    schedules or triggers, or its creator is gone)."""
+    for prefix, model in ((SCHEDULE_SENDER_PREFIX, Schedule), (TRIGGER_SENDER_PREFIX, Trigger)):
+        if sender_id.startswith(prefix):
+            return await _creator(model, guild_id, sender_id.removeprefix(prefix))
+    return None
 
 
 @on_db_threads
-def _schedule_creator(guild_id: str, schedule_id: str) -> str | None:
-    return (Schedule.objects.filter(pk=schedule_id, guild_id=guild_id)
-            .values_list("created_by__username", flat=True).first())
+def _creator(model: type[Schedule | Trigger], guild_id: str, object_id: str) -> str | None:
+    return model.objects.filter(pk=object_id, guild_id=guild_id).values_list("created_by__username", flat=True).first()
