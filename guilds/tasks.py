@@ -77,9 +77,10 @@ def webhook_deliver(delivery_id: str) -> None:
 
 @shared_task(ignore_result=True)
 def webhooks_sweep() -> int:
-    """Every 30 s (Celery beat): deliveries due that no task is making (a worker killed mid-attempt, a retry lost)."""
+    """Every 10 s (Celery beat): deliveries whose next attempt is due and was too far off for a countdown, or whose
+    task was lost (a worker killed mid-attempt: its lease runs out)."""
     from guilds import webhooks
 
-    due = webhooks.due_ids()
+    due = webhooks.due_ids(overdue_seconds=webhooks.SWEEP_OVERDUE_SECONDS)
     webhooks.deliver_soon(due)
     return len(due)

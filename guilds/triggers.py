@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from guilds import services
 from guilds.models import GuildStatus, Trigger, TriggerEventSeen
 from guildsite import throttle
 from guildsite.sealing import SealBroken, seal, unseal
+from messaging.errors import PayloadTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ PAYLOAD_PLACEHOLDER = "{payload}"
 TIMESTAMP_HEADER = "X-Zerg-Timestamp"
 SIGNATURE_HEADER = "X-Zerg-Signature"
 _SEEN_PURGE_BATCH = 100
+_INTEGER = re.compile(r"-?[0-9]{1,19}")  # ASCII digits only (str.isdigit also takes "²")
 
 
 @dataclass
@@ -83,7 +86,7 @@ def message_text(trigger: Trigger, body_text: str) -> str:
 
 def _timestamp(raw: str | None, now: float) -> int:
     text = (raw or "").strip()
-    if not text or not text.lstrip("-").isdigit() or len(text) > 20:
+    if not _INTEGER.fullmatch(text):
         raise EventRefused(400, "invalid_timestamp", f"{TIMESTAMP_HEADER} must be an integer of seconds since 1970")
     timestamp = int(text)
     window = settings.GUILDSITE_TRIGGER_WINDOW_SECONDS
@@ -126,17 +129,18 @@ def _signed_forms(body: bytes) -> Iterator[bytes]:
         yield zerg
 
 
-def _signature_matches(signature: str | None, timestamp: int, body: bytes, keys: list[str]) -> bool:
+def _verified_form(signature: str | None, timestamp: int, body: bytes, keys: list[str]) -> bytes | None:
+    """The form of the body (raw, or zerg's) that the signature signs with one of the keys; None if none."""
     given = (signature or "").strip().lower().removeprefix("sha256=").encode("ascii", "replace")
     if not given or not keys:
-        return False
+        return None
     for form in _signed_forms(body):
         signed = f"{timestamp}.".encode() + form
         # Every key tried, whichever matches: the time taken says nothing of which one did.
         if any([hmac.compare_digest(hmac.new(key.encode(), signed, hashlib.sha256).hexdigest().encode(), given)
                 for key in keys]):
-            return True
-    return False
+            return form
+    return None
 
 
 def _seen_before(trigger_id: str, timestamp: int, digest: str) -> bool:
@@ -178,7 +182,8 @@ def event_accept(*, trigger_id: str, timestamp_header: str | None, signature_hea
                                              f"for this trigger: try again in {wait} s", retry_after=wait)
     now = timezone.now()
     timestamp = _timestamp(timestamp_header, now.timestamp())
-    if not _signature_matches(signature_header, timestamp, body, _secrets_of(trigger)):
+    signed = _verified_form(signature_header, timestamp, body, _secrets_of(trigger))
+    if signed is None:
         raise EventRefused(403, "invalid_signature", f"{SIGNATURE_HEADER} is not the HMAC-SHA256 of "
                                                      f"'{{timestamp}}.{{body}}' with this trigger's secret")
     if not trigger.enabled:
@@ -189,7 +194,8 @@ def event_accept(*, trigger_id: str, timestamp_header: str | None, signature_hea
     if guild.status not in (GuildStatus.RUNNING, GuildStatus.WARNING):
         raise EventRefused(409, "guild_not_ready", f"guild {guild.pk} is {guild.status}: send the event again "
                                                    "once it is RUNNING", retry_after=5)
-    digest = hashlib.sha256(body).hexdigest()
+    # What was signed is the event: a body re-spaced or re-ordered verifies by zerg's form, and is that same event.
+    digest = hashlib.sha256(signed).hexdigest()
     if _seen_before(trigger.pk, timestamp, digest):
         raise EventRefused(409, "replayed", "this event (same timestamp and body) was accepted already")
     try:
@@ -202,6 +208,8 @@ def event_accept(*, trigger_id: str, timestamp_header: str | None, signature_hea
     except services.GuildStopped as exc:
         _forget_seen(trigger.pk, timestamp, digest)
         raise EventRefused(409, "guild_stopped", str(exc)) from None
+    except PayloadTooLarge as exc:
+        raise EventRefused(413, "too_large", f"the event is too large as a message to its agent: {exc}") from None
     except Exception:
         _forget_seen(trigger.pk, timestamp, digest)
         logger.exception("a trigger's event could not be sent", extra={"guild_id": guild.pk, "trigger_id": trigger.pk})

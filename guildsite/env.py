@@ -73,8 +73,9 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def database_from_url(url: str, *, name: str = "DATABASE_URL") -> dict:
-    """Turn `postgres://user:pass@host:port/db` or `sqlite:///path` into a DATABASES entry."""
+def database_from_url(url: str, *, name: str = "DATABASE_URL", pool_size: int = 0) -> dict:
+    """Turn `postgres://user:pass@host:port/db` or `sqlite:///path` into a DATABASES entry: PostgreSQL's connections
+    kept a minute per thread, or with `pool_size`, taken from a pool of at most that many."""
     parsed = urlparse(url)
     scheme = parsed.scheme.lower()
     if scheme == "sqlite":
@@ -97,6 +98,11 @@ def database_from_url(url: str, *, name: str = "DATABASE_URL") -> dict:
             "CONN_MAX_AGE": 60,
             "CONN_HEALTH_CHECKS": True,
         }
+        if pool_size:
+            # A connection goes back to the pool when its request ends (so none is kept per thread); Django has the
+            # pool check it when it is taken again.
+            config.update(CONN_MAX_AGE=0, CONN_HEALTH_CHECKS=False)
+            options["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 10}
         if options:
             config["OPTIONS"] = options
         return config

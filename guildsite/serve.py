@@ -25,6 +25,8 @@ SERVER_CLOSE_CODES = {1001, 1008, 1011}  # sent by guildsite's sockets besides 1
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "guildsite.settings")
     process.set_role(process.ProcessRole.WEB)
+    # A thread per request (Django under ASGI): connections from a pool, not one kept per thread (settings).
+    os.environ.setdefault("GUILDSITE_DB_POOL_SIZE", "20")
     import django
 
     django.setup()
@@ -35,6 +37,7 @@ def main() -> None:
     from django.conf import settings
 
     from guilds.sockets.flow import SCOPE_EXTENSION, WriteFlow
+    from guildsite.body_limit import LimitedRequest
 
     class FlowControlledProtocol(WebSocketProtocol):
         def connectionMade(self) -> None:
@@ -68,10 +71,17 @@ def main() -> None:
                 scope = {**scope, "extensions": {**(scope.get("extensions") or {}), SCOPE_EXTENSION: flow}}
             return super().create_application(protocol, scope)
 
+    class LimitedHTTPFactory(daphne_server.HTTPFactory):
+        def buildProtocol(self, addr):
+            protocol = super().buildProtocol(addr)
+            protocol.requestFactory = LimitedRequest  # bodies over their limit refused as they arrive
+            return protocol
+
     class GuildsiteCommandLine(CommandLineInterface):
         server_class = FlowServer
 
-    daphne_server.WebSocketFactory = ClosingWebSocketFactory  # the factory daphne's Server.run makes
+    daphne_server.WebSocketFactory = ClosingWebSocketFactory  # the factories daphne's Server.run makes
+    daphne_server.HTTPFactory = LimitedHTTPFactory
     hard_max = str(settings.GUILDSITE_WS_FRAME_HARD_MAX_BYTES)
     arguments = sys.argv[1:]
     for option in ("--websocket-max-message-size", "--websocket-max-frame-size"):

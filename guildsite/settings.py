@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlparse
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from guildsite.env import (
     ConfigurationError,
@@ -128,7 +128,10 @@ TEMPLATES = [
 
 _database_url = env_str("DATABASE_URL")
 if _database_url:
-    DATABASES = {"default": database_from_url(_database_url)}
+    # The web process (guildsite.serve) takes its PostgreSQL connections from a pool (GUILDSITE_DB_POOL_SIZE): under
+    # ASGI each request's sync code runs on a thread of its own, so a connection kept per thread would outlive its
+    # thread, one per request, until PostgreSQL refuses more. Workers keep one per thread (their threads live on).
+    DATABASES = {"default": database_from_url(_database_url, pool_size=env_int("GUILDSITE_DB_POOL_SIZE", 0, minimum=0))}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -162,12 +165,18 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 # Uploaded guild files (FilesWithTextFormat attachments).
 MEDIA_ROOT = Path(env_str("GUILDSITE_FILES_DIR", str(VAR_DIR / "files")))
 GUILDSITE_FILE_MAX_BYTES = env_int("GUILDSITE_FILE_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
+# The most any HTTP request body may carry (guildsite.body_limit: refused with 413 before it is read); room for the
+# largest file upload and its form. Trigger events have their own, GUILDSITE_TRIGGER_MAX_BYTES.
+GUILDSITE_HTTP_BODY_MAX_BYTES = env_int("GUILDSITE_HTTP_BODY_MAX_BYTES", GUILDSITE_FILE_MAX_BYTES + 1024 * 1024,
+                                        minimum=64 * 1024)
 
 # Throttle counters and socket counts: shared by every process when Redis is there.
 GUILDSITE_CACHE_PREFIX = env_str("GUILDSITE_CACHE_PREFIX", "guildsite")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "KEY_PREFIX": GUILDSITE_CACHE_PREFIX}}
+                          "KEY_PREFIX": GUILDSITE_CACHE_PREFIX,
+                          # One pool per process, not per thread (a thread per request under ASGI).
+                          "OPTIONS": {"pool_class": "guildsite.cache_pool.SharedConnectionPool"}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": GUILDSITE_CACHE_PREFIX}}
 
@@ -268,7 +277,9 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("GUILDSITE_CELERY_QUEUE", "guildsite")
 # Webhook deliveries have a queue of their own, so a slow receiver never holds a process that agents run on: the
 # Procfile's `webhooks` worker takes it (threads: deliveries wait on the network), its `worker` leaves it (-X).
 GUILDSITE_WEBHOOK_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-webhooks"
-CELERY_TASK_QUEUES = [Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(GUILDSITE_WEBHOOK_QUEUE)]
+# Each queue bound to an exchange of its own name, so a task routed to one never lands in the other as well.
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name)
+                      for name in (CELERY_TASK_DEFAULT_QUEUE, GUILDSITE_WEBHOOK_QUEUE)]
 CELERY_TASK_ROUTES = {"guilds.tasks.webhook_deliver": {"queue": GUILDSITE_WEBHOOK_QUEUE}}
 # Schedules (guilds.schedules): due firings are claimed this often, by Celery beat's task in production
 # (GUILDSITE_SCHEDULE_TICKER=beat, the default with REDIS_URL) or by a ticker in the web process
@@ -316,8 +327,8 @@ CELERY_BEAT_SCHEDULE = {
                          "schedule": max(0.25, min(60.0, (GUILDSITE_GUILD_IDLE_SECONDS or 3600.0) / 4))},
     **({"schedules-tick": {"task": "guilds.tasks.schedules_tick", "schedule": GUILDSITE_SCHEDULE_TICK_SECONDS}}
        if GUILDSITE_SCHEDULE_TICKER == "beat" else {}),
-    # Deliveries whose sender went away mid-attempt (a worker killed) or whose retry task was lost.
-    **({"webhooks-sweep": {"task": "guilds.tasks.webhooks_sweep", "schedule": 30.0}}
+    # Webhook deliveries whose retry is due (too far off for a countdown), or whose task was lost.
+    **({"webhooks-sweep": {"task": "guilds.tasks.webhooks_sweep", "schedule": 10.0}}
        if GUILDSITE_WEBHOOK_SENDER == "celery" else {}),
 }
 

@@ -126,7 +126,7 @@ class WebhookApi(APIView):
     def get(self, request: Request, webhook_id: str) -> Response:
         return Response(WebhookSerializer(_manageable(request, webhook_id)).data)
 
-    @extend_schema(operation_id="updateWebhook", summary="Change a webhook ({\"enabled\": false} pauses it)",
+    @extend_schema(operation_id="updateWebhook", summary="Change a webhook ({\"enabled\": false} pauses it: its deliveries wait)",
                    request=WebhookSerializer,
                    responses={200: WebhookSerializer, **problem_responses(400, 401, 403, 404)}, tags=["webhooks"])
     def patch(self, request: Request, webhook_id: str) -> Response:
@@ -136,9 +136,12 @@ class WebhookApi(APIView):
         fields = _checked(webhook.guild, body.validated_data)
         with transaction.atomic():
             webhook = Webhook.objects.select_for_update(of=("self",)).select_related("guild", "created_by").get(pk=webhook.pk)
+            resumed = fields.get("enabled") and not webhook.enabled
             for name, value in fields.items():
                 setattr(webhook, name, value)
             webhook.save()
+        if resumed:
+            webhooks.webhook_resumed(webhook=webhook)
         return Response(WebhookSerializer(webhook).data)
 
     @extend_schema(operation_id="deleteWebhook", summary="Delete a webhook and its delivery log",

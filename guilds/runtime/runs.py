@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.db import IntegrityError
 from django.utils import timezone
 
 from guilds.models import Run, RunStatus, RunTrigger
@@ -35,11 +36,13 @@ def requester_of(message: Message) -> str:
 
 @on_db_threads
 def run_queue(*, guild_id: str, agent_id: str, message_id: int, trigger: str, requester: str) -> Run:
-    """A run waiting for its agent: made as the message is sent, so its sender has its id at once."""
-    run, _ = Run.objects.get_or_create(guild_id=guild_id, agent_id=agent_id, message_id=message_id,
-                                       defaults={"trigger": trigger, "status": RunStatus.QUEUED,
-                                                 "requester": requester})
-    return run
+    """A run waiting for its agent: made as the message is sent, so its sender has its id at once. The message is
+    new, so this is one INSERT; the same message again (a retried send) finds its run."""
+    try:
+        return Run.objects.create(guild_id=guild_id, agent_id=agent_id, message_id=message_id, trigger=trigger,
+                                  status=RunStatus.QUEUED, requester=requester)
+    except IntegrityError:
+        return Run.objects.get(guild_id=guild_id, agent_id=agent_id, message_id=message_id)
 
 
 @on_db_threads

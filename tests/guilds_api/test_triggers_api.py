@@ -96,8 +96,9 @@ def test_each_refusal_in_its_order(api, guild, problem, settings):
     body = as_body({"order": 42})
     problem(send(api, trigger_id, b"[" + b"1," * 1100 + b"1]", zerg_headers(secret, b"{}")), 413, "too_large")
     problem(send(api, "no-such-trigger", body, zerg_headers(secret, body)), 404, "not_found")
-    problem(send(api, trigger_id, body, {"HTTP_X_ZERG_TIMESTAMP": "soon", "HTTP_X_ZERG_SIGNATURE": "00"}), 400,
-            "invalid_timestamp")
+    for timestamp in ("soon", "--1", "\u00b2", "1" * 30, ""):
+        problem(send(api, trigger_id, body, {"HTTP_X_ZERG_TIMESTAMP": timestamp, "HTTP_X_ZERG_SIGNATURE": "00"}), 400,
+                "invalid_timestamp")
     stale = zerg_headers(secret, body, timestamp=int(time.time()) - 301)
     problem(send(api, trigger_id, body, stale), 400, "invalid_timestamp")
     problem(send(api, trigger_id, body, zerg_headers("not-its-secret", body)), 403, "invalid_signature")
@@ -156,6 +157,13 @@ def test_an_event_reaches_its_agent_as_a_run_with_either_signature_and_once(api,
     zerg = send(api, made["id"], raw, zerg_headers(made["secret"], raw, zerg_form=True,
                                                    timestamp=int(headers["HTTP_X_ZERG_TIMESTAMP"]) + 1))
     assert zerg.status_code == 202, zerg.content  # zerg's re-serialised form verifies too
+    canonical = b'{"order":"A-1","total":12.5}'  # what zerg signed, sent as such: the same event again
+    problem(send(api, made["id"], canonical, {**zerg_headers(made["secret"], canonical),
+                                             "HTTP_X_ZERG_TIMESTAMP": str(int(headers["HTTP_X_ZERG_TIMESTAMP"]) + 1),
+                                             "HTTP_X_ZERG_SIGNATURE": zerg_headers(
+                                                 made["secret"], raw, zerg_form=True,
+                                                 timestamp=int(headers["HTTP_X_ZERG_TIMESTAMP"]) + 1)[
+                                                 "HTTP_X_ZERG_SIGNATURE"]}), 409, "replayed")
     assert Trigger.objects.get(pk=made["id"]).last_event_at is not None
 
 

@@ -4,7 +4,9 @@ GET /api/webhooks/{id}/deliveries, POST /api/webhook-deliveries/{id}/redeliver, 
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
+from guilds import webhooks
 from guilds.models import DeliveryStatus, GuildStatus, Webhook, WebhookDelivery
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime import store
@@ -64,6 +66,7 @@ def test_a_webhook_is_made_with_its_secret_shown_once(api, guild):
     ({"agent": "NoSuchAgent"}, "agent", "not the name"),
     ({"url": "ftp://example.com/hook"}, "url", "http"),
     ({"url": "http://example.com/" + "x" * 2000}, "url", "2000"),
+    ({"url": "http://example.com/caf\u00e9"}, "url", "ASCII"),
 ])
 def test_a_bad_field_is_a_400_naming_it(api, guild, problem, body, field, says):
     body = problem(create(api, guild, **body), 400)
@@ -72,7 +75,9 @@ def test_a_bad_field_is_a_400_naming_it(api, guild, problem, body, field, says):
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8000/hook", "http://localhost/hook", "http://10.1.2.3/hook",
                                  "http://169.254.169.254/latest/meta-data", "http://[::1]/hook",
-                                 "http://[::ffff:192.168.0.1]/hook", "http://0.0.0.0/hook"])
+                                 "http://[::ffff:192.168.0.1]/hook", "http://0.0.0.0/hook",
+                                 "http://[::127.0.0.1]/hook", "http://[64:ff9b::a9fe:a9fe]/hook",
+                                 "http://[2002:a9fe:a9fe::]/hook"])
 def test_a_private_receiver_is_refused(api, guild, problem, settings, url):
     settings.GUILDSITE_WEBHOOK_ALLOW_PRIVATE = False
     body = problem(create(api, guild, url=url), 400)
@@ -126,3 +131,22 @@ def test_a_delivery_still_being_tried_is_not_redelivered_and_anothers_is_not_fou
     assert [(d["event_type"], d["status"], d["attempts"], d["last_status_code"]) for d in log] == [
         ("guild.status_changed", "pending", 1, 500)]
     assert log[0]["next_attempt_at"] is not None
+
+
+def test_a_paused_webhook_is_told_nothing_new_and_its_waiting_deliveries_go_once_it_is_resumed(api, guild, receiver):
+    made = create(api, guild, url=receiver.url, events=["guild.status_changed"]).json()
+    api.patch(f"/api/webhooks/{made['id']}", {"enabled": False}, format="json", **factories.bearer("launcher"))
+    runtime_loop.run(store.guild_status_set(guild.pk, GuildStatus.WARNING, "an agent is late"))
+    assert not WebhookDelivery.objects.filter(webhook_id=made["id"]).exists()  # paused: not told
+    waiting = WebhookDelivery.objects.create(  # one that was due when it was paused
+        webhook_id=made["id"], event_type="guild.status_changed", event_id="msg_waiting", subject_id=guild.pk,
+        snapshot={"status": "WARNING"}, next_attempt_at=timezone.now())
+    assert webhooks.attempt(waiting.pk) is None
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.attempts) == (DeliveryStatus.PENDING, 0)
+    resumed = api.patch(f"/api/webhooks/{made['id']}", {"enabled": True}, format="json", **factories.bearer("launcher"))
+    assert resumed.status_code == 200, resumed.content
+    (request,) = receiver.wait_for(1)
+    assert request.headers["webhook-id"] == "msg_waiting"
+    wait_for(lambda: WebhookDelivery.objects.filter(pk=waiting.pk, status=DeliveryStatus.SUCCEEDED).exists(), 10,
+             "the delivery to succeed")
