@@ -77,8 +77,8 @@ def webhook_deliver(delivery_id: str) -> None:
 
 @shared_task(ignore_result=True)
 def webhooks_sweep() -> int:
-    """Every 10 s (Celery beat): deliveries whose next attempt is due and was too far off for a countdown, or whose
-    task was lost (a worker killed mid-attempt: its lease runs out)."""
+    """Every GUILDSITE_WEBHOOK_SWEEP_SECONDS (Celery beat): deliveries whose next attempt is due and was too far off
+    for a countdown, or whose task was lost (a worker killed mid-attempt: its lease runs out)."""
     from guilds import webhooks
 
     due = webhooks.due_ids(overdue_seconds=webhooks.SWEEP_OVERDUE_SECONDS)

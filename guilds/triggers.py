@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,7 +38,9 @@ logger = logging.getLogger(__name__)
 PAYLOAD_PLACEHOLDER = "{payload}"
 TIMESTAMP_HEADER = "X-Zerg-Timestamp"
 SIGNATURE_HEADER = "X-Zerg-Signature"
-_SEEN_PURGE_BATCH = 100
+_SEEN_PURGE_BATCH = 1000
+_SEEN_PURGE_SECONDS = 1.0
+_seen_purged_at = 0.0  # this process's last purge of expired replay rows
 _INTEGER = re.compile(r"-?[0-9]{1,19}")  # ASCII digits only (str.isdigit also takes "²")
 
 
@@ -155,9 +158,12 @@ def _seen_before(trigger_id: str, timestamp: int, digest: str) -> bool:
                                             created_at=now)
     except IntegrityError:
         return True
-    stale = (TriggerEventSeen.objects.filter(created_at__lt=now - timedelta(seconds=2 * window + 1))
-             .values_list("pk", flat=True)[:_SEEN_PURGE_BATCH])
-    TriggerEventSeen.objects.filter(pk__in=list(stale)).delete()
+    global _seen_purged_at
+    if time.monotonic() - _seen_purged_at >= _SEEN_PURGE_SECONDS:  # now and then, not per event
+        _seen_purged_at = time.monotonic()
+        stale = (TriggerEventSeen.objects.filter(created_at__lt=now - timedelta(seconds=2 * window + 1))
+                 .values_list("pk", flat=True)[:_SEEN_PURGE_BATCH])
+        TriggerEventSeen.objects.filter(pk__in=list(stale)).delete()
     return False
 
 

@@ -326,9 +326,8 @@ def deliver_soon(delivery_ids: list[str], delay: float = 0.0) -> None:
 
 class LocalSender:
     """The embedded default's sender: one thread keeping when each delivery is due, attempts made on a small pool
-    (a slow receiver holds one of its threads, never the caller), and a sweep of the table now and then."""
-
-    SWEEP_SECONDS = 30.0
+    (a slow receiver holds one of its threads, never the caller), and a sweep of the table every
+    GUILDSITE_WEBHOOK_SWEEP_SECONDS (the first at start)."""
 
     def __init__(self, workers: int = 4) -> None:
         self._due: list[tuple[float, str]] = []
@@ -357,8 +356,9 @@ class LocalSender:
                     self._changed.wait(timeout=min(next_sweep, self._due[0][0] if self._due else next_sweep) - now)
                     continue
             if now >= next_sweep:
-                next_sweep = now + self.SWEEP_SECONDS
-                if not self._sweeping.is_set():  # one sweep at a time
+                every = settings.GUILDSITE_WEBHOOK_SWEEP_SECONDS
+                next_sweep = now + (every or 3600.0)
+                if every and not self._sweeping.is_set():  # one sweep at a time
                     self._sweeping.set()
                     self._pool.submit(self._sweep, overdue)
                 overdue = SWEEP_OVERDUE_SECONDS

@@ -319,6 +319,9 @@ GUILDSITE_WEBHOOK_TIMEOUT_SECONDS = env_float("GUILDSITE_WEBHOOK_TIMEOUT_SECONDS
 # Receivers on private, loopback or link-local addresses are refused unless this is on.
 GUILDSITE_WEBHOOK_ALLOW_PRIVATE = env_bool("GUILDSITE_WEBHOOK_ALLOW_PRIVATE", False)
 GUILDSITE_WEBHOOKS_PER_GUILD = env_int("GUILDSITE_WEBHOOKS_PER_GUILD", 20, minimum=1)
+# How often deliveries that are due and that no task or timer is sending are looked for (0: never; the tests,
+# whose teardown empties the tables, do not want a sweep's query in its way).
+GUILDSITE_WEBHOOK_SWEEP_SECONDS = env_float("GUILDSITE_WEBHOOK_SWEEP_SECONDS", 10.0, minimum=0.0)
 
 CELERY_BEAT_SCHEDULE = {
     "guild-health-ticks": {"task": "guilds.tasks.health_ticks", "schedule": GUILDSITE_HEARTBEAT_INTERVAL},
@@ -328,8 +331,8 @@ CELERY_BEAT_SCHEDULE = {
     **({"schedules-tick": {"task": "guilds.tasks.schedules_tick", "schedule": GUILDSITE_SCHEDULE_TICK_SECONDS}}
        if GUILDSITE_SCHEDULE_TICKER == "beat" else {}),
     # Webhook deliveries whose retry is due (too far off for a countdown), or whose task was lost.
-    **({"webhooks-sweep": {"task": "guilds.tasks.webhooks_sweep", "schedule": 10.0}}
-       if GUILDSITE_WEBHOOK_SENDER == "celery" else {}),
+    **({"webhooks-sweep": {"task": "guilds.tasks.webhooks_sweep", "schedule": GUILDSITE_WEBHOOK_SWEEP_SECONDS}}
+       if GUILDSITE_WEBHOOK_SENDER == "celery" and GUILDSITE_WEBHOOK_SWEEP_SECONDS else {}),
 }
 
 # --- REST ------------------------------------------------------------------

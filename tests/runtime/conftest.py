@@ -135,7 +135,9 @@ LLM_SETTINGS = {"GUILDSITE_LLM_HOSTS": "127.0.0.1,api.openai.com",
                 "GUILDSITE_MCP_TIMEOUT_SECONDS": "5"}
 # Outbound webhooks go to the tests' receivers on loopback ports, retried within a test's patience.
 WEBHOOK_SETTINGS = {"GUILDSITE_WEBHOOK_ALLOW_PRIVATE": "1", "GUILDSITE_WEBHOOK_RETRY_BASE_SECONDS": "0.05",
-                    "GUILDSITE_WEBHOOK_RETRY_FACTOR": "1.5", "GUILDSITE_WEBHOOK_TIMEOUT_SECONDS": "5"}
+                    "GUILDSITE_WEBHOOK_RETRY_FACTOR": "1.5", "GUILDSITE_WEBHOOK_TIMEOUT_SECONDS": "5",
+                    # No sweep: its query joining deliveries to webhooks deadlocked with a teardown's TRUNCATE.
+                    "GUILDSITE_WEBHOOK_SWEEP_SECONDS": "0"}
 RUNTIME_SETTINGS = {**HEARTBEAT, "GUILDSITE_AGENT_PACKAGES": f"guilds.agents,guilds.runtime,{TEST_AGENTS}",
                     "GUILDSITE_DELIVERY_MAX_ATTEMPTS": str(MAX_ATTEMPTS), **LLM_SETTINGS,
                     # Tests drive schedules' ticks themselves (guilds.schedules.tick(now)): the workers' beat does
