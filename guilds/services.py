@@ -228,12 +228,16 @@ async def _automated_send(guild: Guild, *, sender: AgentTag, agent_id: str, form
     message = Message.create(sender=sender,
                              topics=topic_names.agent_inbox(agent_id) if agent_id else topic_names.DEFAULT_TOPIC,
                              format=format_name, payload=payload, trigger=trigger)
-    sent = await bus_of(guild.pk, guild.spec).publish(message)  # first: a message refused leaves no run behind
     run = None
-    if agent_id:  # the agent may have started it meanwhile: then this finds it
+    if agent_id:  # before the message: its agent finds it queued
         run = await runs.run_queue(guild_id=guild.pk, agent_id=agent_id, message_id=message.id, trigger=trigger,
                                    requester=sender.id)
-    return sent, run
+    try:
+        return await bus_of(guild.pk, guild.spec).publish(message), run
+    except Exception:
+        if run is not None:  # the message was refused: no run waits for it
+            await runs.run_discard_queued(run.pk)
+        raise
 
 
 def trigger_event_send(*, trigger: Trigger, text: str) -> tuple[Message, Run]:

@@ -72,7 +72,7 @@ def webhook_deliver(delivery_id: str) -> None:
 
     delay = webhooks.attempt(delivery_id)
     if delay is not None:
-        webhook_deliver.apply_async((delivery_id,), countdown=delay)
+        webhooks.deliver_soon([delivery_id], delay)  # a far-off retry is left to the sweep
 
 
 @shared_task(ignore_result=True)

@@ -205,7 +205,7 @@ def event_accept(*, trigger_id: str, timestamp_header: str | None, signature_hea
     if _seen_before(trigger.pk, timestamp, digest):
         raise EventRefused(409, "replayed", "this event (same timestamp and body) was accepted already")
     try:
-        body_text = body.decode("utf-8")
+        body_text = signed.decode("utf-8")  # what was signed is what the agent is told
         json.loads(body_text)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise EventRefused(400, "parse_error", "the body is not JSON") from None

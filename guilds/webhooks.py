@@ -229,8 +229,11 @@ def attempt(delivery_id: str) -> float | None:
     next one (None: there is none: it succeeded, is dead, or was not due)."""
     now = timezone.now()
     claimed_until = now + attempt_lease()
-    claimed = WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, webhook__enabled=True,
-                                             next_attempt_at__lte=now).update(next_attempt_at=claimed_until)
+    # Every condition on the delivery's own row (the webhook's as a subquery, not a join, which Django would turn
+    # into a subquery of the whole filter): a second claim waiting on the row lock re-checks them all, and fails.
+    claimed = WebhookDelivery.objects.filter(
+        pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now,
+        webhook_id__in=Webhook.objects.filter(enabled=True).values("pk")).update(next_attempt_at=claimed_until)
     if not claimed:
         return None
     delivery = WebhookDelivery.objects.select_related("webhook").filter(pk=delivery_id).first()

@@ -39,6 +39,7 @@ class LimitedRequest(WebRequest):
         self._limit = limit_of(path)
         if length is not None and length > self._limit:
             self.content = BytesIO()
+            self.requestHeaders.removeHeader(b"Expect")  # no "100 Continue" after the refusal
             self._refuse()
             return
         super().gotLength(length)

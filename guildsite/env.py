@@ -99,9 +99,9 @@ def database_from_url(url: str, *, name: str = "DATABASE_URL", pool_size: int = 
             "CONN_HEALTH_CHECKS": True,
         }
         if pool_size:
-            # A connection goes back to the pool when its request ends (so none is kept per thread); Django has the
-            # pool check it when it is taken again.
-            config.update(CONN_MAX_AGE=0, CONN_HEALTH_CHECKS=False)
+            # A connection goes back to the pool when its request ends (so none is kept per thread); with health
+            # checks on, the pool checks it when it is taken again (a database restarted meanwhile).
+            config.update(CONN_MAX_AGE=0)
             options["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 10}
         if options:
             config["OPTIONS"] = options

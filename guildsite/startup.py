@@ -9,7 +9,7 @@ import sys
 import threading
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from guilds import schedules, webhooks
 from guilds.runtime import loop as runtime_loop
@@ -40,6 +40,8 @@ def relaunch_live_guilds_in_background() -> None:
                             len(relaunched), ", ".join(relaunched))
         except Exception:
             logger.exception("relaunching guilds on start failed")
+        finally:
+            connections.close_all()  # this thread's, back to the pool: the thread ends here
 
     threading.Thread(target=relaunch, name="guildsite-relaunch", daemon=True).start()
 

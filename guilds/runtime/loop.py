@@ -79,7 +79,20 @@ def run(coro: Coroutine[Any, Any, T], timeout: float | None = 30) -> T:
     if in_runtime_loop():
         coro.close()
         raise RuntimeError("run() would deadlock: already on the runtime loop, await instead")
+    _give_back_pooled_connections()
     return submit(coro).result(timeout)
+
+
+def _give_back_pooled_connections() -> None:
+    """A thread about to wait on the runtime loop first hands its pooled database connection back (the web process
+    pools them): the runtime's database threads take theirs from the same pool, and one held by every waiting
+    request would leave them none. Not inside a transaction, which needs its connection."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None and not connection.in_atomic_block and \
+                connection.settings_dict.get("OPTIONS", {}).get("pool"):
+            connection.close()
 
 
 async def arun(coro: Coroutine[Any, Any, T]) -> T:

@@ -83,6 +83,12 @@ def run_finish(run_id: str, *, status: str, started_at: datetime | None, error: 
 
 
 @on_db_threads
+def run_discard_queued(run_id: str) -> None:
+    """A queued run whose message was never sent (the bus refused it)."""
+    Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).delete()
+
+
+@on_db_threads
 def run_abandon_queued(*, guild_id: str, agent_id: str, message_id: int, error: str) -> None:
     """A queued run whose agent handled its message without starting it (no handler for its format, refused
     before the run began): failed, saying why, rather than queued for ever."""

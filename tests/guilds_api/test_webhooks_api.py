@@ -12,6 +12,7 @@ from guilds.runtime import loop as runtime_loop
 from guilds.runtime import store
 from tests import factories
 from tests.runtime.conftest import wait_for
+from tests.support.together import at_once
 from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -150,3 +151,16 @@ def test_a_paused_webhook_is_told_nothing_new_and_its_waiting_deliveries_go_once
     assert request.headers["webhook-id"] == "msg_waiting"
     wait_for(lambda: WebhookDelivery.objects.filter(pk=waiting.pk, status=DeliveryStatus.SUCCEEDED).exists(), 10,
              "the delivery to succeed")
+
+
+def test_two_senders_at_once_make_one_attempt(api, guild, receiver):
+    made = create(api, guild, url=receiver.url, events=["guild.status_changed"]).json()
+    due = WebhookDelivery.objects.create(webhook_id=made["id"], event_type="guild.status_changed", event_id="msg_once",
+                                         subject_id=guild.pk, snapshot={"status": "WARNING"},
+                                         next_attempt_at=timezone.now())
+    outcomes = at_once(lambda: webhooks.attempt(due.pk), count=4)
+    assert outcomes == [None] * 4  # one succeeded (no next attempt), three found it claimed
+    assert len(receiver.wait_for(1)) == 1
+    due.refresh_from_db()
+    assert (due.status, due.attempts) == (DeliveryStatus.SUCCEEDED, 1)
+    assert len(receiver.received) == 1
