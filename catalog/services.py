@@ -14,6 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from catalog.models import AgentEntry, Blueprint, Category, Exposure
+from guilds.external.registry import SeatRefused
 from guilds.models import Guild
 from guilds.runtime.registry import resolve_agent_class
 from guilds.services import guild_create
@@ -205,14 +206,17 @@ def blueprint_launch(
         spec = validate_guild_spec(blueprint.spec)
     except SpecError as exc:
         raise BlueprintNotLaunchable(f"blueprint '{blueprint.id}' has a spec that no longer validates: {exc}") from None
-    guild = guild_create(
-        spec=spec,
-        name=guild_name,
-        launched_by=launched_by,
-        organization=organization,
-        description=description or None,
-        blueprint_id=blueprint.id,
-    )
+    try:
+        guild = guild_create(
+            spec=spec,
+            name=guild_name,
+            launched_by=launched_by,
+            organization=organization,
+            description=description or None,
+            blueprint_id=blueprint.id,
+        )
+    except SeatRefused as exc:
+        raise BlueprintNotLaunchable(f"blueprint '{blueprint.id}' cannot be launched here: {exc}") from None
     logger.info(
         "guild requested from blueprint",
         extra={"guild_id": guild.id, "blueprint_id": blueprint.id, "user_id": launched_by.get_username()},

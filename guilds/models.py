@@ -490,3 +490,117 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} to webhook {self.webhook_id} ({self.status})"
+
+
+class ExternalStatus(models.TextChoices):
+    ONLINE = "online", "Online"
+    BUSY = "busy", "Busy"
+    OFFLINE = "offline", "Offline"
+
+
+class ExternalAgent(models.Model):
+    """An agent that runs outside the server (seed 003) and connects to it (guilds.external). Its key is an API key
+    of its organisation scoped to it (ApiKey.agent_registration_id); a guild seats it with an agent of class
+    guilds.agents.external.ExternalAgent naming this id."""
+
+    id = models.CharField(primary_key=True, max_length=64, default=new_public_id, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="external_agents")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="external_agents")
+    name = models.CharField(max_length=128)
+    # What it said of itself when it last registered.
+    version = models.CharField(max_length=64, blank=True, default="")
+    capabilities = models.JSONField(default=list, blank=True)
+    hostname = models.CharField(max_length=255, blank=True, default="")
+    platform = models.CharField(max_length=255, blank=True, default="")
+    status = models.CharField(max_length=16, choices=ExternalStatus.choices, default=ExternalStatus.OFFLINE)
+    metrics = models.JSONField(default=dict, blank=True)
+    # The socket connected now (a newer connection replaces it), and when it was last heard from.
+    connection_id = models.CharField(max_length=64, blank=True, default="")
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"external agent {self.name} ({self.pk})"
+
+
+class ExternalDelivery(models.Model):
+    """A guild message waiting for an external agent: kept until it acknowledges it (at-least-once)."""
+
+    id = models.BigAutoField(primary_key=True)
+    agent = models.ForeignKey(ExternalAgent, on_delete=models.CASCADE, related_name="deliveries")
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="external_deliveries")
+    seat_id = models.CharField(max_length=128, help_text="The id of the guild's agent that seats it.")
+    message_id = models.BigIntegerField()
+    message = models.TextField(help_text="The message's JSON.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "external deliveries"
+        constraints = [models.UniqueConstraint(fields=["agent", "guild", "seat_id", "message_id"],
+                                               name="external_delivery_once")]
+
+    def __str__(self) -> str:
+        return f"message {self.message_id} for {self.agent_id}"
+
+
+class CommandState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Sent"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+
+
+class ExternalCommand(models.Model):
+    """A command for an external agent and, once reported, its result (seed 003's CommandResult fields)."""
+
+    id = models.CharField(primary_key=True, max_length=64, default=new_public_id, editable=False)
+    agent = models.ForeignKey(ExternalAgent, on_delete=models.CASCADE, related_name="commands")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="external_commands")
+    type = models.CharField(max_length=64)
+    content = models.TextField(blank=True, default="")
+    parameters = models.JSONField(default=dict, blank=True)
+    is_cancellation = models.BooleanField(default=False)
+    cancels = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="cancellations")
+    timeout_s = models.IntegerField(default=300)
+    state = models.CharField(max_length=16, choices=CommandState.choices, default=CommandState.QUEUED, db_index=True)
+    success = models.BooleanField(null=True, blank=True)
+    output = models.TextField(blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    exit_code = models.IntegerField(null=True, blank=True)
+    execution_time_ms = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["agent", "state"], name="external_command_open")]
+
+    def __str__(self) -> str:
+        return f"{self.type} for {self.agent_id} ({self.state})"
+
+
+class ExternalSeat(models.Model):
+    """A guild's agent that stands for an external agent (written with the guild: who to tell of its status)."""
+
+    agent = models.ForeignKey(ExternalAgent, on_delete=models.CASCADE, related_name="seats")
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="external_seats")
+    seat_id = models.CharField(max_length=128)
+    seat_name = models.CharField(max_length=128, blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["guild", "seat_id"], name="external_seat_once")]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id} as {self.seat_id} in {self.guild_id}"

@@ -9,7 +9,18 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from guilds.models import Guild, Run, Schedule, Thread, ThreadMessage, Trigger, Webhook, WebhookDelivery
+from guilds.models import (
+    ExternalAgent,
+    ExternalCommand,
+    Guild,
+    Run,
+    Schedule,
+    Thread,
+    ThreadMessage,
+    Trigger,
+    Webhook,
+    WebhookDelivery,
+)
 from guildsite import permissions
 from guildsite.identity import Actor
 
@@ -183,3 +194,32 @@ def delivery_for(actor: Actor, delivery_id: str) -> WebhookDelivery:
     except permissions.NotFound:
         raise permissions.NotFound(f"Delivery '{delivery_id}' not found.") from None
     return delivery
+
+
+def external_agent_list(actor: Actor) -> QuerySet[ExternalAgent]:
+    agents = ExternalAgent.objects.select_related("created_by").order_by("created_at", "pk")
+    visible = permissions.visible_organization_ids(actor)
+    return agents if visible is None else agents.filter(organization_id__in=visible)
+
+
+def external_agent_for(actor: Actor, agent_id: str) -> ExternalAgent:
+    """The external agent if the actor sees its organisation; permissions.NotFound otherwise (either way alike)."""
+    agent = ExternalAgent.objects.select_related("created_by").filter(pk=agent_id).first()
+    if agent is None:
+        raise permissions.NotFound(f"External agent '{agent_id}' not found.")
+    try:
+        permissions.external_agent_read_check(actor, agent.organization_id)
+    except permissions.NotFound:
+        raise permissions.NotFound(f"External agent '{agent_id}' not found.") from None
+    return agent
+
+
+def external_command_for(actor: Actor, command_id: str) -> ExternalCommand:
+    command = ExternalCommand.objects.select_related("agent", "created_by").filter(pk=command_id).first()
+    if command is None:
+        raise permissions.NotFound(f"Command '{command_id}' not found.")
+    try:
+        permissions.external_agent_read_check(actor, command.agent.organization_id)
+    except permissions.NotFound:
+        raise permissions.NotFound(f"Command '{command_id}' not found.") from None
+    return command

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from guilds.engines import bus_of, engine_for_guild, engine_for_spec, messaging_config_of
 from guilds.engines.base import ExecutionEngine
+from guilds.external.registry import seats_record
 from guilds.lifecycle import LIVE
 from guilds.models import Guild, GuildMember, GuildStatus, Run, RunStatus, RunTrigger, Schedule, Trigger
 from guilds.runtime import cancellation, formats, runs, store, suspension
@@ -37,7 +38,7 @@ def guild_create(
     launch: bool = True,
 ) -> Guild:
     """Store a guild with its spec (status REQUESTED), its launcher as its first member, and once
-    committed, launch it."""
+    committed, launch it. SeatRefused if it seats an external agent of another organisation."""
     spec = spec.model_copy(update={"name": name, **({"description": description} if description else {})})
     guild = Guild(
         name=name,
@@ -51,6 +52,7 @@ def guild_create(
     guild.spec = spec.model_dump(mode="json")
     with transaction.atomic():
         guild.save(force_insert=True)
+        seats_record(guild)
         if launched_by is not None:
             GuildMember.objects.create(guild=guild, user=launched_by)
     logger.info("guild created", extra={"guild_id": guild.id, "guild_name": name})

@@ -262,16 +262,25 @@ def _session_user(session_key: str) -> AbstractBaseUser | None:
     return user if user.is_authenticated else None
 
 
-def resolve_socket_actor(scope: dict[str, Any]) -> tuple[Actor, str | None]:
-    """(actor, why it is anonymous). Blocking: call through sync_to_async."""
-    headers = _headers(scope)
+def socket_credential(scope: dict[str, Any]) -> str:
+    """The credential a socket handshake carries (`?token=`, else `Authorization: Bearer`), or ""."""
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     token = (query.get("token") or [""])[-1]
-    header = headers.get("authorization", "")
+    header = _headers(scope).get("authorization", "")
     if header and not token:
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer":
-            return anonymous(), "the Authorization header must be 'Bearer <access token or API key>'"
+            raise CredentialError("the Authorization header must be 'Bearer <access token or API key>'")
+    return token.strip()
+
+
+def resolve_socket_actor(scope: dict[str, Any]) -> tuple[Actor, str | None]:
+    """(actor, why it is anonymous). Blocking: call through sync_to_async."""
+    headers = _headers(scope)
+    try:
+        token = socket_credential(scope)
+    except CredentialError as exc:
+        return anonymous(), str(exc)
     if token:
         try:
             return actor_from_credential(token), None

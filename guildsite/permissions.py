@@ -360,3 +360,21 @@ def admin_organization_ids(actor: Actor) -> list[str] | None:
     if actor.is_superuser:
         return None
     return organization_ids_with(actor, Role.ADMIN)
+
+
+# --- external agents -----------------------------------------------------------------------
+
+
+def external_agent_read_check(actor: Actor, organization_id: str) -> None:
+    """Viewers of its organisation read an external agent, its status and its commands; others get a 404."""
+    if organization_role(actor, organization_id) is None:
+        raise NotFound("external agent not found")
+
+
+def external_agent_command_check(actor: Actor, organization_id: str) -> None:
+    require_role(actor, organization_id, Role.MEMBER, doing="sending a command to an external agent")
+
+
+def external_agent_manage_check(actor: Actor, organization_id: str, *, doing: str) -> None:
+    """Registering and deleting: the organisation's admins, signed in (an agent's key is an API key)."""
+    organization_admin_check(actor, organization_id, doing=doing)

@@ -219,6 +219,18 @@ if GUILDSITE_EXECUTION_ENGINE == "inprocess" and not REDIS_URL and not DEBUG:
 GUILDSITE_HEARTBEAT_INTERVAL = env_float("GUILDSITE_HEARTBEAT_INTERVAL", 5.0, minimum=0.05)
 # An agent silent for this long makes its guild WARNING.
 GUILDSITE_HEARTBEAT_TIMEOUT = env_float("GUILDSITE_HEARTBEAT_TIMEOUT", 15.0, minimum=0.1)
+# External agents (guilds.external): the heartbeat interval they are given, offline after this many missed; a
+# ping every GUILDSITE_EXTERNAL_PING_SECONDS and a close (4408) when two go unanswered; at most this many
+# messages wait per agent (the oldest go to the dead letters) and this many are sent before it acknowledges.
+GUILDSITE_EXTERNAL_HEARTBEAT_SECONDS = env_float("GUILDSITE_EXTERNAL_HEARTBEAT_SECONDS", 10.0, minimum=0.05)
+GUILDSITE_EXTERNAL_MISSED_HEARTBEATS = env_int("GUILDSITE_EXTERNAL_MISSED_HEARTBEATS", 3, minimum=1)
+GUILDSITE_EXTERNAL_PING_SECONDS = env_float("GUILDSITE_EXTERNAL_PING_SECONDS", 20.0, minimum=0.05)
+GUILDSITE_EXTERNAL_QUEUE_LIMIT = env_int("GUILDSITE_EXTERNAL_QUEUE_LIMIT", 10_000, minimum=1)
+GUILDSITE_EXTERNAL_IN_FLIGHT = env_int("GUILDSITE_EXTERNAL_IN_FLIGHT", 100, minimum=1)
+GUILDSITE_EXTERNAL_RATE_PER_SECOND = env_float("GUILDSITE_EXTERNAL_RATE_PER_SECOND", 500.0, minimum=0.1)
+GUILDSITE_EXTERNAL_RATE_BURST = env_int("GUILDSITE_EXTERNAL_RATE_BURST", 1000, minimum=1)
+GUILDSITE_EXTERNAL_AGENTS_PER_ORG = env_int("GUILDSITE_EXTERNAL_AGENTS_PER_ORG", 100, minimum=1)
+GUILDSITE_EXTERNAL_COMMAND_MAX_TIMEOUT_S = env_int("GUILDSITE_EXTERNAL_COMMAND_MAX_TIMEOUT_S", 86_400, minimum=1)
 # Launch guilds that should be running when the server starts.
 GUILDSITE_RELAUNCH_ON_START = env_bool("GUILDSITE_RELAUNCH_ON_START", True)
 # A guild with no socket and no message for this long is suspended (its agents unloaded); 0: never.

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from guilds.api import budgets, control, dead_letters, messages, runs, schedules, threads, triggers, views, webhooks
+from guilds.api import (
+    budgets,
+    control,
+    dead_letters,
+    external,
+    messages,
+    runs,
+    schedules,
+    threads,
+    triggers,
+    views,
+    webhooks,
+)
 from guildsite.api_common import api_path
 
 urlpatterns = [
@@ -36,6 +48,10 @@ urlpatterns = [
     *api_path("webhooks/<str:webhook_id>/deliveries", webhooks.WebhookDeliveriesApi, "webhook-deliveries"),
     *api_path("webhook-deliveries/<str:delivery_id>/redeliver", webhooks.DeliveryRedeliverApi,
               "webhook-delivery-redeliver"),
+    *api_path("external-agents", external.ExternalAgentsApi, "external-agent-list"),
+    *api_path("external-agents/<str:agent_id>", external.ExternalAgentApi, "external-agent-detail"),
+    *api_path("external-agents/<str:agent_id>/commands", external.ExternalAgentCommandsApi, "external-agent-commands"),
+    *api_path("commands/<str:command_id>", external.CommandApi, "command-detail"),
     *api_path("runs", runs.RunListApi, "run-list"),
     *api_path("runs/<str:run_id>", runs.RunDetailApi, "run-detail"),
     *api_path("runs/<str:run_id>/cancel", runs.RunCancelApi, "run-cancel"),

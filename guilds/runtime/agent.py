@@ -134,6 +134,11 @@ class Agent:
     # handling of a message a trigger sent (guilds.runtime.runs).
     records_runs: ClassVar[bool] = False
 
+    async def health(self) -> tuple[str, str]:
+        """What its heartbeat says: ("ok" or "warning", why). An agent that answers is well unless it knows
+        better (an external agent whose process is away)."""
+        return "ok", ""
+
     def export_memory(self) -> dict[str, Any] | None:
         """In-memory fields to keep between messages on engines that rebuild the agent (None: nothing)."""
         return None

@@ -53,9 +53,11 @@ class HandlerContext:
         priority: int | None = None,
         forwarding: bool = False,
         routed: bool = True,
+        conversation_id: int | None = None,
     ) -> list[Message]:
         """Publish `payload`. Routes in the handled message's slip decide where (see guilds.runtime.routing);
-        with none, `topics` if given, else back to whoever sent the handled message."""
+        with none, `topics` if given, else back to whoever sent the handled message. `conversation_id` applies
+        outside a handled message (a reply keeps its request's)."""
         origin = self.message
         explicit = [topics] if isinstance(topics, str) else list(topics) if topics else None
         destinations = routing.route(
@@ -76,6 +78,8 @@ class HandlerContext:
                 "recipient_list": list(recipients or []) + dest.recipient_list,
                 "routing_slip": dest.routing_slip,
             }
+            if conversation_id is not None:  # a message starting a conversation of its own
+                fields["conversation_id"] = conversation_id
             if origin is not None:
                 fields.update(
                     in_response_to=origin.id,

@@ -29,6 +29,8 @@ USER_AGENT_CREATION_REQUEST = "rustic_ai.core.agents.system.models.UserAgentCrea
 USER_AGENT_CREATION_RESPONSE = "rustic_ai.core.agents.system.models.UserAgentCreationResponse"
 # Ours: pushed on the status topic whenever the persisted guild status changes.
 GUILD_STATUS = "guildStatus"
+# Ours: an external agent came, went or got busy (guilds.external.presence), on the status topic.
+EXTERNAL_AGENT_STATUS = "guildsite.ExternalAgentStatus"
 # A message moved to the guild's dead-letter topic (guilds.runtime.dead_letters).
 DEAD_LETTER = "guildsite.DeadLetter"
 

@@ -37,13 +37,12 @@ def iso_from_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def heartbeat_payload(*, checktime: str, observed_latency_ms: float, qos_latency: int | None, status: str = OK) -> dict:
-    return {
-        "checktime": checktime,
-        "checkstatus": status,
-        "responsetime": iso_now(),
-        "checkmeta": {"qos_latency": qos_latency, "observed_latency": round(observed_latency_ms, 3)},
-    }
+def heartbeat_payload(*, checktime: str, observed_latency_ms: float, qos_latency: int | None, status: str = OK,
+                      detail: str = "") -> dict:
+    meta: dict[str, Any] = {"qos_latency": qos_latency, "observed_latency": round(observed_latency_ms, 3)}
+    if detail:  # why an agent that answers is not well (an external agent that is offline)
+        meta["detail"] = detail
+    return {"checktime": checktime, "checkstatus": status, "responsetime": iso_now(), "checkmeta": meta}
 
 
 @dataclass
@@ -102,8 +101,8 @@ class HealthTable:
         entry.heartbeat = heartbeat
         entry.status = heartbeat.get("checkstatus", OK) if heartbeat.get("checkstatus") in (OK, WARNING) else OK
         entry.last_seen = time.time()
-        entry.detail = ""
-        return previous != entry.status
+        previous_detail, entry.detail = entry.detail, str((heartbeat.get("checkmeta") or {}).get("detail") or "")
+        return previous != entry.status or previous_detail != entry.detail
 
     def failed(self, agent_id: str, detail: str) -> None:
         entry = self.agents.get(agent_id)

@@ -175,15 +175,18 @@ class AgentHost:
         return await self.guild.bus.publish(message, collect_woken=self.collect_woken)
 
     async def heartbeat(self, request: Message | None) -> None:
+        if self.agent_id == MANAGER_ID:
+            return
+        status, detail = await self.agent.health()
         now_ms = time.time() * 1000
         checktime_ms = request.timestamp if request is not None else now_ms
         payload = health.heartbeat_payload(
             checktime=health.iso_from_ms(int(checktime_ms)),
             observed_latency_ms=max(0.0, now_ms - checktime_ms),
             qos_latency=self.spec.qos.get("latency"),
+            status=status,
+            detail=detail,
         )
-        if self.agent_id == MANAGER_ID:
-            return
         ctx = HandlerContext(self, request, "heartbeat")
         # The status topic too, so system sockets see heartbeats as they happen.
         await ctx.send(payload, format=formats.HEARTBEAT,

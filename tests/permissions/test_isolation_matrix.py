@@ -32,9 +32,11 @@ from rest_framework.test import APIClient
 from catalog.models import Blueprint
 from guilds import triggers, webhooks
 from guilds.engines import engine_named
+from guilds.external import commands, registry
 from guilds.models import (
     Budget,
     DeliveryStatus,
+    ExternalAgent,
     Guild,
     GuildFile,
     GuildStatus,
@@ -67,6 +69,7 @@ EVERY_BLUEPRINT = A_ALL | sees("B-private", "B-org")
 GUILD_A, GUILD_B = sees("guild-a"), sees("guild-b")
 NONE, LAUNCHERS, B_MEMBERS = sees(), sees("launcher's"), sees("b-member's")  # thread titles
 RUNS_A, RUNS_B = sees("llm-a"), sees("llm-b")  # runs by agent id
+EXT_A, EXT_B = sees("ext-a"), sees("ext-b")  # external agents by name
 MESSAGES, HIDDEN = "messages", "hidden"  # a run's detail with its thread's messages, or with null
 
 COLUMNS = ("A-admin", "A-launcher", "A-member", "A-viewer", "B-admin", "B-member", "B-key", "anonymous")
@@ -132,6 +135,13 @@ TABLE: list[tuple[Any, ...]] = [
     ("webhook-create",               201,     201,       403,     403,     404,     404,     404,     401),
     ("webhook-deliveries",           200,     200,       403,     403,     404,     404,     404,     401),
     ("webhook-redeliver",            202,     202,       403,     403,     404,     404,     404,     401),
+    # External agents: the organisation's admins register and delete them, members send commands, viewers read.
+    ("external-agent-list",          EXT_A,   EXT_A,     EXT_A,   EXT_A,   EXT_B,   EXT_B,   EXT_B,   401),
+    ("external-agent-register",      201,     403,       403,     403,     404,     404,     404,     401),
+    ("external-agent-detail",        200,     200,       200,     200,     404,     404,     404,     401),
+    ("external-agent-delete",        204,     403,       403,     403,     404,     404,     404,     401),
+    ("external-command-send",        201,     201,       201,     403,     404,     404,     404,     401),
+    ("external-command-detail",      200,     200,       200,     200,     404,     404,     404,     401),
     # The live socket (/api/ws): following a topic is reading what it tells, checked as REST reads it.
     ("live-guild-a",                 ACK,     ACK,       ACK,     ACK,     NOT_FOUND, NOT_FOUND, NOT_FOUND, 4401),
     ("live-org-a",                   ACK,     ACK,       ACK,     ACK,     NOT_FOUND, NOT_FOUND, NOT_FOUND, 4401),
@@ -515,7 +525,70 @@ def guild_a_budget_set(api, w, who, expected, problem):
     assert Budget.objects.filter(guild=w.guild).exists() == (expected == 200)
 
 
+def _external_agents(w) -> ExternalAgent:
+    """Org A's external agent `ext-a` (and org B's `ext-b`), registered by their admins."""
+    from guildsite.accounts.models import Organization
+
+    made, _ = registry.external_agent_register(organization=Organization.objects.get(pk=ORG_A),
+                                               created_by=factories.user("a-admin"), name="ext-a")
+    registry.external_agent_register(organization=Organization.objects.get(pk=ORG_B),
+                                     created_by=factories.user("b-admin"), name="ext-b")
+    return made
+
+
+def external_agent_list(api, w, who, expected, problem):
+    _external_agents(w)
+    response = api.get("/api/external-agents", **w.headers(who))
+    if granted(response, expected, problem):
+        assert {agent["name"] for agent in response.json()} == expected
+
+
+def external_agent_register(api, w, who, expected, problem):
+    response = api.post("/api/external-agents", {"organization_id": ORG_A, "name": "new-one"}, format="json",
+                        **w.headers(who))
+    if granted(response, expected, problem):
+        assert response.json()["key"].startswith("gsk_")
+    assert ExternalAgent.objects.filter(name="new-one").exists() == (expected == 201)
+
+
+def external_agent_detail(api, w, who, expected, problem):
+    made = _external_agents(w)
+    response = api.get(f"/api/external-agents/{made.pk}", **w.headers(who))
+    if granted(response, expected, problem):
+        assert "key" not in response.json()
+
+
+def external_agent_delete(api, w, who, expected, problem):
+    made = _external_agents(w)
+    response = api.delete(f"/api/external-agents/{made.pk}", **w.headers(who))
+    granted(response, expected, problem)
+    assert ExternalAgent.objects.filter(pk=made.pk).exists() == (expected != 204)
+
+
+def external_command_send(api, w, who, expected, problem):
+    made = _external_agents(w)
+    response = api.post(f"/api/external-agents/{made.pk}/commands", {"type": "run", "content": "uname"},
+                        format="json", **w.headers(who))
+    granted(response, expected, problem)
+    assert made.commands.exists() == (expected == 201)
+
+
+def external_command_detail(api, w, who, expected, problem):
+    made = _external_agents(w)
+    command = commands.command_create(agent=made, created_by=None, type="run", content="uname", parameters={},
+                                      timeout_s=60)
+    response = api.get(f"/api/commands/{command.pk}", **w.headers(who))
+    if granted(response, expected, problem):
+        assert response.json()["state"] == "queued"
+
+
 REST = {
+    "external-agent-list": external_agent_list,
+    "external-agent-register": external_agent_register,
+    "external-agent-detail": external_agent_detail,
+    "external-agent-delete": external_agent_delete,
+    "external-command-send": external_command_send,
+    "external-command-detail": external_command_detail,
     "trigger-list": trigger_list,
     "trigger-create": trigger_create,
     "trigger-rotate-secret": trigger_rotate_secret,
