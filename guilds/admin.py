@@ -13,10 +13,13 @@ from django.utils.html import format_html
 
 from catalog.forms import GuildSpecField
 from guilds import dead_letters, schedules, webhooks
+from guilds.external import presence, registry
 from guilds.models import (
     Budget,
     DeadLetter,
     DeliveryStatus,
+    ExternalAgent,
+    ExternalCommand,
     Guild,
     GuildAgent,
     GuildMember,
@@ -34,6 +37,7 @@ from guilds.spec import validate_guild_spec
 from guildsite import permissions
 from guildsite.accounts.admin import OrganizationScopedAdmin, OrganizationScopedInline
 from guildsite.accounts.models import Role
+from guildsite.accounts.services import AccountError
 from guildsite.identity import Actor
 from guildsite.redaction import redact_agent_spec, redact_spec
 
@@ -105,6 +109,11 @@ class GuildAddForm(forms.ModelForm):
                     cleaned["spec"] = GuildSpecField().clean(blueprint.spec)
                 except forms.ValidationError as exc:
                     self.add_error("blueprint", exc)
+        if cleaned.get("spec") and cleaned.get("organization") is not None:
+            try:  # as guild_create checks: an external agent sits only in its own organisation's guilds
+                registry.seats_checked(cleaned["spec"], cleaned["organization"].pk)
+            except registry.SeatRefused as exc:
+                self.add_error("spec" if self.data.get("spec") else "blueprint", str(exc))
         return cleaned
 
 
@@ -432,3 +441,90 @@ class BudgetAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_module_permission(request)
+
+
+class ExternalAgentAddForm(forms.ModelForm):
+    class Meta:
+        model = ExternalAgent
+        fields = ["organization", "name"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        organization = data.get("organization")
+        if organization is not None:
+            try:
+                permissions.external_agent_manage_check(Actor(user=self.acting_user), organization.pk,
+                                                        doing="registering an external agent")
+            except permissions.PermissionProblem as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return data
+
+
+@admin.register(ExternalAgent)
+class ExternalAgentAdmin(OrganizationScopedAdmin):
+    """External agents (seed 003): registered here or over REST (the key shown once), seen with their status, and
+    deleted (their keys stop working)."""
+
+    list_display = ["name", "organization", "status_now", "version", "hostname", "last_seen_at", "created_at"]
+    list_select_related = ["organization"]
+    search_fields = ["id", "name", "hostname"]
+    shown = ["organization", "name", "status_now", "version", "capabilities", "hostname", "platform", "metrics",
+             "last_seen_at", "messages_waiting", "created_by", "created_at"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any):
+        if obj is None:
+            kwargs["form"] = type("ExternalAgentAddFormFor", (ExternalAgentAddForm,), {"acting_user": request.user})
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["organization", "name"] if obj is None else self.shown
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [] if obj is None else self.shown
+
+    @admin.display(description="status")
+    def status_now(self, agent: ExternalAgent) -> str:
+        return presence.effective_status(agent)
+
+    @admin.display(description="messages waiting")
+    def messages_waiting(self, agent: ExternalAgent) -> int:
+        return agent.deliveries.count()
+
+    def save_model(self, request: HttpRequest, obj: ExternalAgent, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            return  # nothing here is edited: it is what the agent said of itself
+        try:
+            agent, key = registry.external_agent_register(organization=obj.organization, created_by=request.user,
+                                                          name=obj.name)
+        except (registry.TooMany, AccountError) as exc:
+            self.message_user(request, f"Not registered: {exc}", messages.ERROR)
+            return
+        obj.pk = agent.pk
+        obj.refresh_from_db()
+        obj._state.adding = False
+        self.message_user(request, f"{agent.name} registered. Its key, shown this once: {key}", messages.WARNING)
+
+    def delete_model(self, request: HttpRequest, obj: ExternalAgent) -> None:
+        registry.external_agent_delete(agent=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for agent in queryset:
+            registry.external_agent_delete(agent=agent)
+
+
+@admin.register(ExternalCommand)
+class ExternalCommandAdmin(OrganizationScopedAdmin):
+    """Commands sent to external agents (over REST) and their results."""
+
+    organization_lookup = "agent__organization"
+    list_display = ["type", "agent", "state", "success", "exit_code", "created_at", "finished_at"]
+    list_filter = ["state", "is_cancellation"]
+    list_select_related = ["agent"]
+    search_fields = ["id", "agent__id", "agent__name", "type"]
+    fields = ["agent", "type", "content", "parameters", "timeout_s", "is_cancellation", "cancels", "state", "success",
+              "output", "error_message", "exit_code", "execution_time_ms", "created_by", "created_at", "expires_at",
+              "sent_at", "acknowledged_at", "finished_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False

@@ -114,21 +114,28 @@ def seats_in(spec: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
             if isinstance(agent, dict) and canonical_class_name(str(agent.get("class_name", ""))) == EXTERNAL_CLASS]
 
 
-def seats_record(guild: Guild) -> None:
-    """Check that every seat of the guild names an external agent of the guild's organisation, and remember the
-    seats (inside the transaction that stores the guild). SeatRefused otherwise."""
-    rows = []
-    for index, agent in seats_in(guild.spec):
+def seats_checked(spec: dict[str, Any], organization_id: str | None) -> list[tuple[str, str, str]]:
+    """(seat id, seat name, registration id) of each seat in `spec`; SeatRefused unless every one names an
+    external agent of `organization_id`."""
+    seats = []
+    for index, agent in seats_in(spec):
         registration_id = str((agent.get("properties") or {}).get("registration_id", ""))
-        field = f"spec.agents[{index}].properties.registration_id"
-        exists = guild.organization_id is not None and ExternalAgent.objects.filter(
-            pk=registration_id, organization_id=guild.organization_id).exists()
+        exists = organization_id is not None and ExternalAgent.objects.filter(
+            pk=registration_id, organization_id=organization_id).exists()
         if not exists:
-            raise SeatRefused(field, f"agent '{agent.get('id')}' names external agent '{registration_id}', which is not "
-                                     f"registered in organisation '{guild.organization_id}'")
-        rows.append(ExternalSeat(agent_id=registration_id, guild=guild, seat_id=str(agent.get("id")),
-                                 seat_name=str(agent.get("name", ""))))
-    ExternalSeat.objects.bulk_create(rows)
+            raise SeatRefused(f"spec.agents[{index}].properties.registration_id",
+                              f"agent '{agent.get('id')}' names external agent '{registration_id}', which is not "
+                              f"registered in organisation '{organization_id}'")
+        seats.append((str(agent.get("id")), str(agent.get("name", "")), registration_id))
+    return seats
+
+
+def seats_record(guild: Guild) -> None:
+    """Remember where the guild seats external agents (inside the transaction that stores the guild); SeatRefused
+    if one is not of the guild's organisation."""
+    ExternalSeat.objects.bulk_create([
+        ExternalSeat(agent_id=registration_id, guild=guild, seat_id=seat_id, seat_name=seat_name)
+        for seat_id, seat_name, registration_id in seats_checked(guild.spec, guild.organization_id)])
 
 
 def seats_of(agent_id: str) -> list[ExternalSeat]:
