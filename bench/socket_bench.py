@@ -51,8 +51,9 @@ async def launch_guild(server: LiveServer, agent: dict[str, Any] = ECHO_AGENT) -
 
 
 class User:
-    def __init__(self, server: LiveServer, guild_id: str, index: int) -> None:
+    def __init__(self, server: LiveServer, guild_id: str, index: int, answer_prefix: str = "Echo: ") -> None:
         self.server, self.guild_id, self.user_id = server, guild_id, f"bench{index}"
+        self.answer_prefix = answer_prefix  # what the answering agent puts before the text it got
         self.latencies: list[float] = []
         self.sent = 0
         self.received = 0
@@ -77,7 +78,7 @@ class User:
             try:
                 while True:
                     frame = json.loads(await asyncio.wait_for(self.user.recv(), 5))
-                    if frame["payload"].get("text") == f"Echo: {tag}":
+                    if frame["payload"].get("text") == f"{self.answer_prefix}{tag}":
                         self.latencies.append((time.perf_counter() - started) * 1000)
                         self.received += 1
                         break

@@ -575,7 +575,7 @@ class ExternalCommand(models.Model):
     success = models.BooleanField(null=True, blank=True)
     output = models.TextField(blank=True, default="")
     error_message = models.TextField(blank=True, default="")
-    exit_code = models.IntegerField(null=True, blank=True)
+    exit_code = models.BigIntegerField(null=True, blank=True)  # Windows' NTSTATUS codes pass 2^31
     execution_time_ms = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()

@@ -138,10 +138,13 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "guildsite.sqlite3",
-            # WAL lets the agents' writes and the API's reads overlap.
+            # WAL lets the agents' writes and the API's reads overlap. synchronous=NORMAL, as SQLite advises with
+            # WAL: a commit is not flushed to disk on its own (a crash of the process loses nothing; only a power
+            # cut may lose the last commits), which makes each commit several times cheaper.
             # IMMEDIATE: a transaction takes the write lock when it begins, waiting up to `timeout` for it; a
             # deferred one that reads first fails at once ("database is locked") when another wrote meanwhile.
-            "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"},
+            "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                        "transaction_mode": "IMMEDIATE"},
             # A file, not shared-cache memory: agents write from the runtime thread while tests read.
             "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
         }

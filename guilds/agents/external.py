@@ -31,6 +31,14 @@ class ExternalAgent(Agent):
         model_config = ConfigDict(extra="forbid")
         registration_id: str = Field(min_length=1, max_length=64)
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.waiting_at_most: int | None = None  # how many of its messages wait at most (None: count them)
+
+    def import_memory(self, memory: dict | None) -> None:
+        # Loaded for a drain (the Celery engine), perhaps in another process than the last one: count afresh.
+        self.waiting_at_most = None
+
     @property
     def registration_id(self) -> str:
         return self.properties.registration_id
@@ -54,4 +62,5 @@ class ExternalAgent(Agent):
     async def keep_for_external_agent(self, ctx: HandlerContext) -> None:
         from guilds.external.inbox import message_enqueue
 
-        await message_enqueue(self.host, self.registration_id, ctx.message)
+        self.waiting_at_most = await message_enqueue(self.host, self.registration_id, ctx.message,
+                                                     self.waiting_at_most)

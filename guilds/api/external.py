@@ -97,7 +97,7 @@ class CommandRequestSerializer(serializers.Serializer):
 
 
 def _work_waits(agent_id: str) -> None:
-    transaction.on_commit(lambda: runtime_loop.run(signals.work_waits(agent_id)))
+    transaction.on_commit(lambda: runtime_loop.run(signals.work_waits(agent_id, commands=True)))
 
 
 class ExternalAgentsApi(APIView):

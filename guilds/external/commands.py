@@ -74,17 +74,19 @@ def command_cancel(*, target: ExternalCommand, created_by: AbstractBaseUser | No
     return cancellation
 
 
-def commands_to_send(agent_id: str, *, resend: bool) -> list[ExternalCommand]:
-    """Commands for a connected agent, oldest first: the queued ones; with `resend` (a new connection), also those
-    sent before and not finished."""
+def commands_claim(agent_id: str, *, resend: bool) -> list[ExternalCommand]:
+    """Commands to send to a connected agent now, oldest first, marked sent: the queued ones (each claimed by one
+    connection); with `resend` (a new connection), also those sent before and not finished."""
     commands_expire(agent_id)
     states = OPEN_STATES if resend else (CommandState.QUEUED,)
-    return list(ExternalCommand.objects.filter(agent_id=agent_id, state__in=states).order_by("created_at", "id")[:100])
-
-
-def command_sent(command: ExternalCommand) -> None:
-    ExternalCommand.objects.filter(pk=command.pk, state=CommandState.QUEUED).update(state=CommandState.SENT,
-                                                                                    sent_at=timezone.now())
+    candidates = list(ExternalCommand.objects.filter(agent_id=agent_id, state__in=states).order_by("created_at", "id")[:100])
+    claimed = []
+    now = timezone.now()
+    for command in candidates:
+        if command.state != CommandState.QUEUED or ExternalCommand.objects.filter(
+                pk=command.pk, state=CommandState.QUEUED).update(state=CommandState.SENT, sent_at=now):
+            claimed.append(command)
+    return claimed
 
 
 def command_acknowledged(agent_id: str, command_id: str) -> bool:

@@ -66,7 +66,17 @@ def external_agent_delete(*, agent: ExternalAgent) -> None:
     with transaction.atomic():
         ApiKey.objects.filter(agent_registration_id=agent.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         agent.delete()
+        agent_id = agent.pk
+        transaction.on_commit(lambda: _revoked(agent_id))
     logger.info("external agent deleted", extra={"organization_id": agent.organization_id, "external_agent_id": agent.pk})
+
+
+def _revoked(agent_id: str) -> None:
+    """Its open socket closes now, not at its next check."""
+    from guilds.external import signals
+    from guilds.runtime import loop as runtime_loop
+
+    runtime_loop.run(signals.work_waits(agent_id, revoked=True))
 
 
 def agent_for_credential(credential: str) -> ExternalAgent:

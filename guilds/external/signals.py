@@ -1,8 +1,10 @@
 """Wake-ups for external agents' sockets, on the site's live bus (any process publishes, the socket's process
-hears). A wake-up carries nothing: the socket reads the database, so one that is lost costs a delay until the
-socket's next periodic look, never a message."""
+hears). The database is the record: a wake-up that is lost costs a delay until the socket's next periodic look,
+never a message; one may carry a message, so the socket sends it without reading the queue."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from guilds.runtime import live
 
@@ -19,9 +21,21 @@ def status_topic(organization_id: str) -> str:
     return f"external-status:{organization_id}"
 
 
-async def work_waits(agent_id: str, *, connection: str = "") -> None:
-    """Something waits for the agent; with `connection`, that connection registered (older ones close)."""
-    await live.publish(WORK, {"agent_id": agent_id, "connection": connection}, [work_topic(agent_id)])
+async def work_waits(agent_id: str, *, deliveries: list[dict[str, Any]] | None = None, commands: bool = False,
+                     connection: str = "", revoked: bool = False) -> None:
+    """Something waits for the agent: `deliveries` (each with the message, so the socket need not read it), a
+    command, or (neither) anything, to be read from the queue; with `connection`, that connection registered
+    (older ones close); `revoked`, the agent was deleted (its socket closes)."""
+    payload: dict[str, Any] = {"agent_id": agent_id}
+    if deliveries:
+        payload["deliveries"] = deliveries
+    if commands:
+        payload["commands"] = True
+    if connection:
+        payload["connection"] = connection
+    if revoked:
+        payload["revoked"] = True
+    await live.publish(WORK, payload, [work_topic(agent_id)])
 
 
 async def status_changed(organization_id: str, entry: dict) -> None:

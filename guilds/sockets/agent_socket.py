@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 import uuid
 from collections import OrderedDict
@@ -21,6 +22,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.utils import timezone
 
 from guilds.engines import bus_of
 from guilds.external import commands, inbox, presence, registry, signals
@@ -41,6 +43,8 @@ CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_PONGS_STOPPED = 4408
 CLOSE_REPLACED = 4409
+CLOSE_POLICY = 1008
+REGISTER_WITHIN_SECONDS = 30  # a socket that never registers does not stay open on a valid key
 
 # Error codes of `error` frames.
 INVALID_JSON = "invalid_json"
@@ -55,10 +59,17 @@ UNKNOWN_DELIVERY = "unknown_delivery"
 UNKNOWN_COMMAND = "unknown_command"
 GUILD_STOPPED = "guild_stopped"
 PUBLISH_FAILED = "publish_failed"
+INTERNAL = "internal"
+ELAPSED_MAX_MS = 10**12
 
 STATUSES = frozenset({ExternalStatus.ONLINE, ExternalStatus.BUSY, ExternalStatus.OFFLINE})
 FORMAT_MAX_CHARS = 256
 RECENT_ORIGINS = 1_000  # messages sent on this connection, kept for replies that come after their ack
+RECENT_MAX_CHARS = 8 * 1024 * 1024  # ...and at most this much of them
+ACKED_REMEMBERED = 10_000
+ACK_FLUSH_SECONDS = 0.05
+ACK_BATCH = 100
+TARGET_SECONDS = 2.0  # how long a guild looked up for publishing is used before it is read again
 
 
 class Close(Exception):
@@ -72,19 +83,23 @@ def _frame(type_: str, **fields: Any) -> str:
     return json.dumps({"type": type_, **fields}, separators=(",", ":"))
 
 
-def _int_of(value: Any) -> int | None:
+def _int_of(value: Any, *, minimum: int = 0, maximum: int = 2**63 - 1) -> int | None:
+    """An integer (or a string of ASCII digits) within [minimum, maximum]; None otherwise."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value if abs(value) < 2**63 else None
-    if isinstance(value, str) and value.isdigit() and len(value) <= 18:
-        return int(value)
+    if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit() and len(value) <= 20:
+        value = int(value)
+    if isinstance(value, int) and minimum <= value <= maximum:
+        return value
     return None
 
 
 def _command_frame(command: ExternalCommand) -> str:
+    # The time left, not the whole timeout: a command that waited for an offline agent has less of it.
+    left = max(1, math.ceil((command.expires_at - timezone.now()).total_seconds()))
     return _frame("command", command_id=command.pk, command_type=command.type, content=command.content,
-                  parameters=command.parameters, is_cancellation=command.is_cancellation, timeout_s=command.timeout_s)
+                  parameters=command.parameters, is_cancellation=command.is_cancellation,
+                  timeout_s=min(command.timeout_s, left))
 
 
 class AgentSocketConsumer(AsyncWebsocketConsumer):
@@ -101,11 +116,20 @@ class AgentSocketConsumer(AsyncWebsocketConsumer):
         self.background: set[asyncio.Task] = set()
         self.in_flight: dict[int, tuple[str, int]] = {}  # delivery id -> (guild id, message id)
         self.recent: OrderedDict[tuple[str, int], tuple[str, str]] = OrderedDict()  # -> (seat id, message JSON)
+        self.recent_chars = 0
         self.commands_resend = True
+        self.pushed: list[dict[str, Any]] = []  # deliveries a wake-up carried, not sent yet
+        self.scan_due = self.commands_due = False
+        self.backlog = True  # more may wait in the queue than was sent: read it (until a scan finds the end)
+        self.acked: OrderedDict[int, None] = OrderedDict()  # recently acknowledged: a late wake-up does not resend
+        self.acked_pending: set[int] = set()  # acknowledged, removed from the queue in the next batch
+        self.ack_flush_at = 0.0
+        self.ack_flush_scheduled = False
+        self.targets: dict[str, tuple[float, Guild, dict]] = {}  # guild id -> (until, guild, seat): publish lookups
         self.status_followers: list[str] | None = None  # status updates held until the snapshot is out
         self.loop = asyncio.get_running_loop()
         self.work = asyncio.Event()
-        self.last_pong = self.last_heartbeat = time.monotonic()
+        self.last_pong = self.last_heartbeat = self.opened_at = time.monotonic()
         self.stale = False
         self.bucket = TokenBucket(settings.GUILDSITE_EXTERNAL_RATE_PER_SECOND, settings.GUILDSITE_EXTERNAL_RATE_BURST)
         await self.accept()
@@ -145,6 +169,12 @@ class AgentSocketConsumer(AsyncWebsocketConsumer):
                 await runtime_loop.arun(self.hub.unfollow(followed, self))
             except Exception:
                 logger.exception("agent socket clean-up failed", extra={"external_agent_id": self.agent_id})
+        if self.acked_pending:
+            acked, self.acked_pending = self.acked_pending, set()
+            try:
+                await database_sync_to_async(inbox.deliveries_ack)(self.agent_id, acked)
+            except Exception:  # sent again on the next connection: the SDK drops what it handled
+                logger.exception("could not remove acknowledged messages", extra={"external_agent_id": self.agent_id})
         if self.registered:
             self.registered = False
             try:
@@ -159,16 +189,28 @@ class AgentSocketConsumer(AsyncWebsocketConsumer):
         self.loop.call_soon_threadsafe(self._woken, event)
 
     def _woken(self, event: Message) -> None:
+        payload = event.payload
         if event.format == signals.STATUS:
             if self.status_followers is not None:
-                self.status_followers.append(_frame("status_update", agent=event.payload))
+                self.status_followers.append(_frame("status_update", agent=payload))
             else:
-                self._spawn(self._send(_frame("status_update", agent=event.payload)))
+                self._spawn(self._send(_frame("status_update", agent=payload)))
             return
-        replaced_by = event.payload.get("connection")
+        if payload.get("revoked"):
+            self._spawn(self._close(Close(CLOSE_NOT_AUTHENTICATED, "unauthenticated", "this agent was deleted: its key "
+                                                                                     "no longer works")))
+            return
+        replaced_by = payload.get("connection")
         if replaced_by and replaced_by != self.connection_id and self.registered:
             self._spawn(self._close(Close(CLOSE_REPLACED, "replaced", "another connection of this agent registered")))
             return
+        if payload.get("commands"):
+            self.commands_due = True
+        deliveries = payload.get("deliveries")
+        if deliveries:
+            self.pushed.extend(deliveries)
+        elif not payload.get("commands"):
+            self.scan_due = True
         self.work.set()
 
     def _spawn(self, coro) -> None:
@@ -182,46 +224,99 @@ class AgentSocketConsumer(AsyncWebsocketConsumer):
 
     # --- what waits, out -------------------------------------------------------------------
     async def _pump(self) -> None:
+        """One task sends everything, in order: messages a wake-up carried (no database read for them), a scan of
+        the queue when one may have been missed (at registration, with the window full, every ping interval),
+        commands, and the acknowledged messages' removal, in batches."""
         while True:
             try:
                 await asyncio.wait_for(self.work.wait(), settings.GUILDSITE_EXTERNAL_PING_SECONDS)
             except TimeoutError:
-                pass  # a look now and then: a wake-up may have been lost
+                self.scan_due = self.commands_due = True  # a look now and then: a wake-up may have been lost
             self.work.clear()
             if not self.registered or self.closing:
                 continue
             try:
-                await self._send_waiting()
+                if self.commands_due:
+                    self.commands_due = False
+                    await self._send_commands()
+                if self.scan_due or self.backlog:
+                    self.scan_due = False
+                    self.pushed.clear()  # the scan reads them from the queue, in order
+                    await self._scan()
+                elif self.pushed:
+                    pushed, self.pushed = self.pushed, []
+                    await self._send_pushed(pushed)
+                elif self.acked_pending and (len(self.acked_pending) >= ACK_BATCH
+                                             or time.monotonic() >= self.ack_flush_at):
+                    acked, self.acked_pending = self.acked_pending, set()
+                    await database_sync_to_async(inbox.deliveries_ack)(self.agent_id, acked)
+                elif self.acked_pending:
+                    self._spawn(self._flush_acks_later())
             except Exception:
                 logger.exception("sending to an external agent failed", extra={"external_agent_id": self.agent_id})
+                self.scan_due = True  # what was not sent is read again from the queue
 
-    async def _send_waiting(self) -> None:
-        room = settings.GUILDSITE_EXTERNAL_IN_FLIGHT - len(self.in_flight)
-        deliveries, to_send = await database_sync_to_async(self._waiting)(room, self.commands_resend)
-        self.commands_resend = False
+    async def _flush_acks_later(self) -> None:
+        """Acknowledged messages are removed in batches: one write per ACK_FLUSH_SECONDS, not one per message."""
+        if self.ack_flush_scheduled:
+            return
+        self.ack_flush_scheduled = True
+        try:
+            await asyncio.sleep(max(0.0, self.ack_flush_at - time.monotonic()))
+        finally:
+            self.ack_flush_scheduled = False
+        self.work.set()
+
+    def _room(self) -> int:
+        return settings.GUILDSITE_EXTERNAL_IN_FLIGHT - len(self.in_flight)
+
+    async def _deliver(self, delivery_id: int, guild_id: str, seat_id: str, message_id: int, message: str) -> None:
+        self.in_flight[delivery_id] = (guild_id, message_id)
+        self.recent[(guild_id, message_id)] = (seat_id, message)
+        self.recent_chars += len(message)
+        while len(self.recent) > RECENT_ORIGINS or self.recent_chars > RECENT_MAX_CHARS:
+            _, (_, dropped) = self.recent.popitem(last=False)
+            self.recent_chars -= len(dropped)
+        # The stored JSON goes out as it is: no decoding and encoding again per message.
+        await self._send(f'{{"type":"message","delivery_id":"{delivery_id}","guild_id":{json.dumps(guild_id)},'
+                         f'"message":{message}}}')
+
+    async def _send_pushed(self, pushed: list[dict[str, Any]]) -> None:
+        for delivery in pushed:
+            delivery_id = delivery["id"]
+            if delivery_id in self.in_flight or delivery_id in self.acked:
+                continue  # a scan sent it already
+            if self._room() <= 0:
+                self.backlog = True  # the rest waits in the queue: a scan sends it as acknowledgements free the window
+                return
+            await self._deliver(delivery_id, delivery["guild_id"], delivery["seat_id"], delivery["message_id"],
+                                delivery["message"])
+
+    async def _scan(self) -> None:
+        acked, self.acked_pending = self.acked_pending, set()
+        room = self._room()
+        # Taken here, on the loop: what is sent or acknowledged while the read runs was in one of these then.
+        sent_or_acked = [*self.in_flight, *acked]
+        deliveries = await database_sync_to_async(self._waiting)(room, acked, sent_or_acked)
+        self.backlog = room <= 0 or len(deliveries) >= room
         for delivery in deliveries:
-            self.in_flight[delivery.pk] = (delivery.guild_id, delivery.message_id)
-            self.recent[(delivery.guild_id, delivery.message_id)] = (delivery.seat_id, delivery.message)
-            while len(self.recent) > RECENT_ORIGINS:
-                self.recent.popitem(last=False)
-            # The stored JSON goes out as it is: no decoding and encoding again per message.
-            await self._send(f'{{"type":"message","delivery_id":"{delivery.pk}",'
-                             f'"guild_id":{json.dumps(delivery.guild_id)},"message":{delivery.message}}}')
+            if delivery.pk not in self.in_flight and delivery.pk not in self.acked:
+                await self._deliver(delivery.pk, delivery.guild_id, delivery.seat_id, delivery.message_id,
+                                    delivery.message)
+
+    def _waiting(self, room: int, acked: set[int], sent_or_acked: list[int]) -> list:
+        inbox.deliveries_ack(self.agent_id, acked)
+        if room <= 0:
+            return []
+        return list(inbox.waiting_query(self.agent_id).exclude(pk__in=sent_or_acked)[:room])
+
+    async def _send_commands(self) -> None:
+        # Marked sent before they go: a cancellation from now on tells the agent (a connection that drops before
+        # they arrive sends them again to the next one).
+        to_send = await database_sync_to_async(commands.commands_claim)(self.agent_id, resend=self.commands_resend)
+        self.commands_resend = False
         for command in to_send:
             await self._send(_command_frame(command))
-        if to_send:
-            await database_sync_to_async(self._commands_sent)(to_send)
-
-    def _waiting(self, room: int, resend: bool) -> tuple[list, list[ExternalCommand]]:
-        deliveries = []
-        if room > 0:
-            deliveries = list(inbox.waiting_query(self.agent_id).exclude(pk__in=list(self.in_flight))[:room])
-        return deliveries, commands.commands_to_send(self.agent_id, resend=resend)
-
-    @staticmethod
-    def _commands_sent(sent: list[ExternalCommand]) -> None:
-        for command in sent:
-            commands.command_sent(command)
 
     async def _watch(self) -> None:
         """Pings, and the key looked at again (revoked, or its agent deleted: 4401)."""
@@ -234,6 +329,10 @@ class AgentSocketConsumer(AsyncWebsocketConsumer):
                                         f"no pong for {2 * interval:g} s: the connection is closed"))
                 return
             await self._send(_frame("ping"))
+            if not self.registered and time.monotonic() - self.opened_at > REGISTER_WITHIN_SECONDS:
+                await self._close(Close(CLOSE_POLICY, "not_registered", f"no 'register' frame within "
+                                                                        f"{REGISTER_WITHIN_SECONDS} s"))
+                return
             if self.registered and not self.stale and time.monotonic() - self.last_heartbeat > \
                     presence.offline_after().total_seconds():
                 self.stale = True  # connected but silent: offline by its row's reading; tell who follows
@@ -249,6 +348,13 @@ class AgentSocketConsumer(AsyncWebsocketConsumer):
                     return
                 except Exception:
                     logger.exception("checking an agent's key failed; trying again", extra={"external_agent_id": self.agent_id})
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels closes stale database connections before every event; the frames' own reads do that already.
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
 
     # --- frames in --------------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -273,6 +379,9 @@ class AgentSocketConsumer(AsyncWebsocketConsumer):
             await self._send(_frame("error", code=code, detail=str(exc)))
         except Close as close:
             await self._close(close)
+        except Exception:  # the socket goes on: a frame the server failed on is that frame's error only
+            logger.exception("an agent's frame failed", extra={"external_agent_id": self.agent_id})
+            await self._send(_frame("error", code=INTERNAL, detail="the server failed on this frame; it was not taken"))
 
     async def on_register(self, frame: dict[str, Any]) -> None:
         named = frame.get("agent_id")
@@ -281,13 +390,13 @@ class AgentSocketConsumer(AsyncWebsocketConsumer):
         metadata = presence.registration_metadata(frame)
         agent, _ = await database_sync_to_async(presence.agent_connected)(self.agent_id, self.connection_id, metadata)
         self.registered = True
-        self.commands_resend = True
+        self.commands_resend = self.scan_due = self.commands_due = True
         self.last_pong = self.last_heartbeat = time.monotonic()
         await self._send(_frame("registered", agent_id=self.agent_id,
                                 heartbeat_interval_s=presence.heartbeat_interval()))
         # Older connections of this agent close (4409) when they hear it.
         await signals.work_waits(self.agent_id, connection=self.connection_id)
-        self._spawn(presence.announce(agent))
+        await presence.announce(agent)  # awaited: the offline announcement of a close comes after it
         self.work.set()
 
     async def on_heartbeat(self, frame: dict[str, Any]) -> None:
@@ -316,8 +425,16 @@ class AgentSocketConsumer(AsyncWebsocketConsumer):
         delivery_id = _int_of(frame.get("delivery_id"))
         if delivery_id is None:
             raise frames.FrameError(INVALID_FRAME, "an ack needs the 'delivery_id' of a message frame")
-        self.in_flight.pop(delivery_id, None)
-        if not await database_sync_to_async(inbox.delivery_ack)(self.agent_id, delivery_id):
+        if self.in_flight.pop(delivery_id, None) is not None:
+            # Removed within ACK_FLUSH_SECONDS, with others: a crash before then sends it again (at-least-once).
+            if not self.acked_pending:
+                self.ack_flush_at = time.monotonic() + ACK_FLUSH_SECONDS
+            self.acked_pending.add(delivery_id)
+            self.acked[delivery_id] = None
+            while len(self.acked) > ACKED_REMEMBERED:
+                self.acked.popitem(last=False)
+        elif delivery_id in self.acked or not await database_sync_to_async(inbox.deliveries_ack)(self.agent_id,
+                                                                                                {delivery_id}):
             raise frames.FrameError(UNKNOWN_DELIVERY, f"delivery {delivery_id} is not waiting (acknowledged already?)")
         self.work.set()
 
@@ -334,39 +451,57 @@ class AgentSocketConsumer(AsyncWebsocketConsumer):
         if in_response_to is not None and origin_id is None:
             raise frames.FrameError(INVALID_FRAME, "'in_response_to' is the id of a message the agent was sent")
         conversation_id = frame.get("conversation_id")
-        if conversation_id is not None and _int_of(conversation_id) is None:
-            raise frames.FrameError(INVALID_FRAME, "'conversation_id' is a message id")
-        guild, seat, origin = await database_sync_to_async(self._publish_context)(guild_id, origin_id)
+        if conversation_id is not None and not (isinstance(conversation_id, str) and 0 < len(conversation_id) <= 128) \
+                and _int_of(conversation_id) is None:
+            raise frames.FrameError(INVALID_FRAME, "'conversation_id' is a string of 1-128 characters (or an integer)")
+        if guild_id in self.targets and (origin_id is None or (guild_id, origin_id) in self.recent) \
+                and self.targets[guild_id][0] >= time.monotonic():
+            context = self._publish_context(guild_id, origin_id)  # all in memory: no thread hop
+        else:
+            context = await database_sync_to_async(self._publish_context)(guild_id, origin_id)
+        guild, seat, origin, fresh = context
         try:
             await runtime_loop.arun(self._publish(guild, seat, format_name, payload, origin,
-                                                  None if conversation_id is None else _int_of(conversation_id)))
+                                                  None if conversation_id is None else str(conversation_id), fresh))
         except MessagingError as exc:
             raise frames.FrameError(PUBLISH_FAILED, f"not published: {exc}") from None
 
-    def _publish_context(self, guild_id: str, origin_id: int | None) -> tuple[Guild, dict, Message | None]:
-        guild = Guild.objects.filter(pk=guild_id, organization_id=self.organization_id).first()
-        seat = inbox.seat_of(self.agent_id, guild) if guild is not None else None
-        if seat is None:
-            raise frames.FrameError(NOT_FOUND, f"guild '{guild_id}' does not exist or does not seat this agent")
+    def _publish_context(self, guild_id: str, origin_id: int | None) -> tuple[Guild, dict, Message | None, bool]:
+        """(guild, seat, the message answered, whether the guild was read now). Guilds are read again every
+        TARGET_SECONDS; the message answered comes from what this connection sent, else from the queue."""
+        cached = self.targets.get(guild_id)
+        fresh = cached is None or cached[0] < time.monotonic()
+        if fresh:
+            if not ExternalAgent.objects.filter(pk=self.agent_id).exists():
+                raise Close(CLOSE_NOT_AUTHENTICATED, "unauthenticated", "this agent was deleted: its key no longer works")
+            guild = Guild.objects.filter(pk=guild_id, organization_id=self.organization_id).first()
+            seat = inbox.seat_of(self.agent_id, guild) if guild is not None else None
+            if seat is None:
+                self.targets.pop(guild_id, None)
+                raise frames.FrameError(NOT_FOUND, f"guild '{guild_id}' does not exist or does not seat this agent")
+            self.targets[guild_id] = (time.monotonic() + TARGET_SECONDS, guild, seat)
+        _, guild, seat = self.targets[guild_id]
         if guild.status == GuildStatus.STOPPED:
             raise frames.FrameError(GUILD_STOPPED, f"guild '{guild_id}' is stopped")
         if origin_id is None:
-            return guild, seat, None
-        waiting = inbox.waiting_origin(self.agent_id, guild_id, origin_id)
-        if waiting is None and (guild_id, origin_id) in self.recent:
+            return guild, seat, None, fresh
+        if (guild_id, origin_id) in self.recent:
             seat_id, raw = self.recent[(guild_id, origin_id)]
             waiting = seat_id, Message.from_json(raw)
+        else:
+            waiting = inbox.waiting_origin(self.agent_id, guild_id, origin_id)
         if waiting is None:
             raise frames.FrameError(UNKNOWN_MESSAGE, f"message {origin_id} was not sent to this agent in guild "
                                                      f"'{guild_id}' (or not recently enough to answer it)")
         seat_id, origin = waiting
         seat = next((agent for _, agent in registry.seats_in(guild.spec) if str(agent.get("id")) == seat_id), seat)
-        return guild, seat, origin
+        return guild, seat, origin, fresh
 
     @staticmethod
     async def _publish(guild: Guild, seat: dict, format_name: str, payload: dict, origin: Message | None,
-                       conversation_id: int | None) -> None:
-        await guild_resume(guild_id=guild.pk, spec=guild.spec)
+                       conversation_id: str | None, resume: bool) -> None:
+        if resume:  # as often as the guild is read: it counts as used, and a suspended one comes back first
+            await guild_resume(guild_id=guild.pk, spec=guild.spec)
         await inbox.publish_as_seat(bus_of(guild.pk, guild.spec), seat, format_name=format_name, payload=payload,
                                     origin=origin, conversation_id=conversation_id)
 
@@ -384,9 +519,10 @@ class AgentSocketConsumer(AsyncWebsocketConsumer):
         exit_code, elapsed = frame.get("exit_code"), frame.get("execution_time_ms")
         if not isinstance(output, str) or not isinstance(error_message, str):
             raise frames.FrameError(INVALID_FRAME, "'output' and 'error_message' are strings")
-        if exit_code is not None and _int_of(exit_code) is None:
+        if exit_code is not None and _int_of(exit_code, minimum=-(2**31), maximum=2**32 - 1) is None:
             raise frames.FrameError(INVALID_FRAME, "'exit_code' is an integer or null")
-        if elapsed is not None and (isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or elapsed < 0):
+        if elapsed is not None and (isinstance(elapsed, bool) or not isinstance(elapsed, (int, float))
+                                    or not 0 <= elapsed <= ELAPSED_MAX_MS):
             raise frames.FrameError(INVALID_FRAME, "'execution_time_ms' is a number of milliseconds or null")
         try:
             await database_sync_to_async(commands.command_result)(

@@ -262,11 +262,18 @@ def test_an_expired_key_is_a_401(api, problem, key_auth, org):
 
 
 def test_an_agent_bound_key_is_refused_for_general_use(api, problem, key_auth, org):
-    response = _create_key(api, org["member"], agent_registration_id="agent-42")
-    assert response.status_code == 201, response.content
+    _, key = factories.api_key("acme", org["member"], agent_registration_id="agent-42")
 
-    problem(api.get("/api/auth/me", **key_auth(response.json()["key"])), 401, "not_authenticated")
-    problem(api.get("/api/guilds", **key_auth(response.json()["key"])), 401, "not_authenticated")
+    problem(api.get("/api/auth/me", **key_auth(key)), 401, "not_authenticated")
+    problem(api.get("/api/guilds", **key_auth(key)), 401, "not_authenticated")
+
+
+def test_the_general_key_api_cannot_bind_a_key_to_an_external_agent(api, problem, org):
+    # Only registering the agent makes its key: anyone else's key for it would let them act as the agent.
+    body = problem(_create_key(api, org["member"], agent_registration_id="agent-42"), 400, "invalid")
+
+    assert "agent_registration_id" in body["errors"]
+    assert not ApiKey.objects.filter(agent_registration_id="agent-42").exists()
 
 
 def test_an_unknown_key_is_a_401(api, problem, key_auth, org):

@@ -35,12 +35,15 @@ def server():
         "GUILDSITE_EXTERNAL_HEARTBEAT_SECONDS": "0.5", "GUILDSITE_EXTERNAL_PING_SECONDS": str(PING_SECONDS),
         "GUILDSITE_EXTERNAL_QUEUE_LIMIT": str(QUEUE_LIMIT), "GUILDSITE_WS_RECHECK_SECONDS": "1", **service_env()})
     server.migrate()
-    for user in ("testuser123", "mallory", "victor", "eve"):
-        server.manage("create_user", user, "--password-stdin", stdin=f"{user}-password-123\n")
-    server.manage("create_organization", "Test org", "--id", ORG, "--admin", "testuser123")
-    server.manage("add_member", ORG, "mallory", "--role", "member")
-    server.manage("add_member", ORG, "victor", "--role", "viewer")
-    server.manage("create_organization", "Other org", "--id", OTHER_ORG, "--admin", "eve")
+    # The people, in one process (a management command each would start Django eight times).
+    server.manage("shell", "-c", "\n".join([
+        "from guildsite.accounts import services as s",
+        "users = {u: s.user_create(username=u, password=u + '-password-123') for u in "
+        "('testuser123', 'mallory', 'victor', 'eve')}",
+        f"ours = s.organization_create(name='Test org', creator=users['testuser123'], id={ORG!r})",
+        "s.membership_add(organization=ours, username='mallory', role='member')",
+        "s.membership_add(organization=ours, username='victor', role='viewer')",
+        f"s.organization_create(name='Other org', creator=users['eve'], id={OTHER_ORG!r})"]))
     server.start()
     yield server
     server.stop()
@@ -109,7 +112,8 @@ def user_socket(server: LiveServer, guild_id: str, token: str, user: str = "test
 
 
 def say(user_ws, text: str) -> None:
-    user_ws.send(json.dumps({"id": text, "format": "text", "payload": {"text": text}}))
+    # The seed's chat frame, conversation id and all: the agent's reply keeps it.
+    user_ws.send(json.dumps({"id": text, "format": "text", "payload": {"text": text}, "conversationId": "conv_789"}))
 
 
 def helper_said(frame: dict) -> bool:
@@ -196,7 +200,9 @@ def test_an_sdk_agent_answers_chat_goes_offline_and_gets_what_waited_once(server
         guild_reaches(server, token, guild_id, "RUNNING")
         with user_socket(server, guild_id, token) as user:
             say(user, "hello")
-            assert receive_until(user, helper_said, timeout=20)["payload"]["text"] == "external echo: hello"
+            answer = receive_until(user, helper_said, timeout=20)
+            assert answer["payload"]["text"] == "external echo: hello"
+            assert answer["conversation_id"] == "conv_789"
 
             agent.kill()
             receive_until(system, lambda f: f.get("format") == EXTERNAL_STATUS and f["payload"]["status"] == "offline",
@@ -274,6 +280,15 @@ def test_commands_expire_and_are_cancelled_and_a_result_counts_once(server, toke
                         "parameters": {"n": 1}, "is_cancellation": False, "timeout_s": 60}
         raw.send({"type": "command_ack", "command_id": running["id"]})
         command_reaches(server, token, running["id"], "acknowledged")
+        # A result that stores: a Windows exit status past 2^31 included.
+        _, crashed = server.request("POST", f"/api/external-agents/{registration_id}/commands", {"type": "run"},
+                                    headers=bearer(token))
+        raw.expect("command", lambda f: f["command_id"] == crashed["id"])
+        raw.send({"type": "command_result", "command_id": crashed["id"], "success": False, "output": "",
+                  "error_message": "access violation", "exit_code": 3221225477, "execution_time_ms": 12.5})
+        result = command_reaches(server, token, crashed["id"], "failed")["result"]
+        assert result == {"success": False, "output": "", "error_message": "access violation",
+                          "exit_code": 3221225477, "execution_time_ms": 12}
         status, cancellation = server.request("POST", f"/api/external-agents/{registration_id}/commands",
                                               {"cancel": running["id"]}, headers=bearer(token))
         assert status == 201
@@ -384,6 +399,10 @@ def test_bad_frames_get_errors_and_the_socket_stays_usable(server, tokens):
         assert raw.expect("error")["code"] == "invalid_frame"
         raw.send({"type": "ack", "delivery_id": "999999999"})
         assert raw.expect("error")["code"] == "unknown_delivery"
+        raw.send({"type": "ack", "delivery_id": "²"})  # a digit to str.isdigit, not to int()
+        assert raw.expect("error")["code"] == "invalid_frame"
+        raw.send({"type": "command_result", "command_id": "x", "success": True, "execution_time_ms": 1e300})
+        assert raw.expect("error")["code"] == "invalid_frame"
         raw.send({"type": "publish", "guild_id": "nope", "format": "text", "payload": {}})
         assert raw.expect("error")["code"] == "not_found"
         raw.send({"type": "heartbeat", "status": "busy", "metrics": {"load": 0.5}})
@@ -447,7 +466,11 @@ def test_a_full_queue_sends_its_oldest_to_the_dead_letters(server, tokens):
     registration_id, key = register(server, token, "away")
     guild_id = launch(server, token, registration_id)
     guild_reaches(server, token, guild_id, "WARNING")
-    with user_socket(server, guild_id, token) as user:
+    with connect(f"{server.ws_base}/ws/guilds/{guild_id}/syscomms/testuser123?token={token}") as system, \
+            user_socket(server, guild_id, token) as user:
+        # The user's proxy up first: what it forwards then reaches the agent's queue in the order it was said.
+        receive_until(system, lambda f: f.get("format") == REPORT
+                      and f["payload"]["agents"].get("upa-testuser123", {}).get("checkstatus") == "ok", timeout=20)
         texts = [f"m{i}" for i in range(QUEUE_LIMIT + 2)]
         for text in texts:
             say(user, text)

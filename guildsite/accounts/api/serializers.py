@@ -95,8 +95,12 @@ class ApiKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=128)
     scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1, max_length=2)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
-    agent_registration_id = serializers.CharField(required=False, allow_blank=True, default="", max_length=128,
-                                                  help_text="Only this external agent may use the key.")
+
+    def validate(self, data: dict) -> dict:
+        if "agent_registration_id" in self.initial_data:  # such a key would admit whoever made it as that agent
+            raise serializers.ValidationError({"agent_registration_id": [
+                "an external agent's key is made with it: POST /api/external-agents (organisation admins)"]})
+        return data
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
