@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 OPEN_STATES = (CommandState.QUEUED, CommandState.SENT, CommandState.ACKNOWLEDGED)
 FINAL_STATES = (CommandState.SUCCEEDED, CommandState.FAILED, CommandState.CANCELLED, CommandState.EXPIRED)
 DEFAULT_TIMEOUT_S = 300
+RESULT_GRACE_SECONDS = 5
 OUTPUT_MAX_CHARS = 1_000_000
 ERROR_MAX_CHARS = 10_000
 
@@ -33,8 +34,10 @@ class CommandClosed(Exception):
 
 
 def commands_expire(agent_id: str | None = None) -> int:
-    """Open commands past their timeout become `expired` (looked at whenever commands are read or sent)."""
-    open_commands = ExternalCommand.objects.filter(state__in=OPEN_STATES, expires_at__lte=timezone.now())
+    """Open commands past their timeout, and RESULT_GRACE_SECONDS more, become `expired` (looked at whenever
+    commands are read or sent). The grace lets the agent's own report of its timeout arrive and count."""
+    deadline = timezone.now() - timedelta(seconds=RESULT_GRACE_SECONDS)
+    open_commands = ExternalCommand.objects.filter(state__in=OPEN_STATES, expires_at__lte=deadline)
     if agent_id is not None:
         open_commands = open_commands.filter(agent_id=agent_id)
     return open_commands.update(state=CommandState.EXPIRED, finished_at=timezone.now(),

@@ -49,7 +49,7 @@ class Migration(migrations.Migration):
                 ('success', models.BooleanField(blank=True, null=True)),
                 ('output', models.TextField(blank=True, default='')),
                 ('error_message', models.TextField(blank=True, default='')),
-                ('exit_code', models.BigIntegerField(blank=True, null=True)),
+                ('exit_code', models.IntegerField(blank=True, null=True)),
                 ('execution_time_ms', models.BigIntegerField(blank=True, null=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('expires_at', models.DateTimeField()),

@@ -491,3 +491,48 @@ def test_a_full_queue_sends_its_oldest_to_the_dead_letters(server, tokens):
         assert raw.expect("error")["code"] == "unknown_delivery"  # acknowledged: gone
     finally:
         raw.close()
+
+
+def test_the_sdk_times_commands_out_and_stops_cancelled_ones(server, tokens):
+    """The SDK's side of timeouts and cancellation, against the server: its result says why the command ended."""
+    import asyncio
+    import threading
+
+    from guildsite_agent import Agent
+
+    token = tokens["testuser123"]
+    registration_id, key = register(server, token, "sleeper")
+    agent = Agent(f"{server.ws_base}/ws/agents/", key, name="sleeper")
+    started = threading.Event()
+
+    @agent.command("sleep")
+    async def sleep(cmd):
+        started.set()
+        await asyncio.sleep(float(cmd.content))  # the work itself: a long one, cut short by a timeout or a cancel
+        return "woke"
+
+    runner = threading.Thread(target=lambda: asyncio.run(agent.serve()), daemon=True)
+    runner.start()
+    try:
+        _, quick = server.request("POST", f"/api/external-agents/{registration_id}/commands",
+                                  {"type": "sleep", "content": "0"}, headers=bearer(token))
+        assert command_reaches(server, token, quick["id"], "succeeded")["result"]["output"] == "woke"
+        _, slow = server.request("POST", f"/api/external-agents/{registration_id}/commands",
+                                 {"type": "sleep", "content": "60", "timeout_s": 2}, headers=bearer(token))
+        timed_out = command_reaches(server, token, slow["id"], "failed")["result"]
+        assert timed_out["error_message"] == "timed out after 2 s"
+        started.clear()
+        _, long = server.request("POST", f"/api/external-agents/{registration_id}/commands",
+                                 {"type": "sleep", "content": "60"}, headers=bearer(token))
+        assert started.wait(20)
+        command_reaches(server, token, long["id"], "acknowledged")
+        _, cancellation = server.request("POST", f"/api/external-agents/{registration_id}/commands",
+                                         {"cancel": long["id"]}, headers=bearer(token))
+        assert command_reaches(server, token, cancellation["id"], "succeeded")["result"]["output"] == "cancelled"
+        assert command_reaches(server, token, long["id"], "cancelled")["state"] == "cancelled"
+    finally:
+        agent.stop()
+        runner.join(15)
+    assert not runner.is_alive()
+    _, seen = server.request("GET", f"/api/external-agents/{registration_id}", headers=bearer(token))
+    assert seen["status"] == "offline"  # it said so on its way out

@@ -90,7 +90,7 @@ def test_a_command_past_its_timeout_reads_expired_and_takes_no_result(api, peopl
     agent_id = register(api).json()["id"]
     made = command(api, agent_id, type="run").json()
     agent = ExternalAgent.objects.get(pk=agent_id)
-    agent.commands.filter(pk=made["id"]).update(expires_at=timezone.now())
+    agent.commands.filter(pk=made["id"]).update(expires_at=timezone.now() - timedelta(seconds=commands.RESULT_GRACE_SECONDS))
     assert api.get(f"/api/commands/{made['id']}", **factories.bearer("member")).json()["state"] == "expired"
     state = commands.command_result(agent_id, made["id"], success=True, output="late", error_message="", exit_code=0,
                                     execution_time_ms=1)

@@ -251,10 +251,12 @@ def test_a_blocking_sync_handler_does_not_stall_other_agents(rig):
     guild = rig.create(with_probe())
     rig.wait_status(guild, GuildStatus.RUNNING)
     watcher = rig.observe(guild, t.agent_inbox("tester"))
-    watcher.publish("probe_topic", {"seconds": 1.0}, format="probe.blocking")
+    # Blocked for 3 s: the echo must come while the probe is still blocked (a loaded CI machine takes more than
+    # a second for an echo now and then, which an earlier 1 s block mistook for a stall).
+    watcher.publish("probe_topic", {"seconds": 3.0}, format="probe.blocking")
     watcher.publish("echo_topic", {"text": "still here"})
-    echo = watcher.wait(lambda m: m.payload.get("text") == "Echo: still here", timeout=0.8, what="a prompt echo")
-    blocked = watcher.wait(lambda m: m.format == "probe.blocked", timeout=3)
+    echo = watcher.wait(lambda m: m.payload.get("text") == "Echo: still here", timeout=2.5, what="a prompt echo")
+    blocked = watcher.wait(lambda m: m.format == "probe.blocked", timeout=8)
     assert watcher.messages.index(echo) < watcher.messages.index(blocked)
 
 

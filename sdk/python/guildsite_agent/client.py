@@ -274,5 +274,8 @@ class Agent:
             except ConnectionClosed:
                 pass
         if keep:
+            if len(self._outbox) == self._outbox.maxlen:  # the oldest makes room: say so, never silently
+                log.warning("outbox full (%d frames waiting for a connection): dropping the oldest %s frame",
+                            len(self._outbox), self._outbox[0].get("type"))
             self._outbox.append(frame)
         return False
