@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo_data --host $(HOST) --port $(PORT)
-	$(PY) -m guildsite.serve -b $(HOST) -p $(PORT) guildsite.asgi:application
+	GRPC_HOST=$(HOST) $(PY) -m guildsite.serve -b $(HOST) -p $(PORT) guildsite.asgi:application
 
 test: install
 	$(PY) tests/run_suites.py

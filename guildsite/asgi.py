@@ -26,6 +26,7 @@ from guilds import process  # noqa: E402
 from guildsite.startup import (  # noqa: E402
     relaunch_live_guilds_in_background,
     send_webhooks_in_background,
+    serve_grpc_in_background,
     share_the_server_loop,
     tick_schedules_in_background,
 )
@@ -35,3 +36,4 @@ if process.role() == process.ProcessRole.WEB:  # guildsite.serve, not a test or 
     relaunch_live_guilds_in_background()
     tick_schedules_in_background()
     send_webhooks_in_background()
+    serve_grpc_in_background()

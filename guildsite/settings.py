@@ -222,6 +222,11 @@ if GUILDSITE_EXECUTION_ENGINE == "inprocess" and not REDIS_URL and not DEBUG:
 GUILDSITE_HEARTBEAT_INTERVAL = env_float("GUILDSITE_HEARTBEAT_INTERVAL", 5.0, minimum=0.05)
 # An agent silent for this long makes its guild WARNING.
 GUILDSITE_HEARTBEAT_TIMEOUT = env_float("GUILDSITE_HEARTBEAT_TIMEOUT", 15.0, minimum=0.1)
+# Seed 003's gRPC services (guilds.grpc): served by the web process on the embedded default, else by
+# `manage.py rungrpc` (the Procfile's `grpc`). GRPC_PORT 0: not served.
+GRPC_PORT = env_int("GRPC_PORT", 50051, minimum=0, maximum=65535)
+GRPC_HOST = env_str("GRPC_HOST") or "127.0.0.1"  # `make run` sets it to its HOST
+GUILDSITE_GRPC_IN_PROCESS = env_bool("GUILDSITE_GRPC_IN_PROCESS", not REDIS_URL)
 # External agents (guilds.external): the heartbeat interval they are given, offline after this many missed; a
 # ping every GUILDSITE_EXTERNAL_PING_SECONDS and a close (4408) when two go unanswered; at most this many
 # messages wait per agent (the oldest go to the dead letters) and this many are sent before it acknowledges.

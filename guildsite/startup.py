@@ -1,6 +1,6 @@
 """What the web process does when it starts (guildsite.asgi, when guilds.process says this is the web
 server): share daphne's loop with the runtime, relaunch the guilds that should be running, in a
-thread so the server answers at once, and (embedded) fire the schedules and send the webhooks."""
+thread so the server answers at once, and (embedded) fire the schedules, send the webhooks and serve gRPC."""
 
 from __future__ import annotations
 
@@ -69,3 +69,24 @@ def send_webhooks_in_background() -> None:
     left pending by the last run of the server are swept and sent again."""
     if settings.GUILDSITE_WEBHOOK_SENDER == "inprocess":
         webhooks.local_sender()
+
+
+def serve_grpc_in_background() -> None:
+    """The embedded default's gRPC server (GUILDSITE_GRPC_IN_PROCESS), on the runtime loop with the agents. A port
+    that cannot be had is logged, not fatal: the site serves HTTP and WebSockets all the same."""
+    if not settings.GUILDSITE_GRPC_IN_PROCESS or not settings.GRPC_PORT:
+        return
+    from guilds.grpc.server import grpc_server_start
+
+    async def start() -> None:
+        global _grpc_server
+        try:
+            _grpc_server, _ = await grpc_server_start(settings.GRPC_HOST, settings.GRPC_PORT)
+        except Exception:
+            logger.exception("gRPC not served: %s:%d could not be bound (GRPC_PORT=0 turns it off)",
+                             settings.GRPC_HOST, settings.GRPC_PORT)
+
+    runtime_loop.submit(start())
+
+
+_grpc_server = None  # kept: a server nobody references is stopped

@@ -110,6 +110,20 @@ def agent_heartbeat(agent_id: str, connection_id: str, status: str, metrics: dic
     return agent, effective_status(agent) != before
 
 
+def agent_seen(agent_id: str, status: str, metrics: dict[str, Any] | None = None,
+               metadata: dict[str, Any] | None = None) -> tuple[ExternalAgent, bool]:
+    """What a connectionless transport (gRPC) says of the agent: its status now, and optionally its metrics and
+    registration metadata; (the agent now, whether its status changed). Offline once its heartbeats stop."""
+    agent = ExternalAgent.objects.get(pk=agent_id)
+    before = effective_status(agent)
+    fields: dict[str, Any] = {"status": status, "last_seen_at": timezone.now(), **(metadata or {})}
+    if metrics is not None:
+        fields["metrics"] = metrics
+    ExternalAgent.objects.filter(pk=agent_id).update(**fields)
+    agent.refresh_from_db()
+    return agent, effective_status(agent) != before
+
+
 def agent_disconnected(agent_id: str, connection_id: str) -> ExternalAgent | None:
     """Offline, unless a newer connection took over; the agent if it went offline now."""
     updated = ExternalAgent.objects.filter(pk=agent_id, connection_id=connection_id).update(

@@ -63,12 +63,12 @@ def external_agent_register(*, organization: Organization, created_by: AbstractB
 
 def external_agent_delete(*, agent: ExternalAgent) -> None:
     """Its keys revoked (a connected socket is closed at its next check), its queue and commands gone."""
+    agent_id = agent.pk  # before the delete, which clears it
     with transaction.atomic():
-        ApiKey.objects.filter(agent_registration_id=agent.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        ApiKey.objects.filter(agent_registration_id=agent_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
         agent.delete()
-        agent_id = agent.pk
         transaction.on_commit(lambda: _revoked(agent_id))
-    logger.info("external agent deleted", extra={"organization_id": agent.organization_id, "external_agent_id": agent.pk})
+    logger.info("external agent deleted", extra={"organization_id": agent.organization_id, "external_agent_id": agent_id})
 
 
 def _revoked(agent_id: str) -> None:

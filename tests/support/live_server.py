@@ -31,6 +31,8 @@ class LiveServer:
                     "PYTHONUNBUFFERED": "1", "GUILDSITE_CELERY_QUEUE": f"guildsite-live-{self.port}",
                     # Throttle counters and socket counts of this server only, where servers share a Redis.
                     "GUILDSITE_CACHE_PREFIX": f"guildsite-live-{self.port}", "GUILDSITE_DIAGNOSTIC_AGENTS": "1",
+                    # gRPC only where a test asks for it (a port of its own): servers side by side would share 50051.
+                    "GRPC_PORT": "0",
                     **(env or {})}
         self.process: subprocess.Popen | None = None
         self.log_path = Path(self.var_dir) / "server.log"
