@@ -120,7 +120,8 @@ def agent_seen(agent_id: str, status: str, metrics: dict[str, Any] | None = None
     if metrics is not None:
         fields["metrics"] = metrics
     ExternalAgent.objects.filter(pk=agent_id).update(**fields)
-    agent.refresh_from_db()
+    for name, value in fields.items():  # as stored, without reading it back
+        setattr(agent, name, value)
     return agent, effective_status(agent) != before
 
 

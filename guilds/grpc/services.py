@@ -12,11 +12,11 @@ import json
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
@@ -40,8 +40,9 @@ from guilds.grpc.protos import (
     broker_registration_service_pb2_grpc as broker_grpc,
 )
 from guilds.models import ExternalAgent, ExternalCommand, ExternalStatus
+from guilds.runtime.store import on_db_threads as _db
 from guilds.sockets.live_hub import live_hub
-from guildsite.accounts.tokens import CredentialError
+from guildsite.accounts.tokens import CredentialError, secret_hash
 from messaging.message import Message
 
 logger = logging.getLogger(__name__)
@@ -60,12 +61,28 @@ def _bearer(context: grpc.aio.ServicerContext) -> str:
     return ""
 
 
+# Keys recently found valid, by their hash: a heartbeat a second is not four queries a second. A key revoked
+# (or its agent deleted) stops working within ADMITTED_SECONDS; open streams look again themselves.
+ADMITTED_SECONDS = 5.0
+_admitted: OrderedDict[str, tuple[float, ExternalAgent]] = OrderedDict()
+
+
 async def _caller(context: grpc.aio.ServicerContext, named: str = "") -> ExternalAgent:
     """The agent whose key the call carries; the call is aborted if there is none, or it names another agent."""
-    try:
-        agent = await database_sync_to_async(registry.agent_for_credential)(_bearer(context))
-    except (CredentialError, registry.NotAnAgentKey) as exc:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{exc}: send 'authorization: Bearer <agent key>'")
+    credential = _bearer(context)
+    digest = secret_hash(credential)
+    cached = _admitted.get(digest)
+    if cached is not None and cached[0] > time.monotonic():
+        agent = cached[1]
+    else:
+        try:
+            agent = await _db(registry.agent_for_credential)(credential)
+        except (CredentialError, registry.NotAnAgentKey) as exc:
+            _admitted.pop(digest, None)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{exc}: send 'authorization: Bearer <agent key>'")
+        _admitted[digest] = (time.monotonic() + ADMITTED_SECONDS, agent)
+        while len(_admitted) > 10_000:
+            _admitted.popitem(last=False)
     if named and named != agent.pk:
         await context.abort(grpc.StatusCode.NOT_FOUND, f"agent '{named}' not found")
     return agent
@@ -118,7 +135,7 @@ class _Follower:
 async def _still_admitted(context: grpc.aio.ServicerContext, agent: ExternalAgent) -> None:
     """A stream looks at its key again now and then (revoked, expired, its agent deleted: UNAUTHENTICATED)."""
     try:
-        await database_sync_to_async(registry.agent_still_admitted)(agent.pk, _bearer(context))
+        await _db(registry.agent_still_admitted)(agent.pk, _bearer(context))
     except (CredentialError, registry.NotAnAgentKey) as exc:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
 
@@ -130,7 +147,7 @@ class AgentRegistrationService(registration_grpc.AgentRegistrationServiceService
                         for key, value in sorted(request.capabilities.items())][:presence.CAPABILITIES_MAX]
         metadata = presence.registration_metadata({"version": request.version, "capabilities": capabilities,
                                                    "hostname": request.hostname, "platform": request.platform})
-        agent, changed = await database_sync_to_async(presence.agent_seen)(agent.pk, ExternalStatus.ONLINE,
+        agent, changed = await _db(presence.agent_seen)(agent.pk, ExternalStatus.ONLINE,
                                                                             metadata=metadata)
         if changed:
             await presence.announce(agent)
@@ -139,7 +156,7 @@ class AgentRegistrationService(registration_grpc.AgentRegistrationServiceService
 
     async def UnregisterAgent(self, request, context):
         agent = await _caller(context, request.agent_id)
-        agent, changed = await database_sync_to_async(presence.agent_seen)(agent.pk, ExternalStatus.OFFLINE)
+        agent, changed = await _db(presence.agent_seen)(agent.pk, ExternalStatus.OFFLINE)
         if changed:
             await presence.announce(agent)
         return registration_pb2.AgentUnregistrationResponse(success=True, message=f"{agent.name} is offline")
@@ -148,7 +165,7 @@ class AgentRegistrationService(registration_grpc.AgentRegistrationServiceService
         agent = await _caller(context, request.agent_id)
         metrics = _texts(request.metrics)
         metrics.pop("status", None)  # the status is the request's own field
-        agent, changed = await database_sync_to_async(presence.agent_seen)(agent.pk, _status(request.status),
+        agent, changed = await _db(presence.agent_seen)(agent.pk, _status(request.status),
                                                                             metrics=metrics)
         if changed:
             await presence.announce(agent)
@@ -165,7 +182,7 @@ class AgentRegistrationService(registration_grpc.AgentRegistrationServiceService
             while True:
                 if claim or follower.overflowed:
                     follower.overflowed = False
-                    for command in await database_sync_to_async(commands.commands_claim)(agent.pk, resend=resend):
+                    for command in await _db(commands.commands_claim)(agent.pk, resend=resend):
                         yield _command_message(command)
                     resend = False
                 event = await follower.next_event(settings.GUILDSITE_EXTERNAL_PING_SECONDS)
@@ -182,7 +199,7 @@ class AgentRegistrationService(registration_grpc.AgentRegistrationServiceService
     async def SendCommandResult(self, request, context):
         agent = await _caller(context, request.agent_id)
         try:
-            state = await database_sync_to_async(commands.command_result)(
+            state = await _db(commands.command_result)(
                 agent.pk, request.command_id, success=request.success, output=request.output,
                 error_message=request.error_message, exit_code=request.exit_code,
                 execution_time_ms=max(0, request.execution_time_ms))
@@ -202,7 +219,7 @@ class AgentStatusService(status_grpc.AgentStatusServiceServicer):
             while True:
                 if full or follower.overflowed:  # the first answer, and again after events were lost
                     follower.overflowed = full = False
-                    snapshot = await database_sync_to_async(presence.status_snapshot)(agent.organization_id)
+                    snapshot = await _db(presence.status_snapshot)(agent.organization_id)
                     yield status_pb2.AgentStatusResponse(agents=[_agent_info(e) for e in snapshot], is_full_update=True)
                 event = await follower.next_event(settings.GUILDSITE_EXTERNAL_PING_SECONDS)
                 if event is not None:
@@ -215,14 +232,14 @@ class AgentStatusService(status_grpc.AgentStatusServiceServicer):
 
     async def GetAgentStatus(self, request, context):
         agent = await _caller(context)
-        snapshot = await database_sync_to_async(presence.status_snapshot)(agent.organization_id)
+        snapshot = await _db(presence.status_snapshot)(agent.organization_id)
         return status_pb2.AgentStatusResponse(agents=[_agent_info(e) for e in snapshot], is_full_update=True)
 
     async def SendAgentStatus(self, request, context):
         agent = await _caller(context, request.agent.agent_id)
         metrics = _texts(request.agent.metrics)
         status = _status(metrics.pop("status", "online"))
-        agent, changed = await database_sync_to_async(presence.agent_seen)(agent.pk, status, metrics=metrics)
+        agent, changed = await _db(presence.agent_seen)(agent.pk, status, metrics=metrics)
         if changed:
             await presence.announce(agent)
         return status_pb2.AgentStatusUpdateResponse(success=True, message=f"{agent.name} is {status}")
