@@ -11,8 +11,6 @@ $(VENV)/.installed: requirements.txt sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
-	# The external agents' SDK (guildsite_agent), editable: the tests and examples use this checkout's.
-	$(PY) -m pip install --quiet -e sdk/python
 	touch $@
 
 install: $(VENV)/.installed

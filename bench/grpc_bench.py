@@ -20,10 +20,10 @@ import time
 from typing import Any
 
 import grpc
+from guildsite_agent.protos import agent_registration_service_pb2 as reg
+from guildsite_agent.protos import agent_registration_service_pb2_grpc as reg_grpc
 
 from bench.socket_bench import RESULTS, add_service_arguments, in_both_modes, percentile
-from guilds.grpc.protos import agent_registration_service_pb2 as reg
-from guilds.grpc.protos import agent_registration_service_pb2_grpc as reg_grpc
 from tests.support.live_server import ROOT, LiveServer, free_port
 
 HEADERS = {"X-User-Id": "bench"}

@@ -8,11 +8,11 @@ import logging
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from guildsite_agent.protos import agent_registration_service_pb2_grpc as registration_grpc
+from guildsite_agent.protos import agent_status_service_pb2_grpc as status_grpc
+from guildsite_agent.protos import broker_registration_service_pb2_grpc as broker_grpc
 
 from guilds.grpc import services
-from guilds.grpc.protos import agent_registration_service_pb2_grpc as registration_grpc
-from guilds.grpc.protos import agent_status_service_pb2_grpc as status_grpc
-from guilds.grpc.protos import broker_registration_service_pb2_grpc as broker_grpc
 
 logger = logging.getLogger(__name__)
 

@@ -19,26 +19,26 @@ from typing import Any
 import grpc
 from django.conf import settings
 from django.utils import timezone
-
-from guilds.external import commands, presence, registry, signals
-from guilds.grpc.protos import (
+from guildsite_agent.protos import (
     agent_registration_service_pb2 as registration_pb2,
 )
-from guilds.grpc.protos import (
+from guildsite_agent.protos import (
     agent_registration_service_pb2_grpc as registration_grpc,
 )
-from guilds.grpc.protos import (
+from guildsite_agent.protos import (
     agent_status_service_pb2 as status_pb2,
 )
-from guilds.grpc.protos import (
+from guildsite_agent.protos import (
     agent_status_service_pb2_grpc as status_grpc,
 )
-from guilds.grpc.protos import (
+from guildsite_agent.protos import (
     broker_registration_service_pb2 as broker_pb2,
 )
-from guilds.grpc.protos import (
+from guildsite_agent.protos import (
     broker_registration_service_pb2_grpc as broker_grpc,
 )
+
+from guilds.external import commands, presence, registry, signals
 from guilds.models import ExternalAgent, ExternalCommand, ExternalStatus
 from guilds.runtime.store import on_db_threads as _db
 from guilds.sockets.live_hub import live_hub

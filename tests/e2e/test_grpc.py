@@ -14,13 +14,13 @@ import time
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from guildsite_agent.protos import agent_registration_service_pb2 as reg
+from guildsite_agent.protos import agent_registration_service_pb2_grpc as reg_grpc
+from guildsite_agent.protos import agent_status_service_pb2 as st
+from guildsite_agent.protos import agent_status_service_pb2_grpc as st_grpc
+from guildsite_agent.protos import broker_registration_service_pb2 as br
+from guildsite_agent.protos import broker_registration_service_pb2_grpc as br_grpc
 
-from guilds.grpc.protos import agent_registration_service_pb2 as reg
-from guilds.grpc.protos import agent_registration_service_pb2_grpc as reg_grpc
-from guilds.grpc.protos import agent_status_service_pb2 as st
-from guilds.grpc.protos import agent_status_service_pb2_grpc as st_grpc
-from guilds.grpc.protos import broker_registration_service_pb2 as br
-from guilds.grpc.protos import broker_registration_service_pb2_grpc as br_grpc
 from tests.support.live_server import ROOT, LiveServer, free_port, service_env
 
 DEV = {"X-User-Id": "alice"}
@@ -255,3 +255,38 @@ def test_rungrpc_stops_on_sigterm(served):
     finally:
         process.terminate()
     assert process.wait(20) == 0
+
+
+def test_the_sdks_grpc_agent_registers_heartbeats_and_runs_commands(served):
+    import asyncio
+
+    from guildsite_agent.grpc_agent import GrpcAgent
+
+    server, port = served
+    agent_id, key = register(server, "sdk-over-grpc")
+    agent = GrpcAgent(f"127.0.0.1:{port}", key, name="sdk-over-grpc", version="3", capabilities={"shell": "true"})
+
+    @agent.command("echo")
+    async def echo(cmd):
+        return {"output": cmd.content.upper(), "exit_code": 0}
+
+    runner = threading.Thread(target=lambda: asyncio.run(agent.serve()), daemon=True)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 20
+        while rest(server, f"/api/external-agents/{agent_id}")["status"] != "online":
+            assert time.monotonic() < deadline, "the SDK's gRPC agent never registered"
+            time.sleep(0.1)  # a poll interval, within the deadline
+        assert rest(server, f"/api/external-agents/{agent_id}")["version"] == "3"
+        _, sent = server.request("POST", f"/api/external-agents/{agent_id}/commands",
+                                 {"type": "echo", "content": "loud"}, headers=DEV)
+        deadline = time.monotonic() + 20
+        while (command := rest(server, f"/api/commands/{sent['id']}"))["state"] != "succeeded":
+            assert time.monotonic() < deadline, f"the command is {command['state']}"
+            time.sleep(0.1)  # a poll interval, within the deadline
+        assert command["result"]["output"] == "LOUD"
+    finally:
+        agent.stop()
+        runner.join(15)
+    assert not runner.is_alive()
+    assert rest(server, f"/api/external-agents/{agent_id}")["status"] == "offline"  # unregistered on its way out

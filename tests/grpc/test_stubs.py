@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from guildsite_agent.protos import agent_registration_service_pb2 as registration_pb2
+from guildsite_agent.protos import agent_status_service_pb2 as status_pb2
+from guildsite_agent.protos import broker_registration_service_pb2 as broker_pb2
+
 from guilds.grpc import stubs
-from guilds.grpc.protos import agent_registration_service_pb2 as registration_pb2
-from guilds.grpc.protos import agent_status_service_pb2 as status_pb2
-from guilds.grpc.protos import broker_registration_service_pb2 as broker_pb2
 
 
 def test_the_committed_stubs_are_what_the_protos_generate(tmp_path):
@@ -14,6 +15,7 @@ def test_the_committed_stubs_are_what_the_protos_generate(tmp_path):
     for path in generated:
         committed = stubs.PROTOS / path.name
         assert committed.read_bytes() == path.read_bytes(), f"{committed} differs: run python -m guilds.grpc.stubs"
+    assert {path.name for path in stubs.PROTOS.glob("*_pb2*")} == {path.name for path in generated}  # none stale
 
 
 def test_the_wire_names_are_seed_003s():

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from guilds.grpc.protos import agent_registration_service_pb2 as guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2
+from guildsite_agent.protos import agent_registration_service_pb2 as guildsite__agent_dot_protos_dot_agent__registration__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in guilds/grpc/protos/agent_registration_service_pb2_grpc.py depends on'
+        + ' but the generated code in guildsite_agent/protos/agent_registration_service_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,28 +36,28 @@ class AgentRegistrationServiceStub:
         """
         self.RegisterAgent = channel.unary_unary(
                 '/agent_registration.AgentRegistrationService/RegisterAgent',
-                request_serializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.AgentRegistrationRequest.SerializeToString,
-                response_deserializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.AgentRegistrationResponse.FromString,
+                request_serializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.AgentRegistrationRequest.SerializeToString,
+                response_deserializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.AgentRegistrationResponse.FromString,
                 _registered_method=True)
         self.UnregisterAgent = channel.unary_unary(
                 '/agent_registration.AgentRegistrationService/UnregisterAgent',
-                request_serializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.AgentUnregistrationRequest.SerializeToString,
-                response_deserializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.AgentUnregistrationResponse.FromString,
+                request_serializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.AgentUnregistrationRequest.SerializeToString,
+                response_deserializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.AgentUnregistrationResponse.FromString,
                 _registered_method=True)
         self.SendHeartbeat = channel.unary_unary(
                 '/agent_registration.AgentRegistrationService/SendHeartbeat',
-                request_serializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.HeartbeatRequest.SerializeToString,
-                response_deserializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.HeartbeatResponse.FromString,
+                request_serializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.HeartbeatRequest.SerializeToString,
+                response_deserializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.HeartbeatResponse.FromString,
                 _registered_method=True)
         self.ReceiveCommands = channel.unary_stream(
                 '/agent_registration.AgentRegistrationService/ReceiveCommands',
-                request_serializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.ReceiveCommandsRequest.SerializeToString,
-                response_deserializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.Command.FromString,
+                request_serializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.ReceiveCommandsRequest.SerializeToString,
+                response_deserializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.Command.FromString,
                 _registered_method=True)
         self.SendCommandResult = channel.unary_unary(
                 '/agent_registration.AgentRegistrationService/SendCommandResult',
-                request_serializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.CommandResult.SerializeToString,
-                response_deserializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.CommandResultResponse.FromString,
+                request_serializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.CommandResult.SerializeToString,
+                response_deserializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.CommandResultResponse.FromString,
                 _registered_method=True)
 
 
@@ -100,28 +100,28 @@ def add_AgentRegistrationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'RegisterAgent': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterAgent,
-                    request_deserializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.AgentRegistrationRequest.FromString,
-                    response_serializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.AgentRegistrationResponse.SerializeToString,
+                    request_deserializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.AgentRegistrationRequest.FromString,
+                    response_serializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.AgentRegistrationResponse.SerializeToString,
             ),
             'UnregisterAgent': grpc.unary_unary_rpc_method_handler(
                     servicer.UnregisterAgent,
-                    request_deserializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.AgentUnregistrationRequest.FromString,
-                    response_serializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.AgentUnregistrationResponse.SerializeToString,
+                    request_deserializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.AgentUnregistrationRequest.FromString,
+                    response_serializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.AgentUnregistrationResponse.SerializeToString,
             ),
             'SendHeartbeat': grpc.unary_unary_rpc_method_handler(
                     servicer.SendHeartbeat,
-                    request_deserializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.HeartbeatRequest.FromString,
-                    response_serializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.HeartbeatResponse.SerializeToString,
+                    request_deserializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.HeartbeatRequest.FromString,
+                    response_serializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.HeartbeatResponse.SerializeToString,
             ),
             'ReceiveCommands': grpc.unary_stream_rpc_method_handler(
                     servicer.ReceiveCommands,
-                    request_deserializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.ReceiveCommandsRequest.FromString,
-                    response_serializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.Command.SerializeToString,
+                    request_deserializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.ReceiveCommandsRequest.FromString,
+                    response_serializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.Command.SerializeToString,
             ),
             'SendCommandResult': grpc.unary_unary_rpc_method_handler(
                     servicer.SendCommandResult,
-                    request_deserializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.CommandResult.FromString,
-                    response_serializer=guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.CommandResultResponse.SerializeToString,
+                    request_deserializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.CommandResult.FromString,
+                    response_serializer=guildsite__agent_dot_protos_dot_agent__registration__service__pb2.CommandResultResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -149,8 +149,8 @@ class AgentRegistrationService:
             request,
             target,
             '/agent_registration.AgentRegistrationService/RegisterAgent',
-            guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.AgentRegistrationRequest.SerializeToString,
-            guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.AgentRegistrationResponse.FromString,
+            guildsite__agent_dot_protos_dot_agent__registration__service__pb2.AgentRegistrationRequest.SerializeToString,
+            guildsite__agent_dot_protos_dot_agent__registration__service__pb2.AgentRegistrationResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -176,8 +176,8 @@ class AgentRegistrationService:
             request,
             target,
             '/agent_registration.AgentRegistrationService/UnregisterAgent',
-            guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.AgentUnregistrationRequest.SerializeToString,
-            guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.AgentUnregistrationResponse.FromString,
+            guildsite__agent_dot_protos_dot_agent__registration__service__pb2.AgentUnregistrationRequest.SerializeToString,
+            guildsite__agent_dot_protos_dot_agent__registration__service__pb2.AgentUnregistrationResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -203,8 +203,8 @@ class AgentRegistrationService:
             request,
             target,
             '/agent_registration.AgentRegistrationService/SendHeartbeat',
-            guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.HeartbeatRequest.SerializeToString,
-            guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.HeartbeatResponse.FromString,
+            guildsite__agent_dot_protos_dot_agent__registration__service__pb2.HeartbeatRequest.SerializeToString,
+            guildsite__agent_dot_protos_dot_agent__registration__service__pb2.HeartbeatResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -230,8 +230,8 @@ class AgentRegistrationService:
             request,
             target,
             '/agent_registration.AgentRegistrationService/ReceiveCommands',
-            guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.ReceiveCommandsRequest.SerializeToString,
-            guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.Command.FromString,
+            guildsite__agent_dot_protos_dot_agent__registration__service__pb2.ReceiveCommandsRequest.SerializeToString,
+            guildsite__agent_dot_protos_dot_agent__registration__service__pb2.Command.FromString,
             options,
             channel_credentials,
             insecure,
@@ -257,8 +257,8 @@ class AgentRegistrationService:
             request,
             target,
             '/agent_registration.AgentRegistrationService/SendCommandResult',
-            guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.CommandResult.SerializeToString,
-            guilds_dot_grpc_dot_protos_dot_agent__registration__service__pb2.CommandResultResponse.FromString,
+            guildsite__agent_dot_protos_dot_agent__registration__service__pb2.CommandResult.SerializeToString,
+            guildsite__agent_dot_protos_dot_agent__registration__service__pb2.CommandResultResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from guilds.grpc.protos import broker_registration_service_pb2 as guilds_dot_grpc_dot_protos_dot_broker__registration__service__pb2
+from guildsite_agent.protos import broker_registration_service_pb2 as guildsite__agent_dot_protos_dot_broker__registration__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in guilds/grpc/protos/broker_registration_service_pb2_grpc.py depends on'
+        + ' but the generated code in guildsite_agent/protos/broker_registration_service_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,8 +36,8 @@ class BrokerRegistrationServiceStub:
         """
         self.RegisterBroker = channel.unary_unary(
                 '/broker_registration.BrokerRegistrationService/RegisterBroker',
-                request_serializer=guilds_dot_grpc_dot_protos_dot_broker__registration__service__pb2.BrokerRegistrationRequest.SerializeToString,
-                response_deserializer=guilds_dot_grpc_dot_protos_dot_broker__registration__service__pb2.BrokerRegistrationResponse.FromString,
+                request_serializer=guildsite__agent_dot_protos_dot_broker__registration__service__pb2.BrokerRegistrationRequest.SerializeToString,
+                response_deserializer=guildsite__agent_dot_protos_dot_broker__registration__service__pb2.BrokerRegistrationResponse.FromString,
                 _registered_method=True)
 
 
@@ -55,8 +55,8 @@ def add_BrokerRegistrationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'RegisterBroker': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterBroker,
-                    request_deserializer=guilds_dot_grpc_dot_protos_dot_broker__registration__service__pb2.BrokerRegistrationRequest.FromString,
-                    response_serializer=guilds_dot_grpc_dot_protos_dot_broker__registration__service__pb2.BrokerRegistrationResponse.SerializeToString,
+                    request_deserializer=guildsite__agent_dot_protos_dot_broker__registration__service__pb2.BrokerRegistrationRequest.FromString,
+                    response_serializer=guildsite__agent_dot_protos_dot_broker__registration__service__pb2.BrokerRegistrationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -84,8 +84,8 @@ class BrokerRegistrationService:
             request,
             target,
             '/broker_registration.BrokerRegistrationService/RegisterBroker',
-            guilds_dot_grpc_dot_protos_dot_broker__registration__service__pb2.BrokerRegistrationRequest.SerializeToString,
-            guilds_dot_grpc_dot_protos_dot_broker__registration__service__pb2.BrokerRegistrationResponse.FromString,
+            guildsite__agent_dot_protos_dot_broker__registration__service__pb2.BrokerRegistrationRequest.SerializeToString,
+            guildsite__agent_dot_protos_dot_broker__registration__service__pb2.BrokerRegistrationResponse.FromString,
             options,
             channel_credentials,
             insecure,

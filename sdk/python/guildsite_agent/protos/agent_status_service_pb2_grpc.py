@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from guilds.grpc.protos import agent_status_service_pb2 as guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2
+from guildsite_agent.protos import agent_status_service_pb2 as guildsite__agent_dot_protos_dot_agent__status__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in guilds/grpc/protos/agent_status_service_pb2_grpc.py depends on'
+        + ' but the generated code in guildsite_agent/protos/agent_status_service_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,18 +36,18 @@ class AgentStatusServiceStub:
         """
         self.SubscribeToAgentStatus = channel.unary_stream(
                 '/agent_status.AgentStatusService/SubscribeToAgentStatus',
-                request_serializer=guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusRequest.SerializeToString,
-                response_deserializer=guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusResponse.FromString,
+                request_serializer=guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusRequest.SerializeToString,
+                response_deserializer=guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusResponse.FromString,
                 _registered_method=True)
         self.GetAgentStatus = channel.unary_unary(
                 '/agent_status.AgentStatusService/GetAgentStatus',
-                request_serializer=guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusRequest.SerializeToString,
-                response_deserializer=guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusResponse.FromString,
+                request_serializer=guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusRequest.SerializeToString,
+                response_deserializer=guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusResponse.FromString,
                 _registered_method=True)
         self.SendAgentStatus = channel.unary_unary(
                 '/agent_status.AgentStatusService/SendAgentStatus',
-                request_serializer=guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusUpdateRequest.SerializeToString,
-                response_deserializer=guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusUpdateResponse.FromString,
+                request_serializer=guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusUpdateRequest.SerializeToString,
+                response_deserializer=guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusUpdateResponse.FromString,
                 _registered_method=True)
 
 
@@ -79,18 +79,18 @@ def add_AgentStatusServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'SubscribeToAgentStatus': grpc.unary_stream_rpc_method_handler(
                     servicer.SubscribeToAgentStatus,
-                    request_deserializer=guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusRequest.FromString,
-                    response_serializer=guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusResponse.SerializeToString,
+                    request_deserializer=guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusRequest.FromString,
+                    response_serializer=guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusResponse.SerializeToString,
             ),
             'GetAgentStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAgentStatus,
-                    request_deserializer=guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusRequest.FromString,
-                    response_serializer=guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusResponse.SerializeToString,
+                    request_deserializer=guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusRequest.FromString,
+                    response_serializer=guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusResponse.SerializeToString,
             ),
             'SendAgentStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.SendAgentStatus,
-                    request_deserializer=guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusUpdateRequest.FromString,
-                    response_serializer=guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusUpdateResponse.SerializeToString,
+                    request_deserializer=guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusUpdateRequest.FromString,
+                    response_serializer=guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusUpdateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -118,8 +118,8 @@ class AgentStatusService:
             request,
             target,
             '/agent_status.AgentStatusService/SubscribeToAgentStatus',
-            guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusRequest.SerializeToString,
-            guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusResponse.FromString,
+            guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusRequest.SerializeToString,
+            guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -145,8 +145,8 @@ class AgentStatusService:
             request,
             target,
             '/agent_status.AgentStatusService/GetAgentStatus',
-            guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusRequest.SerializeToString,
-            guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusResponse.FromString,
+            guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusRequest.SerializeToString,
+            guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -172,8 +172,8 @@ class AgentStatusService:
             request,
             target,
             '/agent_status.AgentStatusService/SendAgentStatus',
-            guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusUpdateRequest.SerializeToString,
-            guilds_dot_grpc_dot_protos_dot_agent__status__service__pb2.AgentStatusUpdateResponse.FromString,
+            guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusUpdateRequest.SerializeToString,
+            guildsite__agent_dot_protos_dot_agent__status__service__pb2.AgentStatusUpdateResponse.FromString,
             options,
             channel_credentials,
             insecure,
