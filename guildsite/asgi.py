@@ -28,6 +28,7 @@ from guildsite.startup import (  # noqa: E402
     send_webhooks_in_background,
     serve_grpc_in_background,
     share_the_server_loop,
+    sweep_external_presence_in_background,
     tick_schedules_in_background,
 )
 
@@ -37,3 +38,4 @@ if process.role() == process.ProcessRole.WEB:  # guildsite.serve, not a test or 
     tick_schedules_in_background()
     send_webhooks_in_background()
     serve_grpc_in_background()
+    sweep_external_presence_in_background()

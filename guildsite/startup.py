@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 
 from django.conf import settings
 from django.db import close_old_connections, connections
@@ -90,3 +91,20 @@ def serve_grpc_in_background() -> None:
 
 
 _grpc_server = None  # kept: a server nobody references is stopped
+
+
+def sweep_external_presence_in_background() -> None:
+    """Every external agents' heartbeat interval, agents gone quiet are marked offline and announced (each web
+    process does it; the row's conditional update lets one of them win per agent)."""
+    from guilds.external import presence
+
+    def sweep_forever() -> None:
+        while True:
+            time.sleep(settings.GUILDSITE_EXTERNAL_HEARTBEAT_SECONDS)
+            close_old_connections()
+            try:
+                runtime_loop.run(presence.sweep())
+            except Exception:
+                logger.exception("the external agents' presence sweep failed; the next one tries again")
+
+    threading.Thread(target=sweep_forever, name="guildsite-external-presence", daemon=True).start()

@@ -132,6 +132,31 @@ def agent_disconnected(agent_id: str, connection_id: str) -> ExternalAgent | Non
     return ExternalAgent.objects.filter(pk=agent_id).first() if updated else None
 
 
+def agents_gone_quiet() -> list[ExternalAgent]:
+    """Agents online or busy by their rows but not heard from for longer than offline_after(): now offline by their
+    rows too (each once: a heartbeat that lands meanwhile keeps its agent online). The ones that went offline."""
+    quiet = list(ExternalAgent.objects.filter(status__in=REPORTED_STATUSES,
+                                              last_seen_at__lt=timezone.now() - offline_after())[:1000])
+    gone = []
+    for agent in quiet:
+        if ExternalAgent.objects.filter(pk=agent.pk, status=agent.status, last_seen_at=agent.last_seen_at).update(
+                status=ExternalStatus.OFFLINE):
+            agent.status = ExternalStatus.OFFLINE
+            gone.append(agent)
+    return gone
+
+
+async def sweep() -> int:
+    """Tell whoever follows them that the agents gone quiet are offline (an agent that speaks only gRPC, or one
+    whose server died with its socket open, has nobody else to say so); how many."""
+    from channels.db import database_sync_to_async
+
+    gone = await database_sync_to_async(agents_gone_quiet)()
+    for agent in gone:
+        await announce(agent)
+    return len(gone)
+
+
 def still_connected(agent_id: str, connection_id: str) -> bool:
     return ExternalAgent.objects.filter(pk=agent_id, connection_id=connection_id).exists()
 

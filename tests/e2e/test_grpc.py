@@ -35,7 +35,8 @@ def served(request):
     """(server, gRPC port): the web process serving gRPC itself, or a `rungrpc` process beside it."""
     port = free_port()
     in_process = request.param == "in-process"
-    server = LiveServer(env={"GUILDSITE_EXTERNAL_HEARTBEAT_SECONDS": "2", "GUILDSITE_EXTERNAL_PING_SECONDS": "1",
+    server = LiveServer(env={"GUILDSITE_EXTERNAL_HEARTBEAT_SECONDS": "2", "GUILDSITE_EXTERNAL_MISSED_HEARTBEATS": "2",
+                             "GUILDSITE_EXTERNAL_PING_SECONDS": "1",
                              "GUILDSITE_GRPC_IN_PROCESS": "1" if in_process else "0",
                              "GRPC_PORT": str(port) if in_process else "0", **service_env()})
     server.migrate()
@@ -230,6 +231,13 @@ def test_status_subscribers_get_a_snapshot_then_changes(served, channel):
                 break
         assert not change.is_full_update
         assert change.agents[0].metrics["status"] == "online"
+        # It sends no heartbeat: two intervals later it is offline, and the subscriber is told.
+        deadline = time.monotonic() + 20
+        while True:
+            change = updates.get(timeout=max(0.01, deadline - time.monotonic()))
+            if any(a.agent_id == watched_id and a.metrics["status"] == "offline" for a in change.agents):
+                break
+        assert rest(server, f"/api/external-agents/{watched_id}")["status"] == "offline"
     finally:
         call.cancel()
 
