@@ -32,7 +32,9 @@ EXTERNAL_STATUS = "guildsite.ExternalAgentStatus"
 def server():
     server = LiveServer(env={
         "AUTH_DISABLED": "0", "GUILDSITE_HEARTBEAT_INTERVAL": "0.5", "GUILDSITE_HEARTBEAT_TIMEOUT": "3",
-        "GUILDSITE_EXTERNAL_HEARTBEAT_SECONDS": "0.5", "GUILDSITE_EXTERNAL_PING_SECONDS": str(PING_SECONDS),
+        # Raw agents here send no heartbeats: they go offline by leaving, not by the presence sweep (test_grpc's).
+        "GUILDSITE_EXTERNAL_HEARTBEAT_SECONDS": "0.5", "GUILDSITE_EXTERNAL_MISSED_HEARTBEATS": "120",
+        "GUILDSITE_EXTERNAL_PING_SECONDS": str(PING_SECONDS),
         "GUILDSITE_EXTERNAL_QUEUE_LIMIT": str(QUEUE_LIMIT), "GUILDSITE_WS_RECHECK_SECONDS": "1", **service_env()})
     server.migrate()
     # The people, in one process (a management command each would start Django eight times).
