@@ -16,7 +16,7 @@ def main() -> int:
     suites = [("bench.messaging_bench", redis_args), ("bench.runtime_bench", []), ("bench.socket_bench", []),
               ("bench.crowd_bench", []), ("bench.llm_bench", []), ("bench.live_bench", []),
               ("bench.schedule_bench", []), ("bench.trigger_bench", []), ("bench.external_bench", []),
-              ("bench.grpc_bench", [])]
+              ("bench.grpc_bench", []), ("bench.dashboard_bench", [])]
     if redis_args:  # which Redis path carries replies to sockets (README: "Scaling out")
         suites.append(("bench.channel_layer_bench", redis_args))
     failed = []

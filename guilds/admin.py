@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -39,7 +40,7 @@ from guildsite.accounts.admin import OrganizationScopedAdmin, OrganizationScoped
 from guildsite.accounts.models import Role
 from guildsite.accounts.services import AccountError
 from guildsite.identity import Actor
-from guildsite.redaction import redact_agent_spec, redact_spec
+from guildsite.redaction import SecretNotStored, redact_agent_spec, redact_spec, refuse_masks
 
 
 def _pretty(value: Any) -> str:
@@ -109,6 +110,11 @@ class GuildAddForm(forms.ModelForm):
                     cleaned["spec"] = GuildSpecField().clean(blueprint.spec)
                 except forms.ValidationError as exc:
                     self.add_error("blueprint", exc)
+        if cleaned.get("spec") and self.data.get("spec"):
+            try:  # a spec copied from a page holds "***" where its secrets were: a new guild has none stored
+                refuse_masks(cleaned["spec"])
+            except SecretNotStored as exc:
+                self.add_error("spec", str(exc))
         if cleaned.get("spec") and cleaned.get("organization") is not None:
             try:  # as guild_create checks: an external agent sits only in its own organisation's guilds
                 registry.seats_checked(cleaned["spec"], cleaned["organization"].pk)
@@ -128,8 +134,8 @@ class GuildAdmin(OrganizationScopedAdmin):
     inlines = [GuildMemberInline, GuildAgentInline]
     autocomplete_fields = ["launched_by"]
     actions = ["stop_guilds", "relaunch_guilds"]
-    _always_read_only = ["id", "status", "status_detail", "suspended", "suspended_at", "state_json", "created_at",
-                         "updated_at", "started_at", "stopped_at"]
+    _always_read_only = ["id", "dashboard_link", "status", "status_detail", "suspended", "suspended_at", "state_json",
+                         "created_at", "updated_at", "started_at", "stopped_at"]
 
     def get_form(self, request: HttpRequest, obj: Guild | None = None, change: bool = False, **kwargs: Any):
         if obj is None:
@@ -148,6 +154,10 @@ class GuildAdmin(OrganizationScopedAdmin):
         # A running guild's spec is what it was launched with; changing the row would not change the agents.
         # Its organisation and launcher are who may see and control it: not moved from here either.
         return ["blueprint", "organization", "launched_by", "spec_json", *self._always_read_only]
+
+    @admin.display(description="dashboard")
+    def dashboard_link(self, guild: Guild) -> str:
+        return format_html('<a href="{}">Open its dashboard page</a>', reverse("dashboard-guild", args=[guild.pk]))
 
     @admin.display(description="spec")
     def spec_json(self, guild: Guild) -> str:

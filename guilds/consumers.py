@@ -24,7 +24,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from guilds.engines import bus_of
+from guilds.engines import bus_of, engine_for_spec
 from guilds.models import AgentKind, Guild, GuildStatus
 from guilds.runtime import formats
 from guilds.runtime import loop as runtime_loop
@@ -38,7 +38,7 @@ from guilds.sockets.flow import write_flow
 from guilds.sockets.recheck import rights_checks
 from guilds.sockets.throttle import TokenBucket
 from guildsite import permissions
-from guildsite.accounts.names import USER_ID_RULE, is_display_name, is_user_id
+from guildsite.accounts.names import USER_ID_RULE, account_display_name, is_display_name, is_user_id
 from guildsite.identity import Actor, resolve_socket_actor
 from messaging import topics as topic_names
 from messaging.clients import RecentIds, SimpleClient
@@ -55,6 +55,7 @@ CLOSE_UNKNOWN_GUILD = 4404
 CLOSE_GUILD_STOPPED = 4410
 CLOSE_TOO_SLOW = 4429
 CLOSE_POLICY = 1008
+UNFORWARDED_TRACKED = 64  # a user socket's messages awaiting their proxy, at most, before it stops keeping count
 
 
 class Refused(Exception):
@@ -89,6 +90,10 @@ class GuildSocket(AsyncWebsocketConsumer):
             self.guild = await self._admit()
         except Refused as refused:
             return await self._refuse(refused.code, refused.error_type, str(refused))
+        if not self.actor.development and self.actor.user is not None:
+            # Signed in, the name is the account's, whatever the URL says (seed 000's client names itself only in
+            # development): nobody appears to the others as someone else.
+            self.user_name = account_display_name(self.actor.user)
         # An open socket keeps its guild from being suspended; one that was is resumed before the socket
         # subscribes, so its first report and "ok" come from the agents back up.
         activity().hold(self.guild_id)
@@ -401,6 +406,13 @@ class UserCommsConsumer(GuildSocket):
     def entering(self) -> None:
         user_sockets.opened(self.guild_id, self.user_id)  # before its client can see it open
         self.present = True
+        self.engine = engine_for_spec(self.guild.spec)
+        # What this socket published to the user's inbox and has not seen come back from the proxy yet: while
+        # any waits, the next goes the same way, so it cannot overtake them (see handle_frame). The engine may
+        # carry a message in itself only once the proxy carried one of this socket's (so the proxy is up and
+        # nothing earlier waits for it), and not again after the guild changed status (its agents restarted).
+        self.unforwarded: set[int] | None = set()
+        self.proxy_proven = False
 
     async def opened(self) -> None:
         await database_sync_to_async(guild_member_add)(guild=self.guild, user=self.actor.user)
@@ -426,14 +438,32 @@ class UserCommsConsumer(GuildSocket):
 
     async def deliver(self, message: Message, data: bytes | None = None) -> None:
         if message.topic_published_to == topic_names.GUILD_EVENTS_TOPIC:
+            self.proxy_proven = False
             return
+        if self.unforwarded and message.id in self.unforwarded:
+            self.unforwarded.discard(message.id)  # the proxy carried it into the guild (its copy keeps the id)
+            self.proxy_proven = not self.unforwarded
         await super().deliver(message, data)
 
     async def handle_frame(self, frame: dict[str, Any]) -> None:
         if frame.get("format") == formats.CANCEL_REQUEST:
             return await self._cancel_run(*frames.cancel_request(frame))
         message = frames.user_message(frame, user_id=self.user_id, user_name=self.user_name)
-        await runtime_loop.arun(self.bus.publish(message))
+        # Straight into the guild when the engine can do it here (the proxy's work without its round trips),
+        # else through the user's inbox, as always: then the proxy carries it once it is up.
+        if self.proxy_proven and not self.unforwarded and await runtime_loop.arun(
+                self.engine.forward_for_user(self.guild_id, self.user_id, message)):
+            return
+        if self.unforwarded is not None:
+            self.unforwarded.add(message.id)
+            if len(self.unforwarded) > UNFORWARDED_TRACKED:  # (a guild whose routes send nothing back, say)
+                self.unforwarded = None  # given up: this socket's messages all go through the inbox
+        try:
+            await runtime_loop.arun(self.bus.publish(message))
+        except BaseException:
+            if self.unforwarded:
+                self.unforwarded.discard(message.id)  # not accepted: nothing to wait for
+            raise
 
     async def _cancel_run(self, run_id: str, client_id: str | None) -> None:
         """As POST /api/runs/{id}/cancel, for a run of this socket's guild; the outcome is the run's end (its

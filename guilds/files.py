@@ -32,12 +32,15 @@ class GuildIsStopped(FileRejected):
     """A stopped guild is final: nothing there could read a new file."""
 
 
+MAX_NAME_CHARS = 255  # what file systems take
+
+
 def _safe_name(name: str) -> str:
     cleaned = unicodedata.normalize("NFC", os.path.basename((name or "").replace("\\", "/"))).strip()
     if not cleaned or cleaned in {".", ".."} or cleaned.startswith(".") or any(ord(c) < 32 for c in cleaned):
         raise FileRejected(f"'{name}' is not a usable file name")
-    if len(cleaned) > 255:
-        raise FileRejected("file names are limited to 255 characters")
+    if len(cleaned) > MAX_NAME_CHARS:
+        raise FileRejected(f"file names are limited to {MAX_NAME_CHARS} characters")
     return cleaned
 
 
@@ -51,28 +54,49 @@ def file_url(guild_id: str, name: str) -> str:
     return reverse("guild-file", kwargs={"guild_id": guild_id, "name": name})
 
 
-def guild_file_upload(*, guild: Guild, user_id: str, upload: UploadedFile, metadata: dict[str, Any]) -> GuildFile:
+RENAME_TRIES = 100  # "notes (2).txt" … "notes (100).txt": past that, a conflict like any other
+
+
+def guild_file_upload(*, guild: Guild, user_id: str, upload: UploadedFile, metadata: dict[str, Any],
+                      rename_on_conflict: bool = False) -> GuildFile:
+    """Store the file under its name; with `rename_on_conflict`, a name already taken becomes "name (2).ext"
+    (the first free one), so sending a file again never fails on its name."""
     if guild.status == GuildStatus.STOPPED:
         raise GuildIsStopped(f"guild {guild.id} is stopped: it takes no new files")
     limit = settings.GUILDSITE_FILE_MAX_BYTES
     if upload.size > limit:
         raise FileRejected(f"file of {upload.size} bytes is over the limit of {limit} bytes")
     name = _safe_name(upload.name)
+    for candidate in _candidates(name, RENAME_TRIES if rename_on_conflict else 1):
+        try:
+            return _store(guild, candidate, user_id, upload, metadata)
+        except IntegrityError:
+            continue
+    raise FileExists(f"a file named '{name}' already exists in this guild")
+
+
+def _candidates(name: str, count: int) -> list[str]:
+    stem, dot, extension = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
+    made = [name]
+    for n in range(2, count + 1):
+        suffix = f" ({n}){dot}{extension}"
+        made.append(f"{stem[:MAX_NAME_CHARS - len(suffix)]}{suffix}")  # a long name gives up the end of its stem
+    return made
+
+
+def _store(guild: Guild, name: str, user_id: str, upload: UploadedFile, metadata: dict[str, Any]) -> GuildFile:
     target = file_path(guild.id, name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with transaction.atomic():
-            record = GuildFile.objects.create(
-                guild=guild, name=name, size=upload.size, uploaded_by=user_id, metadata=metadata,
-                content_type=upload.content_type or "application/octet-stream",
-            )
-            # Written next to the target and renamed: a reader never sees half a file.
-            with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as partial:
-                for chunk in upload.chunks():
-                    partial.write(chunk)
-            os.replace(partial.name, target)
-    except IntegrityError:
-        raise FileExists(f"a file named '{name}' already exists in this guild") from None
+    with transaction.atomic():
+        record = GuildFile.objects.create(
+            guild=guild, name=name, size=upload.size, uploaded_by=user_id, metadata=metadata,
+            content_type=upload.content_type or "application/octet-stream",
+        )
+        # Written next to the target and renamed: a reader never sees half a file.
+        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as partial:
+            for chunk in upload.chunks():
+                partial.write(chunk)
+        os.replace(partial.name, target)
     return record
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from guilds.sender_ids import SCHEDULE_SENDER_PREFIX, TRIGGER_SENDER_PREFIX
 from guildsite.accounts.models import Organization
 from guildsite.public_ids import new_public_id
 
@@ -49,6 +50,25 @@ class Guild(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id}, {self.status})"
+
+
+class GuildStatusChange(models.Model):
+    """One move of a guild's status (its health timeline). A guild keeps its newest STATUS_CHANGES_KEPT."""
+
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="status_changes")
+    status = models.CharField(max_length=20, choices=GuildStatus.choices)
+    detail = models.TextField(blank=True, default="")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["guild", "-at"], name="guild_status_change_newest")]
+
+    def __str__(self) -> str:
+        return f"{self.guild_id} {self.status} at {self.at.isoformat()}"
+
+
+STATUS_CHANGES_KEPT = 200
 
 
 class GuildMember(models.Model):
@@ -339,7 +359,6 @@ class Schedule(models.Model):
         return f"{SCHEDULE_SENDER_PREFIX}{self.pk}"
 
 
-SCHEDULE_SENDER_PREFIX = "schedule-"
 STOPPED_GUILD_REASON = "its guild is stopped"
 
 
@@ -361,7 +380,6 @@ class IdempotentRequest(models.Model):
         return f"{self.scope} {self.key}"
 
 
-TRIGGER_SENDER_PREFIX = "trigger-"
 
 
 class TriggerFormat(models.TextChoices):

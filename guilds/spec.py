@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from guilds.engines.names import UnknownEngine, resolve_engine_name
 from guilds.runtime.agent import PropertiesError
 from guilds.runtime.registry import AgentClassError, canonical_class_name, resolve_agent_class
+from guilds.sender_ids import SCHEDULE_SENDER_PREFIX, TRIGGER_SENDER_PREFIX
 from guildsite.public_ids import new_public_id
 from messaging.config import MessagingConfig, resolve_backend_class
 from messaging.errors import UnknownBackend
@@ -65,13 +66,14 @@ class AgentSpec(BaseModel):
 # Ids and classes the guild itself uses for its manager and its users' proxies.
 RESERVED_AGENT_IDS = ("guild_manager",)
 USER_PROXY_ID_PREFIX = "upa-"
-RESERVED_ID_PREFIXES = (USER_PROXY_ID_PREFIX,)
+RESERVED_ID_PREFIXES = (USER_PROXY_ID_PREFIX, SCHEDULE_SENDER_PREFIX, TRIGGER_SENDER_PREFIX)
 SYSTEM_CLASSES = frozenset({"guilds.runtime.manager.GuildManagerAgent", "guilds.runtime.user_proxy.UserProxyAgent"})
 
 
 def _spec_agent_allowed(agent: AgentSpec) -> None:
     if agent.id in RESERVED_AGENT_IDS or agent.id.startswith(RESERVED_ID_PREFIXES):
-        raise ValueError(f"agent id '{agent.id}' is reserved (the guild manager and users' proxies use it)")
+        raise ValueError(f"agent id '{agent.id}' is reserved (the guild manager, users' proxies, schedules and triggers "
+                         f"use ids like it: {', '.join([*RESERVED_AGENT_IDS, *(p + '…' for p in RESERVED_ID_PREFIXES)])})")
     if canonical_class_name(agent.class_name) in SYSTEM_CLASSES:
         raise ValueError(f"'{agent.class_name}' is started by the guild itself and cannot be listed in a spec")
 

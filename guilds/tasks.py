@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-import time
-
 from celery import shared_task
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from guilds.engines.celery import engine
 from guilds.runtime import loop as runtime_loop
-from messaging.errors import BackendUnavailable
-
-logger = logging.getLogger(__name__)
-
-# While Redis is away (a restart) a drain waits for it this long, rather than asking the broker
-# (that same Redis) for a retry it cannot take. Given up, the inbox still holds the messages and
-# beat's sweep wakes the agent once Redis is back.
-REDIS_WAIT_SECONDS = 60
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None, ignore_result=True)
 def drain_agent(self, guild_id: str, agent_id: str) -> int:
     """Handle every message waiting for one agent (in order, under its lease)."""
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-    waited, pause = 0.0, 0.25
-    while True:
-        try:
-            outcome = runtime_loop.run(engine().drainer.drain_task(guild_id, agent_id, redelivered=redelivered),
-                                       timeout=None)
-            break
-        except (BackendUnavailable, RedisConnectionError, RedisTimeoutError, ConnectionError) as exc:
-            if waited >= REDIS_WAIT_SECONDS:
-                raise
-            logger.warning("drain of agent %s waits for Redis: %s", agent_id, exc, extra={"guild_id": guild_id})
-            time.sleep(pause)
-            waited, pause = waited + pause, min(2.0, pause * 2)
+    outcome = runtime_loop.run(engine().drainer.drain_task_waiting_for_redis(guild_id, agent_id,
+                                                                             redelivered=redelivered), timeout=None)
     if outcome.retry_in is not None:
         raise self.retry(countdown=outcome.retry_in)
     if outcome.more:

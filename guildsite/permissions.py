@@ -295,6 +295,15 @@ def guild_history_check(actor: Actor, guild: Guild, username: str) -> None:
     raise Forbidden(f"only {username}, the guild's launcher or an admin of its organisation may read {username}'s messages")
 
 
+def guild_messages_browse_check(actor: Actor, guild: Guild) -> None:
+    """Every topic of a guild (its agents' talk, every user's messages): the launcher and the organisation's
+    admins, who may already read each user's history (guild_history_check)."""
+    guild_read_check(actor, guild)
+    if _unlimited(actor) or _is_launcher(actor, guild) or _real_admin(actor, guild.organization_id):
+        return
+    raise Forbidden(f"browsing guild {guild.pk}'s messages is for its launcher and the admins of its organisation")
+
+
 # --- threads and runs (LLM agents) ----------------------------------------------------------
 
 

@@ -2,7 +2,8 @@
 
 Secrets are a Redis `backend_config`'s `password` and `username` (and the password in its `url`),
 and anything under a key named like `*secret*`, `*token*`, `*password*` or `*key*` in agent
-properties and the guild's own properties (README "Organisations and permissions"). Names that
+properties, the guild's own properties, the guild's and agents' dependency maps (a resolver's
+`api_key`) and a blueprint's configuration (README "Organisations and permissions"). Names that
 count tokens (`max_tokens`) are not credentials and stay visible.
 
 An update that sends `"***"` back where a secret was keeps the stored value, so a client can
@@ -20,6 +21,9 @@ MASK = "***"
 _SECRET_NAME = re.compile(r"secret|token|password|passwd|key", re.IGNORECASE)
 _COUNTS = re.compile(r"tokens$|^key_prefix$", re.IGNORECASE)
 _REDIS_CLIENT_SECRETS = ("password", "username")
+# Where a spec holds values by name: secret-named ones are masked at any depth (the guild's properties apart).
+_NAMED_SECRET_FIELDS = ("dependency_map", "configuration")
+_NAMED_SECRET_AGENT_FIELDS = ("properties", "dependency_map")
 
 
 class SecretNotStored(ValueError):
@@ -72,11 +76,14 @@ def redact_spec(spec: Any) -> Any:
             if "url" in config:
                 config["url"] = _mask_url(config["url"])
         spec["properties"] = masked
+    for field in _NAMED_SECRET_FIELDS:
+        if field in spec:
+            spec[field] = _mask_named(spec[field])
     agents = spec.get("agents")
     if isinstance(agents, list):
         spec["agents"] = [
-            {**agent, "properties": _mask_named(agent["properties"])}
-            if isinstance(agent, dict) and isinstance(agent.get("properties"), dict) else agent
+            {**agent, **{field: _mask_named(agent[field]) for field in _NAMED_SECRET_AGENT_FIELDS if field in agent}}
+            if isinstance(agent, dict) else agent
             for agent in agents
         ]
     return spec

@@ -379,7 +379,9 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "guildsite API",
-    "DESCRIPTION": "Catalog of agents and blueprints, guild launch and control.",
+    "DESCRIPTION": ("Catalog of agents and blueprints, guild launch and control. In the browser: "
+                    "[the dashboard](/dashboard/), [runs](/dashboard/runs/), [the catalog](/dashboard/catalog/), "
+                    "[chat](/chat/), [the admin](/admin/)."),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,

@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -6,7 +8,14 @@ from rest_framework.permissions import AllowAny
 
 from guildsite.errors import json_error_view
 
+
+def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
+    """Browsers ask for /favicon.ico wherever a page names no icon (an API answer opened in a tab, say)."""
+    return HttpResponsePermanentRedirect(static("guildsite/favicon.svg"))
+
+
 urlpatterns = [
+    path("favicon.ico", favicon),
     path("admin/", admin.site.urls),
     # The documentation is public; its Authorize button takes a token for the calls made from it.
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
@@ -15,6 +24,7 @@ urlpatterns = [
     path("api/", include("guildsite.accounts.api.urls")),
     path("api/", include("guilds.api.urls")),
     path("accounts/", include("guildsite.accounts.web_urls")),
+    path("", include("guilds.dashboard.urls")),
     path("", include("guilds.web_urls")),
     # Keep last: unknown API routes answer in the error shape even with DEBUG on, where Django
     # would otherwise show its HTML debug page instead of handler404.

@@ -72,6 +72,36 @@ def _wait_for_other_sessions_to_end(timeout: float = 10.0) -> None:
             time.sleep(0.1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_tried_again_after_a_deadlock():
+    """A transactional test's teardown empties every table (one TRUNCATE) while the session's Celery workers may
+    still be writing what the test started; PostgreSQL ends such a lock cycle by failing one side, and a failed
+    TRUNCATE would fail the test. Tried again, as PostgreSQL advises for a deadlock: the writer's side has ended."""
+    from django.db import OperationalError
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def deadlock(exc: BaseException | None) -> bool:
+        while exc is not None:
+            if isinstance(exc, OperationalError) and "deadlock detected" in str(exc):
+                return True
+            exc = exc.__cause__ or exc.__context__
+        return False
+
+    def fixture_teardown(self) -> None:
+        for attempt in range(1, 4):
+            try:
+                return original(self)
+            except Exception as exc:
+                if attempt == 3 or not deadlock(exc):
+                    raise
+
+    TransactionTestCase._fixture_teardown = fixture_teardown
+    yield
+    TransactionTestCase._fixture_teardown = original
+
+
 from tests.runtime.conftest import celery_workers  # noqa: E402,F401 - a session fixture any test may need
 
 

@@ -205,6 +205,21 @@ def test_adding_a_guild_needs_a_spec_or_a_blueprint(admin_client):
     assert not Guild.objects.exists()
 
 
+def test_a_typed_spec_holding_a_mask_is_refused_as_the_api_refuses_it(admin_client):
+    """A spec copied from a page or an API answer holds "***" where its secrets were; a new guild has none stored,
+    so the mask would become the agent's key."""
+    spec = {"name": "Masked", "agents": [{"name": "EchoAgent", "class_name": ECHO,
+                                          "dependency_map": {"llm": {"properties": {"api_key": "***"}}}}]}
+    form = {"name": "Masked", "description": "", "blueprint": "", "organization": factories.organization("org9").pk,
+            "launched_by": "", "spec": json.dumps(spec)}
+
+    response = admin_client.post(admin_url(Guild, "add"), form)
+
+    assert response.status_code == 200
+    assert "stands for a stored secret" in response.content.decode()
+    assert not Guild.objects.exists()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_admin_actions_stop_and_relaunch_guilds_through_the_runtime(admin_client, request):
     from django.conf import settings
@@ -237,3 +252,8 @@ def test_threads_and_runs_are_read_only(admin_client, objects):
     for model in (Thread, Run):
         assert admin_client.get(admin_url(model, "add")).status_code == 403
         assert admin_client.post(admin_url(model, "change", objects[model].pk), {"title": "x"}).status_code == 403
+
+
+def test_a_guild_in_the_admin_links_to_its_dashboard_page(admin_client, objects):
+    page = admin_client.get(admin_url(Guild, "change", objects[Guild].pk)).content.decode()
+    assert f'href="/dashboard/guilds/{objects[Guild].pk}/"' in page

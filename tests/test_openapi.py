@@ -21,6 +21,7 @@ DOCUMENTED = {
     "/catalog/blueprints/{blueprint_id}/share/{organization_id}": {"delete"},
     "/api/guilds": {"get"},
     "/api/guilds/{guild_id}": {"get"},
+    "/api/guilds/{guild_id}/history": {"get"},
     "/api/auth/token": {"post"},
     "/api/auth/token/refresh": {"post"},
     "/api/auth/logout": {"post"},
@@ -97,3 +98,9 @@ def test_schema_and_docs_are_public_with_authentication_on(client, settings):
     assert client.get("/api/schema/").status_code == 200
     assert client.get("/api/docs/").status_code == 200
     assert client.get("/api/guilds").status_code == 401
+
+
+def test_the_api_docs_link_to_the_sites_pages(schema):
+    description = schema["info"]["description"]
+    for page in ("/dashboard/", "/dashboard/runs/", "/dashboard/catalog/", "/chat/"):
+        assert f"({page})" in description

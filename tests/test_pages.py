@@ -10,7 +10,7 @@ import pytest
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("path", ["/", "/accounts/login/"])
+@pytest.mark.parametrize("path", ["/chat/", "/dashboard/", "/accounts/login/"])
 def test_pages_allow_scripts_and_styles_from_the_site_only(client, settings, path):
     settings.AUTH_DISABLED = False
     policy = client.get(path)["Content-Security-Policy"]
@@ -28,3 +28,12 @@ def test_spaces_around_a_username_do_not_give_fresh_sign_in_attempts(client, set
                                REMOTE_ADDR=f"10.9.{n}.1")
     assert response.status_code == 429
     assert int(response["Retry-After"]) >= 1
+
+
+def test_the_favicon_that_browsers_ask_for_by_default_is_the_sites_icon(client):
+    from django.contrib.staticfiles import finders
+
+    answer = client.get("/favicon.ico")
+    assert answer.status_code == 301
+    assert answer["Location"] == "/static/guildsite/favicon.svg"
+    assert finders.find("guildsite/favicon.svg")

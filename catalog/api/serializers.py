@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from catalog.models import AgentEntry, Blueprint, Category, Exposure
+from catalog.needs import blueprint_needs
 from guildsite import permissions
 from guildsite.accounts.names import USER_ID_PATTERN, USER_ID_RULE
 from guildsite.redaction import redact_spec
@@ -85,6 +86,9 @@ class BlueprintInfoSerializer(serializers.ModelSerializer):
     category_name = serializers.SerializerMethodField()
     author_id = serializers.SerializerMethodField(help_text="The author's user id (username).")
     organization_id = serializers.CharField(allow_null=True, read_only=True)
+    needs = serializers.SerializerMethodField(
+        help_text='What launching it needs beyond the site\'s defaults: `["redis"]` when its spec names the Redis '
+                  "messaging backend.")
 
     class Meta:
         model = Blueprint
@@ -99,9 +103,13 @@ class BlueprintInfoSerializer(serializers.ModelSerializer):
             "category_id",
             "category_name",
             "icon",
+            "needs",
             "created_at",
             "updated_at",
         ]
+
+    def get_needs(self, blueprint: Blueprint) -> list[str]:
+        return blueprint_needs(blueprint.spec)
 
     def get_category_name(self, blueprint: Blueprint) -> str | None:
         return blueprint.category.name if blueprint.category else None

@@ -144,7 +144,11 @@ class GuildFilesApi(APIView):
         summary="Upload a file (multipart field `file`, optional `file_meta` JSON) for a FilesWithTextFormat message",
         request={"multipart/form-data": inline_serializer("Upload", {
             "file": serializers.FileField(), "file_meta": serializers.CharField(required=False),
-            "user_id": serializers.CharField(required=False)})},
+            "user_id": serializers.CharField(required=False),
+            "on_conflict": serializers.ChoiceField(
+                choices=["fail", "rename"], required=False,
+                help_text="A name already taken: `fail` (409, the default) or `rename` (stored as \"name (2).ext\", "
+                          "the first free one; the answer's `filename` says which).")})},
         responses={201: OpenApiTypes.OBJECT, **problem_responses(400, 403, 404, 409)}, tags=["files"],
     )
     def post(self, request: Request, guild_id: str) -> Response:
@@ -161,9 +165,12 @@ class GuildFilesApi(APIView):
                 raise ValueError("not an object")
         except ValueError:
             raise exceptions.ValidationError({"file_meta": ["must be a JSON object"]}) from None
+        on_conflict = request.data.get("on_conflict") or request.query_params.get("on_conflict") or "fail"
+        if on_conflict not in ("fail", "rename"):
+            raise exceptions.ValidationError({"on_conflict": ["'fail' or 'rename'"]})
         try:
             record = files.guild_file_upload(guild=guild, user_id=uploader.get_username(), upload=upload,
-                                             metadata=metadata)
+                                             metadata=metadata, rename_on_conflict=on_conflict == "rename")
         except (files.FileExists, files.GuildIsStopped) as exc:
             raise Conflict(str(exc)) from None
         except files.FileRejected as exc:

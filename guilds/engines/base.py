@@ -45,8 +45,23 @@ class ExecutionEngine(ABC):
         """The guild's agents this engine runs now (in any process)."""
 
     @abstractmethod
+    async def queue_depths(self, agents: list[tuple[str, str]],
+                           configs: dict[str, MessagingConfig | None]) -> dict[tuple[str, str], int]:
+        """How many messages wait for each (guild_id, agent_id) now: one answer for many agents (a dashboard
+        asks for a page of them at once); an agent this engine does not run answers 0. `configs`: each guild's
+        messaging config, as its spec names it (so nothing is loaded per guild). Waiting only: the message an
+        agent is handling is not counted. An agent left out of the answer could not be asked (its Redis did
+        not answer, say): the engine logs why and raises nothing."""
+
+    @abstractmethod
     async def suspend_idle(self, idle: float | None = None) -> list[str]:
         """Suspend the guilds this engine runs that nobody used for `idle` seconds (default: the setting)."""
+
+    async def forward_for_user(self, guild_id: str, user_id: str, message: Message) -> bool:
+        """Carry a message a user sent on their socket into the guild as their proxy would, if this process can
+        do it at once: True if it did. False (every engine but where it says otherwise): the socket publishes it
+        to the user's inbox, from where the proxy carries it."""
+        return False
 
     @abstractmethod
     async def forget(self, guild_id: str) -> None:

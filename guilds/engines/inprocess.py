@@ -21,7 +21,7 @@ from guilds.runtime import activity, store, suspension
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime.host import MANAGER_ID, AgentHost
 from guilds.runtime.manager import HEALTH_TICK, manager_start
-from guilds.spec import AgentSpec, GuildSpec
+from guilds.spec import AgentSpec, GuildSpec, validate_guild_spec
 from messaging import topics as topic_names
 from messaging.bus import MessagingInterface
 from messaging.config import MessagingConfig
@@ -149,7 +149,7 @@ class InProcessEngine(ExecutionEngine):
         if record is None or record.status == GuildStatus.STOPPED:
             return False
         try:
-            spec = GuildSpec.model_validate(record.spec)
+            spec = validate_guild_spec(record.spec)
             bus = self.bus(guild_id, spec.properties.messaging)
             await bus.get_messages(topic_names.SYSTEM_TOPIC, limit=1)  # the backend answers, or we say why not
         except Exception as exc:
@@ -188,6 +188,17 @@ class InProcessEngine(ExecutionEngine):
     async def running_agent_ids(self, guild_id: str) -> list[str]:
         guild = self.guilds.get(guild_id)
         return await guild.running_agent_ids() if guild is not None else []
+
+    async def queue_depths(self, agents: list[tuple[str, str]],
+                           configs: dict[str, MessagingConfig | None]) -> dict[tuple[str, str], int]:
+        """What waits in each agent's client here (no I/O). A guild another process runs answers 0: its
+        queues are in that process."""
+        depths: dict[tuple[str, str], int] = {}
+        for guild_id, agent_id in agents:
+            guild = self.guilds.get(guild_id)
+            host = guild.hosts.get(agent_id) if guild is not None else None
+            depths[(guild_id, agent_id)] = host.delivery.waiting if host is not None else 0
+        return depths
 
     async def suspend_idle(self, idle: float | None = None) -> list[str]:
         return await suspension.suspend_idle(self, list(self.guilds), idle)

@@ -79,6 +79,11 @@ class LiveDelivery:
     async def idle(self) -> None:
         await self.client.idle()
 
+    @property
+    def waiting(self) -> int:
+        """Messages queued for the agent, not counting the one it is handling."""
+        return self.client.waiting if self.client is not None else 0
+
     @staticmethod
     async def _handle(host: AgentHost, message: Message) -> None:
         """Failures inside a handler are the agent's (it answers with an error); one outside a handler is
@@ -273,9 +278,11 @@ class AgentHost:
         self.delivery.state_saved(self, token)
         return self.state
 
-    async def runtime_update(self, patch: dict[str, Any]) -> None:
-        """The engine's bookkeeping of the agent: saved like its state, kept apart from it."""
-        self.runtime = store.merge_patch(self.runtime, patch)
+    async def runtime_update(self, patch: dict[str, Any], *, whole: bool = False) -> None:
+        """The engine's bookkeeping of the agent: saved like its state, kept apart from it. With `whole`, each
+        of the patch's keys takes its value as given (a merge patch would drop its nulls and keep what it no
+        longer holds)."""
+        self.runtime = {**self.runtime, **patch} if whole else store.merge_patch(self.runtime, patch)
         token = await self.delivery.state_saving(self)
         await store.agent_runtime_save(self.guild.guild_id, self.agent_id, self.runtime)
         self.delivery.state_saved(self, token)

@@ -21,7 +21,18 @@ from django.db.models import Count
 from django.utils import timezone
 
 from guilds.lifecycle import predecessors
-from guilds.models import STOPPED_GUILD_REASON, AgentKind, AgentStatus, DeadLetter, Guild, GuildAgent, GuildStatus, Schedule
+from guilds.models import (
+    STATUS_CHANGES_KEPT,
+    STOPPED_GUILD_REASON,
+    AgentKind,
+    AgentStatus,
+    DeadLetter,
+    Guild,
+    GuildAgent,
+    GuildStatus,
+    GuildStatusChange,
+    Schedule,
+)
 from guilds.runtime import live
 from messaging.topics import GUILD_MANAGER_ID
 
@@ -135,6 +146,14 @@ def _guild_status_write(guild_id: str, status: str, detail: str) -> dict[str, An
     if moved and status in _MANAGER_ALIVE_STATUSES:
         GuildAgent.objects.filter(guild_id=guild_id, agent_id=GUILD_MANAGER_ID).exclude(
             status=AgentStatus.RUNNING).update(status=AgentStatus.RUNNING, status_detail="", updated_at=now)
+    if moved:
+        # Last, and on its own: the move and what it implies stand even if its timeline line cannot be written (a
+        # transaction around them all would hold the guild's row while it waits for the timeline's table).
+        try:
+            _status_change_record(guild_id, status, detail, now)
+        except DatabaseError:
+            logger.warning("guild %s moved to %s; its timeline line could not be written", guild_id, status,
+                           exc_info=True)
     if not moved:
         # Same status again only refreshes the reason (e.g. WARNING for another agent).
         Guild.objects.filter(pk=guild_id, status=status).exclude(status_detail=detail).update(
@@ -148,6 +167,15 @@ def _guild_status_write(guild_id: str, status: str, detail: str) -> dict[str, An
         logger.warning("guild %s moved to %s; its live event could not be made", guild_id, status, exc_info=True)
         return {"guild_id": guild_id, "organization_id": None, "status": status, "detail": detail, "agents": {},
                 "at": now.isoformat()}
+
+
+def _status_change_record(guild_id: str, status: str, detail: str, at) -> None:
+    """The move in the guild's health timeline; beyond its newest STATUS_CHANGES_KEPT, the oldest go."""
+    GuildStatusChange.objects.create(guild_id=guild_id, status=status, detail=detail, at=at)
+    too_old = list(GuildStatusChange.objects.filter(guild_id=guild_id).order_by("-id")
+                   .values_list("id", flat=True)[STATUS_CHANGES_KEPT:STATUS_CHANGES_KEPT + 1])
+    if too_old:
+        GuildStatusChange.objects.filter(guild_id=guild_id, id__lte=too_old[0]).delete()
 
 
 def _agent_summary(guild_id: str) -> dict[str, int]:
@@ -267,9 +295,11 @@ def _agent_events(guild_id: str, agent_ids: list[str]) -> list[dict[str, Any]]:
 
 @_db
 def _agent_status_write(guild_id: str, agent_id: str, status: str, detail: str) -> list[dict[str, Any]]:
+    # Only a start (agent_record_ensure) brings a stopped agent back: a heartbeat or a silence noticed late
+    # must not, or a drain would take the stopped agent for a live one and handle its messages.
     changed = GuildAgent.objects.filter(guild_id=guild_id, agent_id=agent_id).exclude(
-        status=status, status_detail=detail
-    ).update(status=status, status_detail=detail, updated_at=timezone.now())
+        status=AgentStatus.STOPPED).exclude(status=status, status_detail=detail).update(
+        status=status, status_detail=detail, updated_at=timezone.now())
     if not changed or live.is_user_proxy(agent_id):
         return []
     return _agent_events(guild_id, [agent_id])

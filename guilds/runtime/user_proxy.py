@@ -10,6 +10,8 @@ replies name it in `in_response_to` and `thread`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict
 
 from guilds.runtime import routing
@@ -17,6 +19,10 @@ from guilds.runtime.agent import ANY_FORMAT, Agent, handles
 from guilds.runtime.context import HandlerContext
 from messaging import topics as topic_names
 from messaging.ids import derive_id
+from messaging.message import AgentTag, Message
+
+if TYPE_CHECKING:
+    from guilds.spec import GuildSpec
 
 
 class UserProxyAgent(Agent):
@@ -49,34 +55,46 @@ class UserProxyAgent(Agent):
             await self._to_user(ctx)
 
     async def _from_user(self, ctx: HandlerContext) -> None:
-        message = ctx.message
-        guild = self.host.guild
-        destinations = routing.route(
-            sender=routing.Sender(tag=self.host.tag, class_name=self.host.class_name,
-                                  method_name="unwrap_and_forward_message"),
-            origin=message,
-            slip=guild.spec.routes,
-            message_format=message.format,
-            explicit_topics=None,
-            default_topics=routing.user_message_fanout(guild.spec.agents),
-        )
-        notifications = topic_names.user_notifications(self.user_id)
-        for index, dest in enumerate(destinations):
-            first = index == 0
-            outgoing = message.model_copy(
-                update={
-                    # The first copy keeps the user's id; a fan-out rule's extra copies get derived ones.
-                    "id": message.id if first else derive_id(message.id, self.id, index, message.priority),
-                    "sender": self.host.tag,
-                    "topics": [*dest.topics, notifications] if first else list(dest.topics),
-                    "routing_slip": dest.routing_slip,
-                    "recipient_list": [*message.recipient_list, *dest.recipient_list],
-                }
-            )
-            await self.host.publish(outgoing)
+        host = self.host
+        for outgoing in forwarded_copies(ctx.message, proxy=host.tag, proxy_class_name=host.class_name,
+                                         spec=host.guild.spec, user_id=self.user_id):
+            await host.publish(outgoing)
 
     async def _to_user(self, ctx: HandlerContext) -> None:
         message = ctx.message
         if message.sender.id == self.id:
             return
         await self.host.publish(message.model_copy(update={"topics": [topic_names.user_notifications(self.user_id)]}))
+
+
+def forwarded_copies(message: Message, *, proxy: AgentTag, proxy_class_name: str, spec: GuildSpec,
+                     user_id: str) -> list[Message]:
+    """What a user's proxy publishes for a message the user sent, in the order to publish them: a copy per
+    destination of the guild's routes (or, with none, one to every agent), sent by the proxy. The first
+    destination's copy keeps the user's id and goes to the user's notifications too (the user sees their
+    message, with its id, as the guild got it); a fan-out rule's extra copies get ids derived from it and go
+    first, so that once the user has seen the message, every copy of it is stored (the socket counts on it:
+    guilds.consumers)."""
+    destinations = routing.route(
+        sender=routing.Sender(tag=proxy, class_name=proxy_class_name, method_name="unwrap_and_forward_message"),
+        origin=message,
+        slip=spec.routes,
+        message_format=message.format,
+        explicit_topics=None,
+        default_topics=routing.user_message_fanout(spec.agents),
+    )
+    notifications = topic_names.user_notifications(user_id)
+    copies = []
+    for index, dest in enumerate(destinations):
+        first = index == 0
+        copies.append(message.model_copy(
+            update={
+                "id": message.id if first else derive_id(message.id, proxy.id, index, message.priority),
+                "sender": proxy,
+                "topics": [*dest.topics, notifications] if first else list(dest.topics),
+                "routing_slip": dest.routing_slip,
+                "recipient_list": [*message.recipient_list, *dest.recipient_list],
+            }
+        ))
+    copies.reverse()
+    return copies

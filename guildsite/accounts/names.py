@@ -28,6 +28,12 @@ def is_display_name(value: object) -> bool:
     return isinstance(value, str) and 1 <= len(value) <= DISPLAY_NAME_MAX and value.isprintable() and bool(value.strip())
 
 
+def account_display_name(user) -> str:
+    """How a signed-in person appears to others: their full name, else their user id (cut to a display name's
+    length). Pages and sockets both say it: nobody appears under a name they typed."""
+    return ((user.get_full_name() or "").strip() or user.get_username())[:DISPLAY_NAME_MAX]
+
+
 def is_organization_id(value: object) -> bool:
     return isinstance(value, str) and _ORGANIZATION_ID.fullmatch(value) is not None
 

@@ -2,10 +2,10 @@
 
 Agents that run in Celery workers hold no live subscription anywhere: the store script puts each new
 message of their topics into their inboxes (scripts.FANOUT), atomically with storing it, and wakes the
-ones with nothing due — by pushing a drain task onto the queue itself when the engine gives it a task
-template (so no crash comes between storing and enqueueing), else by telling the engine (`Waker.wake`).
-A publish may instead collect the woken agents (a drain that takes them on next, without a broker
-round trip).
+ones with nothing due — by pushing their drains onto a list itself when the engine names one (its drain
+lane; so no crash comes between storing and asking for a drain), else by telling the engine
+(`Waker.wake`). A publish may instead collect the woken agents (a drain that takes them on next, in the
+same process).
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from messaging.delivery.inbox import WAKE_TTL_MS, Inbox
 from messaging.delivery.keys import inbox_score, namespace_prefix
 from messaging.message import Message
 
-# Markers in a task template: the namespace is written in before the script runs, the rest by the script.
-TASK_ID_MARK, NAMESPACE_MARK, AGENT_MARK = "@TASK_ID@", "@NAMESPACE@", "@AGENT@"
+# Markers in a drain's template: the namespace is written in before the script runs, the agent by the script.
+NAMESPACE_MARK, AGENT_MARK = "@NAMESPACE@", "@AGENT@"
 _PLAIN_ID = re.compile(r"^[\w.@+-]+$", re.ASCII)  # goes into a JSON template as it is
 
 Woken = list[tuple[str, str]]  # (namespace, agent id)
 
 
 @dataclass(frozen=True)
-class TaskEnqueue:
-    """How the store script enqueues a drain task itself: onto list `queue`, `template` with the markers
-    filled in, except for agents whose id starts with `caller_wakes` (the waker is told of those)."""
+class DrainPush:
+    """How the store script asks for a drain itself: `template`, with the markers filled in, pushed onto list
+    `queue`, except for agents whose id starts with `caller_wakes` (the waker is told of those)."""
 
     queue: str
     template: str
@@ -50,7 +50,7 @@ class Waker(Protocol):
 
     def wake(self, namespace: str, agent_ids: list[str]) -> None: ...
 
-    def task_enqueue(self, backend: RedisStore) -> TaskEnqueue | None: ...
+    def drain_push(self, backend: RedisStore) -> DrainPush | None: ...
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class DurableDelivery:
 
     def store_extension(self, backend: RedisStore, namespace: str, message: Message, *,
                         collecting: bool) -> StoreExtension:
-        enqueue = None if collecting else self.waker.task_enqueue(backend)
+        enqueue = None if collecting else self.waker.drain_push(backend)
         queue, template, caller_wakes = ("", "", "") if enqueue is None else (
             enqueue.queue, enqueue.template, enqueue.caller_wakes)
         if template and not _PLAIN_ID.match(namespace):  # cannot go into the template: the waker wakes all

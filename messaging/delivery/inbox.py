@@ -42,6 +42,20 @@ def _batch(ids: list[bytes], bodies: list[bytes | None], attempts: Any) -> Batch
     return Batch([(int(i), body) for i, body in zip(ids, bodies, strict=True)], int(attempts or 0))
 
 
+async def waiting_counts(client: Any, inboxes: list[Inbox]) -> list[int]:
+    """How many messages wait in each inbox (all on `client`'s Redis), in one round trip. The one a drain
+    is handling stays in its inbox until handled: while a lease is held, the first entry is that one
+    and is not counted (a lease left by a drain that died counts one too few until it lapses)."""
+    if not inboxes:
+        return []
+    async with client.pipeline(transaction=False) as pipe:
+        for inbox in inboxes:
+            pipe.zcard(inbox.keys.inbox)
+            pipe.exists(inbox.keys.lease)
+        replies = await pipe.execute()
+    return [max(0, int(size) - (1 if leased else 0)) for size, leased in zip(replies[::2], replies[1::2], strict=True)]
+
+
 class Inbox:
     def __init__(self, client: Any, prefix: str, agent_id: str) -> None:
         self.redis = client

@@ -14,15 +14,15 @@ from redis.exceptions import NoScriptError
 
 # Run by the store script after it stored a message in a topic: `after_store(topic, json)`. Its
 # arguments are the table D: durable prefix, sender id, inbox score, message id, wake flag ttl ms,
-# task queue key, task template, id prefix of agents the caller wakes itself. A new message goes into
+# drain list key, drain template, id prefix of agents the caller wakes itself. A new message goes into
 # the inbox of every durable subscriber of the topic (but the sender's own, except on its self inbox);
-# an agent with nothing due yet gets its wake flag and, with a template, a drain task pushed on the
-# queue in the same step (so no crash comes between storing and enqueueing), as long as its id can go
-# into the template as it is; `delivery_result()` lists the agents the caller must wake.
+# an agent with nothing due yet gets its wake flag and, with a template, its drain pushed on the list
+# (the engine's drain lane) in the same step (so no crash comes between storing and asking for a
+# drain), as long as its id can go into the template as it is; `delivery_result()` lists the agents the
+# caller must wake.
 FANOUT = """
 local dprefix, sender, score, mid = D[1], D[2], D[3], D[4]
 local wake_ttl, queue, template, caller_wakes = D[5], D[6], D[7], D[8]
-local clock = redis.call('TIME')
 local woken = {}
 local function enqueued(agent)
   if queue == '' or not string.find(agent, '^[%w_.@+-]+$') then
@@ -31,8 +31,7 @@ local function enqueued(agent)
   if caller_wakes ~= '' and string.sub(agent, 1, #caller_wakes) == caller_wakes then
     return false
   end
-  local values = {TASK_ID = mid .. '-' .. agent .. '-' .. clock[1] .. clock[2], AGENT = agent}
-  redis.call('LPUSH', queue, (string.gsub(template, '@([%u_]+)@', values)))
+  redis.call('LPUSH', queue, (string.gsub(template, '@AGENT@', agent)))
   return true
 end
 local function after_store(topic, json)

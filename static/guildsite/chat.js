@@ -18,13 +18,17 @@
   // With authentication on you are who you signed in as; in development, whoever you type (trusted).
   const development = document.body.dataset.authDisabled === "1";
   const signedIn = document.body.dataset.username || "";
+  // Names come from accounts: signed in, yours (your full name, else your user id); in development, what you
+  // typed last time, else your user id. Never one name for everybody.
+  const myId = development ? localStorage.getItem("guildsite.userId") || `user-${Math.random().toString(36).slice(2, 8)}`
+    : signedIn;
   const me = {
-    id: development ? localStorage.getItem("guildsite.userId") || `user-${Math.random().toString(36).slice(2, 8)}`
-      : signedIn,
-    name: localStorage.getItem("guildsite.userName") || (development ? "Guest" : signedIn),
+    id: myId,
+    name: (development && localStorage.getItem("guildsite.userName")) || document.body.dataset.displayName || myId,
   };
   $("user-id").value = me.id;
   $("user-name").value = me.name;
+  $("user-name").readOnly = !development;  // signed in, your name is your account's
   const remember = () => {
     if (development) me.id = $("user-id").value.trim() || me.id;
     me.name = $("user-name").value.trim() || me.name;
@@ -51,6 +55,7 @@
   }
 
   // --- picking a guild -----------------------------------------------------------------
+  let blueprintNames = new Map();
   async function loadPicker() {
     try {
       const [blueprints, guilds, myself] = await Promise.all([
@@ -58,7 +63,15 @@
         api("GET", "/api/guilds?status=RUNNING,WARNING,STARTING,PENDING_LAUNCH,REQUESTED"),
         api("GET", "/api/auth/me"),
       ]);
-      fill($("blueprints"), blueprints, (b) => `${b.name} ${b.version || ""}`.trim());
+      blueprintNames = new Map(blueprints.map((b) => [b.id, `${b.name} ${b.version || ""}`.trim()]));
+      // Two blueprints may share a name and version: say whose, when, and what each needs.
+      fill($("blueprints"), blueprints, (b) => [
+        `${b.name} ${b.version || ""}`.trim(),
+        b.organization_id ? `· ${b.organization_id}` : "",
+        b.author_id ? `· by ${b.author_id}` : "",
+        b.created_at ? `· ${new Date(b.created_at).toLocaleDateString()}` : "",
+        (b.needs || []).length ? `· needs ${b.needs.map((n) => (n === "redis" ? "Redis" : n)).join(", ")}` : "",
+      ].filter(Boolean).join(" "));
       fill($("guilds"), guilds, (g) => `${g.name} (${g.status})`);
       // Launching needs the role member; development makes you one of your own when you have none.
       const launchable = myself.organizations.filter((o) => o.role !== "viewer");
@@ -77,7 +90,7 @@
     if (!blueprintId) return;
     $("pick-error").textContent = "";
     try {
-      const name = $("guild-name").value.trim() || `${$("blueprints").selectedOptions[0].text} for ${me.name}`;
+      const name = $("guild-name").value.trim() || `${blueprintNames.get(blueprintId) || "Guild"} for ${me.name}`;
       const { id } = await api("POST", `/catalog/blueprints/${blueprintId}/guilds`,
         { guild_name: name.slice(0, 64), user_id: me.id, org_id: $("organizations").value,
           description: "Launched from the chat page" });
@@ -90,6 +103,135 @@
     remember();
     if ($("guilds").value) location.search = `?guild=${encodeURIComponent($("guilds").value)}`;
   });
+
+  // --- conversations with the guild's LLM agents ---------------------------------------------
+  // A conversation is a conversation id on what you send; an LLM agent keeps one thread per conversation
+  // (GET /api/threads). Without LLM agents the page keeps seed 000's one conversation, the guild's id.
+  const LLM_CLASSES = new Set(["guilds.agents.llm.LLMAgent", "rustic_ai.litellm.agent.LiteLLMAgent"]);  // registry ALIASES
+  const conversation = {
+    key: () => `guildsite.conversation.${params.get("guild")}`,
+    current: () => localStorage.getItem(conversation.key()) || params.get("guild"),
+    set(id) { localStorage.setItem(conversation.key(), id); },
+    active: false,  // the guild has LLM agents: the panel shows, and other conversations' messages stay out of the log
+  };
+
+  async function setUpThreads(guild) {
+    const agents = ((guild.spec && guild.spec.agents) || []).filter((a) => LLM_CLASSES.has(a.class_name));
+    if (!agents.length) return;
+    conversation.active = true;
+    $("threads-panel").hidden = false;
+    $("thread-agent").replaceChildren(...agents.map((a) => new Option(a.name, a.id)));
+    $("thread-agent-label").hidden = agents.length < 2;
+    $("thread-agent").addEventListener("change", refreshThreads);
+    $("new-thread").addEventListener("click", () => {
+      conversation.set(`c-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`);
+      leaveConversation();
+      refreshThreads();
+      $("text").focus();
+    });
+    await refreshThreads();
+  }
+
+  // With conversations, a message of another one (another tab's, or one switched away from) stays out of the log.
+  function otherConversation(message) {
+    return conversation.active && message.conversation_id && message.conversation_id !== conversation.current();
+  }
+  function leaveConversation() {  // its streams too: their replies will not come here
+    streams.clear();
+    $("log").replaceChildren();
+  }
+
+  let refreshTimer = null;
+  function refreshThreadsSoon() {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(refreshThreads, 300);  // one read for a burst of messages
+  }
+
+  async function refreshThreads() {
+    const agent = $("thread-agent").value;
+    let threads = [];
+    try {
+      threads = await api("GET", `/api/threads?guild_id=${encodeURIComponent(guildId)}&agent_id=${encodeURIComponent(agent)}`);
+    } catch (err) {
+      $("notice").textContent = `Conversations could not be read: ${err.message}`;
+      return;
+    }
+    const current = conversation.current();
+    $("threads").replaceChildren(...threads.map((thread) => {
+      const li = document.createElement("li");
+      li.dataset.threadId = thread.id;
+      if (thread.conversation_id === current) li.classList.add("current");
+      const open = document.createElement("button");
+      open.type = "button";
+      open.className = "thread-open";
+      open.textContent = thread.title || `Conversation of ${new Date(thread.created_at).toLocaleString()}`;
+      if (thread.conversation_id === current) open.setAttribute("aria-current", "true");
+      open.addEventListener("click", () => switchTo(thread));
+      const rename = document.createElement("button");
+      rename.type = "button";
+      rename.className = "thread-rename";
+      rename.textContent = "Rename";
+      rename.setAttribute("aria-label", `Rename ${open.textContent}`);
+      rename.addEventListener("click", async () => {
+        const title = prompt("A name for this conversation", thread.title || "");
+        if (title === null) return;
+        try {
+          await api("PATCH", `/api/threads/${encodeURIComponent(thread.id)}`, { title: title.trim().slice(0, 200) });
+        } catch (err) {
+          $("notice").textContent = `Rename failed: ${err.message}`;
+        }
+        refreshThreads();
+      });
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "thread-delete";
+      remove.textContent = "Delete";
+      remove.setAttribute("aria-label", `Delete ${open.textContent}`);
+      remove.addEventListener("click", async () => {
+        if (!confirm("Delete this conversation and its messages?")) return;
+        try {
+          await api("DELETE", `/api/threads/${encodeURIComponent(thread.id)}`);
+        } catch (err) {
+          $("notice").textContent = `Delete failed: ${err.message}`;
+          return;
+        }
+        if (thread.conversation_id === conversation.current()) {
+          conversation.set(`c-${Date.now().toString(36)}`);
+          leaveConversation();
+        }
+        refreshThreads();
+      });
+      li.append(open, rename, remove);
+      return li;
+    }));
+  }
+
+  // Switching shows that thread's messages (as stored) and sends into it from now on.
+  async function switchTo(thread) {
+    conversation.set(thread.conversation_id);
+    let messages = [];
+    try {
+      messages = await api("GET", `/api/threads/${encodeURIComponent(thread.id)}/messages?limit=1000`);
+    } catch (err) {
+      $("notice").textContent = `The conversation could not be read: ${err.message}`;
+      return;
+    }
+    streams.clear();
+    const agentName = $("thread-agent").selectedOptions[0]?.text || "agent";
+    const toolNames = new Map();  // a tool's answer names only the call it answers
+    for (const m of messages) for (const call of m.tool_calls || []) toolNames.set(call.id, call.function?.name);
+    $("log").replaceChildren(...messages.filter((m) => m.role !== "system").map((m) => {
+      const sender = m.role === "user" ? { id: `upa-${me.id}`, name: me.name } : { id: thread.agent_id, name: agentName };
+      const li = messageItem({ sender, timestamp: m.created_at });
+      if (m.role === "tool") li.append(toolOutput(toolNames.get(m.tool_call_id), m.tool_result ?? m.content, false));
+      else li.append(document.createTextNode(m.content || ""));
+      for (const call of m.tool_calls || []) {
+        li.append(toolOutput(`${call.function?.name || "tool"} (called)`, call.function?.arguments || "", false));
+      }
+      return li;
+    }));
+    refreshThreads();
+  }
 
   // --- the guild room ------------------------------------------------------------------
   const guildId = params.get("guild");
@@ -117,8 +259,10 @@
       const guild = await api("GET", `/api/guilds/${encodeURIComponent(guildId)}`);
       $("guild-title").textContent = guild.name;
       showStatus(guild.status);
+      setUpThreads(guild);
       if (guild.status === "STOPPED") {
         stopped = true;
+        $("stop").disabled = true;
         setState("stopped", "This guild is stopped. Launch a new one from its blueprint.");
       }
     } catch (err) {
@@ -171,9 +315,14 @@
       if (health === "warning") $("notice").textContent = "Some agents are experiencing issues";
       if (health === "error") $("notice").textContent = "Guild failed to initialize properly";
     } else if (message.format === "Participants") {
-      $("participants").replaceChildren(...message.payload.participants.map((p) => {
+      const people = message.payload.participants;
+      const named = new Map();
+      for (const p of people) named.set(p.name, (named.get(p.name) || 0) + 1);
+      $("participants").replaceChildren(...people.map((p) => {
         const li = document.createElement("li");
-        li.textContent = `${p.name} (${p.type})`;
+        // Two people called alike are told apart by their user ids.
+        const id = String(p.id || "").replace(/^upa-/, "");
+        li.textContent = named.get(p.name) > 1 ? `${p.name} [${id}] (${p.type})` : `${p.name} (${p.type})`;
         return li;
       }));
     } else if (message.format === "guildStatus") {
@@ -205,6 +354,11 @@
     const who = document.createElement("span");
     who.className = "who";
     who.textContent = message.sender ? message.sender.name || message.sender.id : "";
+    const when = Number(message.timestamp) || Date.parse(message.timestamp) || Date.now();
+    const time = document.createElement("time");
+    time.dateTime = new Date(when).toISOString();
+    time.textContent = ` · ${new Date(when).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
+    who.append(time);
     li.append(who);
     return li;
   }
@@ -212,6 +366,7 @@
   // Token chunks show the answer as it is written, with a Stop button; they are never a resume point (not
   // stored). The final reply that follows replaces them, so nothing shows twice.
   function onStreamChunk(message) {
+    if (otherConversation(message)) return;  // its thread has it
     const chunk = message.payload || {};
     let stream = streams.get(chunk.in_response_to);
     const ended = chunk.chunk_type === "assistant_message";
@@ -247,11 +402,7 @@
     } else if (chunk.chunk_type === "assistant_token") {
       stream.text.appendData(chunk.content);
     } else if (chunk.chunk_type === "tool_output") {
-      const used = document.createElement("small");
-      used.className = "tool-output";
-      const output = String(chunk.content || "");
-      used.textContent = `${chunk.tool_name || "tool"}${chunk.ok === false ? " (failed)" : ""}: ${output.length > 200 ? `${output.slice(0, 200)}…` : output}`;
-      stream.li.insertBefore(used, stream.text);
+      stream.li.insertBefore(toolOutput(chunk.tool_name, chunk.content, chunk.ok === false), stream.text);
     }
     stream.li.scrollIntoView({ block: "end" });
   }
@@ -261,6 +412,11 @@
     if (message.format !== ERROR || message.topic_published_to) lastSeenId = message.id;
     if (message.id && seen.has(message.id)) return;
     if (message.id) seen.add(message.id);
+    // Another conversation's (another tab's, or one switched away from): its thread has it; the list says so.
+    if (otherConversation(message)) {
+      refreshThreadsSoon();
+      return;
+    }
     // The streamed answer gives way to the reply, in its place in the log; after an error it stays, as far as it got.
     const stream = message.in_response_to != null ? streams.get(String(message.in_response_to)) : undefined;
     if (stream) {
@@ -269,6 +425,7 @@
       stream.li.classList.remove("streaming");
     }
     const li = messageItem(message);
+    if (conversation.active && !li.classList.contains("mine")) refreshThreadsSoon();  // a new thread, a new title
     if (message.format === ERROR) {
       refusal = message.payload.error_message;
       li.classList.add("error");
@@ -288,8 +445,30 @@
         li.append(link);
       }
     }
-    if (stream && message.format !== ERROR) stream.li.replaceWith(li); else $("log").append(li);
+    if (stream && message.format !== ERROR) {
+      // The tools it used stay with the answer, folded, above its text.
+      const tools = stream.li.querySelectorAll("details.tool-output");
+      if (tools.length) {
+        const box = Object.assign(document.createElement("div"), { className: "tools" });
+        box.append(...tools);
+        li.firstElementChild.after(box);  // after who said it
+      }
+      stream.li.replaceWith(li);
+    } else $("log").append(li);
     li.scrollIntoView({ block: "end" });
+  }
+
+  // A tool's output, folded: its name shows, the output opens on demand.
+  function toolOutput(name, content, failed) {
+    const box = document.createElement("details");
+    box.className = "tool-output";
+    const summary = document.createElement("summary");
+    summary.textContent = `${name || "tool"}${failed ? " (failed)" : ""}`;
+    const output = document.createElement("pre");
+    const text = typeof content === "string" ? content : JSON.stringify(content, null, 1);
+    output.textContent = text.length > 4000 ? `${text.slice(0, 4000)}…` : text;
+    box.append(summary, output);
+    return box;
   }
 
   function safeFileUrl(raw) {
@@ -322,6 +501,7 @@
   function onStopped() {
     stopped = true;
     setComposer(false);
+    $("stop").disabled = true;
     clearTimers();
     setState("stopped", "The guild is stopped. Launch a new one from its blueprint.");
   }
@@ -374,13 +554,14 @@
       format: "text",
       payload: { text },
       sender: { id: me.id, name: me.name },
-      conversationId: guildId,
+      conversationId: conversation.current(),
       timestamp: new Date().toISOString(),
     };
     if (file) {
       try {
         const form = new FormData();
         form.append("file", file);
+        form.append("on_conflict", "rename");  // the same file again is stored as "name (2).ext", not refused
         const uploaded = await api("POST", asMe(`/api/guilds/${encodeURIComponent(guildId)}/files/`), form);
         frame.format = FILES;
         frame.payload = { files: [{ name: uploaded.filename, url: uploaded.url }], text, tagged_users: [] };

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
+from tests.browser.accessibility import assert_accessible
 from tests.support.live_server import LiveServer, service_env
 
 pytestmark = pytest.mark.browser
@@ -55,7 +56,7 @@ def test_launch_chat_reload_and_stop_in_the_browser(server, browser):
 
     page = browser.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
-    page.goto(server.base + "/")
+    page.goto(server.base + "/chat/")
     page.fill("#user-id", "browseruser")
     page.fill("#user-name", "Browser User")
     expect(page.locator("#blueprints option")).to_have_count(1)
@@ -86,11 +87,20 @@ def test_launch_chat_reload_and_stop_in_the_browser(server, browser):
     assert response.body() == b"hello file"
 
     ARTIFACTS.mkdir(exist_ok=True)
+    # The same file again is stored under a free name, and its text is sent with it (a first try lost both).
+    page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello again"}])
+    page.fill("#text", "the file again")
+    page.click("#send")
+    expect(page.locator("#log li", has_text="notes (2).txt")).to_have_count(2)
+    expect(page.locator("#log li", has_text="the file again").first).to_be_visible()
+    expect(page.locator("#log li .who time").first).to_be_visible()  # each message says when
+    assert_accessible(page, "the chat page")
     page.screenshot(path=str(ARTIFACTS / "chat-running.png"), full_page=True)
     page.click("#stop")
     expect(page.locator("#guild-status")).to_have_text("STOPPED", timeout=10000)
     expect(page.locator("#connection")).to_have_text("stopped")
     expect(page.locator("#text")).to_be_disabled()
+    expect(page.locator("#stop")).to_be_disabled()  # nothing left to stop
     page.screenshot(path=str(ARTIFACTS / "chat-stopped.png"), full_page=True)
 
 
@@ -122,7 +132,7 @@ def test_signed_in_chat_launches_into_the_users_organisation(authenticated_serve
 
     server = authenticated_server
     page = browser.new_page()
-    page.goto(server.base + "/")
+    page.goto(server.base + "/chat/")
     expect(page.locator("#sign-in")).to_be_visible()
     expect(page.locator("#pick")).to_have_count(0)
     page.fill("input[name=username]", "alice")
@@ -136,10 +146,11 @@ def test_signed_in_chat_launches_into_the_users_organisation(authenticated_serve
     expect(page.locator("#signed-in")).to_contain_text("Signed in as alice")
     expect(page.locator("#user-id")).to_have_value("alice")
     expect(page.locator("#organizations option")).to_have_text(["Acme (member)"])
-    page.fill("#user-name", "Alice A.")
+    expect(page.locator("#user-name")).to_have_value("alice")  # names come from accounts
+    expect(page.locator("#user-name")).not_to_be_editable()
     page.click("#launch")
     expect(page.locator("#connection")).to_have_text("ready", timeout=15000)
-    expect(page.locator("#participants")).to_contain_text("Alice A. (human)")
+    expect(page.locator("#participants")).to_contain_text("alice (human)")
     page.fill("#text", "Hello Echo!")
     page.click("#send")
     expect(page.locator("#log")).to_contain_text("Echo: Hello Echo!")
@@ -213,9 +224,10 @@ def test_the_chat_page_streams_an_llm_agents_answer_live_shows_it_once_and_stops
     provider.then(Answer(deltas=[f"part{i} " for i in range(30)]),
                   Answer(deltas=["Once ", "upon ", "a ", "time."], hold_after=2))
     page = browser.new_page()
-    page.goto(server.base + "/")
+    page.goto(server.base + "/chat/")
     page.fill("#user-id", "browseruser")
     page.fill("#user-name", "Browser User")
+    expect(page.locator("#blueprints option")).to_have_count(1)  # the picker has loaded
     page.click("#launch")
     expect(page.locator("#connection")).to_have_text("ready", timeout=15000)
     page.fill("#text", "Hello model")
@@ -238,4 +250,123 @@ def test_the_chat_page_streams_an_llm_agents_answer_live_shows_it_once_and_stops
     expect(page.locator("#log li", has_text="Assistant")).to_have_count(2)
     expect(page.locator("#log li", has_text="Once upon")).to_have_count(1)  # the reply took the stream's place
     expect(page.locator("#log")).not_to_contain_text("time.")  # what the model never sent
+    page.close()
+
+
+def test_the_first_try_list_names_blueprints_and_people_apart_fits_a_phone_and_has_a_favicon(server, browser):
+    from playwright.sync_api import expect
+
+    # A second blueprint of the same name and version that needs its own Redis.
+    status, _ = server.request("POST", "/catalog/blueprints/", {
+        "name": "EchoTestBlueprint", "version": "v1", "author_id": "other_author", "spec": {
+            "name": "EchoTestBlueprint", "properties": {"messaging": {
+                "backend_module": "rustic_ai.redis.messaging.backend", "backend_class": "RedisMessagingBackend",
+                "backend_config": {"redis_client": {"host": "localhost", "port": 6379}}}},
+            "agents": [{"name": "EchoAgent", "class_name": "rustic_ai.core.agents.testutils.echo_agent.EchoAgent"}]}})
+    assert status == 201
+    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page.goto(server.base + "/chat/")
+    expect(page.locator("#blueprints option")).to_have_count(2)
+    labels = page.locator("#blueprints option").all_inner_texts()
+    assert labels[0] != labels[1]  # told apart
+    assert [label for label in labels if "needs Redis" in label] == [next(x for x in labels if "other_author" in x)]
+    assert all("test_author" in label or "other_author" in label for label in labels)
+    # Nobody is "Guest": the name starts as your user id.
+    assert page.locator("#user-name").input_value() == page.locator("#user-id").input_value()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    icon = page.locator("link[rel=icon]").get_attribute("href")
+    assert page.request.get(server.base + icon).ok
+
+    page.fill("#user-id", "twin-one")
+    page.fill("#user-name", "Sam")
+    page.select_option("#blueprints", index=next(i for i, label in enumerate(labels) if "test_author" in label))
+    page.click("#launch")
+    expect(page.locator("#connection")).to_have_text("ready", timeout=15000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    guild_id = page.evaluate("new URLSearchParams(location.search).get('guild')")
+    # Someone else called Sam joins: the two are told apart by their user ids.
+    with connect(f"{server.ws_base}/ws/guilds/{guild_id}/usercomms/twin-two/Sam"):
+        page.reload()
+        expect(page.locator("#connection")).to_have_text("ready", timeout=15000)
+        expect(page.locator("#participants")).to_contain_text("Sam [twin-one] (human)")
+        expect(page.locator("#participants")).to_contain_text("Sam [twin-two] (human)")
+    page.screenshot(path=str(ARTIFACTS / "chat-mobile.png"), full_page=True)
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def llm_tools_site():
+    from tests.support.fake_llm import FakeLLM
+    from tests.support.mcp_server import ToolServer
+
+    provider, tools = FakeLLM(), ToolServer()
+    server = LiveServer(env={"GUILDSITE_HEARTBEAT_INTERVAL": "0.5", "LLM_BASE_URL": provider.base_url,
+                             "OPENAI_API_KEY": "sk-browser", "GUILDSITE_MCP_HOSTS": "127.0.0.1", **service_env()})
+    server.migrate()
+    server.start()
+    status, _ = server.request("POST", "/catalog/blueprints/", {
+        "name": "ToolsBlueprint", "version": "v1", "author_id": "test_author", "spec": {
+            "name": "ToolsBlueprint", "description": "A model with a weather tool",
+            "agents": [{"name": "Assistant", "class_name": "guilds.agents.llm.LLMAgent",
+                        "properties": {"mcp_servers": [{"name": "weather", "url": tools.url}]}}]}})
+    assert status == 201
+    yield server, provider, tools
+    server.stop()
+    provider.close()
+    tools.close()
+
+
+def test_conversations_new_switch_rename_delete_and_a_tool_call_shown(llm_tools_site, browser):
+    from playwright.sync_api import expect
+
+    from tests.support.fake_llm import Answer
+
+    server, provider, tools = llm_tools_site
+    provider.then(Answer(deltas=["Let me check. "], tool_calls=[
+                      {"id": "call_1", "name": "forecast", "arguments": json.dumps({"city": "Paris"})}]),
+                  Answer(deltas=["It is sunny ", "in Paris."]))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(server.base + "/chat/")
+    page.fill("#user-id", "threaduser")
+    expect(page.locator("#blueprints option")).to_have_count(1)  # the picker has loaded
+    page.click("#launch")
+    expect(page.locator("#connection")).to_have_text("ready", timeout=15000)
+    expect(page.locator("#threads-panel")).to_be_visible()
+    page.fill("#text", "Weather in Paris?")
+    page.click("#send")
+    answer = page.locator("#log li", has_text="It is sunny in Paris.")
+    expect(answer).to_have_count(1, timeout=15000)
+    tool = answer.locator("details.tool-output")
+    expect(tool.locator("summary")).to_have_text("forecast")
+    assert not tool.evaluate("box => box.open")  # folded until asked
+    tool.locator("summary").click()
+    expect(tool.locator("pre")).to_contain_text("Sunny and 21 C in Paris")
+    assert tools.calls == [("forecast", {"city": "Paris"})]
+    expect(page.locator("#threads li")).to_have_count(1)
+
+    # A new conversation starts empty; its answer makes a second thread.
+    page.click("#new-thread")
+    expect(page.locator("#log li")).to_have_count(0)
+    page.fill("#text", "Something else")
+    page.click("#send")
+    expect(page.locator("#log li", has_text="Hello from the fake model.")).to_have_count(1, timeout=15000)
+    expect(page.locator("#threads li")).to_have_count(2)
+    expect(page.locator("#log")).not_to_contain_text("Paris")
+
+    # Back to the first: its messages, with the tool it used.
+    page.locator("#threads li:not(.current) .thread-open").click()
+    expect(page.locator("#log")).to_contain_text("Weather in Paris?")
+    expect(page.locator("#log")).to_contain_text("It is sunny in Paris.")
+    expect(page.locator("#log details.tool-output summary", has_text="forecast").first).to_be_visible()
+    expect(page.locator("#log")).not_to_contain_text("Something else")
+
+    page.once("dialog", lambda dialog: dialog.accept("Paris weather"))
+    page.locator("#threads li.current .thread-rename").click()
+    expect(page.locator("#threads li.current .thread-open")).to_have_text("Paris weather")
+    assert_accessible(page, "the chat page with conversations")
+    page.screenshot(path=str(ARTIFACTS / "chat-conversations.png"), full_page=True)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#threads li.current .thread-delete").click()
+    expect(page.locator("#threads li")).to_have_count(1)
+    expect(page.locator("#log li")).to_have_count(0)
     page.close()

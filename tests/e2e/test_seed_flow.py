@@ -71,7 +71,7 @@ def sign_in(server, username: str, password: str) -> str:
 
 def test_seed_000_flow_end_to_end(guildsite_server):
     seed_flow(Client(guildsite_server), mallory_headers={"X-User-Id": "mallory"}, owner_headers={"X-User-Id": "testuser123"},
-              download_query="?user_id=testuser123")
+              download_query="?user_id=testuser123", shown_name="Test User")  # the URL's name, as the seed has it
 
 
 def test_seed_000_flow_end_to_end_with_authentication(authenticated_server):
@@ -80,10 +80,13 @@ def test_seed_000_flow_end_to_end_with_authentication(authenticated_server):
     assert status == 401, body
     client = Client(server, token=sign_in(server, "testuser123", "seed-password-123"))
     mallory = sign_in(server, "mallory", "mallory-password-123")
-    seed_flow(client, mallory_headers={"Authorization": f"Bearer {mallory}"}, owner_headers={}, download_query="")
+    # Signed in, the name others see is the account's (no full name here: its user id), not the URL's.
+    seed_flow(client, mallory_headers={"Authorization": f"Bearer {mallory}"}, owner_headers={}, download_query="",
+              shown_name="testuser123")
 
 
-def seed_flow(client: Client, *, mallory_headers: dict, owner_headers: dict, download_query: str) -> None:
+def seed_flow(client: Client, *, mallory_headers: dict, owner_headers: dict, download_query: str,
+              shown_name: str) -> None:
     server = client.server
     # Phase 1.1: register the agent (201 on a fresh site, 409 if it is already there).
     agent = {"qualified_class_name": ECHO, "description": "Agent that echoes messages back to the sender",
@@ -142,7 +145,7 @@ def seed_flow(client: Client, *, mallory_headers: dict, owner_headers: dict, dow
                                     "sender": {"id": user_id}, "timestamp": "2025-01-15T10:00:00.000Z",
                                     "conversationId": "conv_123"}))
             participants = receive_until(system, lambda f: f["format"] == "Participants")["payload"]["participants"]
-            assert {"id": f"upa-{user_id}", "name": user_name, "type": "human"} in participants
+            assert {"id": f"upa-{user_id}", "name": shown_name, "type": "human"} in participants
             assert any(p["name"] == "EchoAgent" and p["type"] == "bot" for p in participants)
 
             # Phase 5: the seed's text frame, verbatim.

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from urllib.parse import quote
 
 import pytest
@@ -20,6 +21,7 @@ from tests.support.live_server import LiveServer, free_port, service_env
 
 pytestmark = pytest.mark.services
 ECHO = "rustic_ai.core.agents.testutils.echo_agent.EchoAgent"
+DRAIN_WAITS = "waits for Redis"  # guilds.engines.celery.drain: a drain met the outage and goes on after it
 
 
 def launch(server: LiveServer, agent_class: str) -> str:
@@ -102,9 +104,13 @@ def own_redis():
 
     state = {"process": start()}
 
-    def restart() -> None:
+    def restart(down_until: Callable[[], bool] = lambda: True) -> None:
         redis.Redis(port=port).shutdown(save=False)  # with appendonly, the log is flushed first
         state["process"].wait(10)
+        deadline = time.monotonic() + 30
+        while not down_until():
+            assert time.monotonic() < deadline, "the outage was never noticed"
+            time.sleep(0.1)
         state["process"] = start()
 
     yield port, restart
@@ -125,7 +131,8 @@ def test_a_redis_restart_loses_no_accepted_message(own_redis):
         guild_id = launch(server, "guilds.agents.probe.ProbeAgent")
         with user_socket(server, guild_id) as ws:
             accepted = [keep_the_probe_busy(ws)["id"]]
-            restart()  # while the agent, in a worker, is still busy with it
+            # Down while the agent, in a worker, is still busy with it, and until its reply met the outage.
+            restart(down_until=lambda: DRAIN_WAITS in server.workers.log(tail=None))
             seen: list[dict] = []
             deadline = time.monotonic() + 60  # the workers' broker connection comes back with Celery's back-off
             for text in ("after 1", "after 2"):

@@ -15,6 +15,8 @@ from tests.runtime.conftest import GuildRig
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
+RESTARTED = "held by this slot's previous process start again"  # guilds.engines.celery.lane
+
 
 def test_a_worker_killed_mid_message_loses_nothing_and_doubles_nothing(celery_workers, settings):
     settings.GUILDSITE_HEARTBEAT_INTERVAL = 0.2
@@ -32,10 +34,13 @@ def test_a_worker_killed_mid_message_loses_nothing_and_doubles_nothing(celery_wo
         seen.wait(lambda m: m.format == "probe.started", timeout=20, what="the handler to start")
         pool = [pid for process in celery_workers.processes for pid in celery_workers.children(process)]
         assert pool, "no pool processes to kill"
+        restarted_before = celery_workers.log().count(RESTARTED)
         for pid in pool:
             os.kill(pid, signal.SIGKILL)
-        # Redelivered within the lease (3 s) plus the wait, well before Celery's visibility timeout (60 s).
+        # The killed process's drain starts again in its replacement, from the drain lane, as soon as the
+        # agent's lease (3 s) lapses: well before the wake flag lapses and beat's sweep would wake it (10 s).
         user.wait(lambda m: m.payload.get("text") == "count: 1", timeout=30, what="the reply after the crash")
+        assert celery_workers.log().count(RESTARTED) > restarted_before
         # Exactly once in effect: had the message been handled twice, the next count would be 3.
         user.publish(t.user_inbox("u1"), {"text": "again"}, sender=AgentTag(id="u1"))
         user.wait(lambda m: m.payload.get("text", "").startswith("count: ") and m.payload["text"] != "count: 1",

@@ -70,3 +70,26 @@ def test_deleting_a_file_removes_it(api, problem):
     assert upload(api, guild).status_code == 201
     assert api.delete(f"/api/guilds/{guild.id}/files/notes.txt", HTTP_X_USER_ID="user1").status_code == 204
     problem(api.get(f"/api/guilds/{guild.id}/files/notes.txt", HTTP_X_USER_ID="user1"), 404)
+
+
+def test_a_name_already_taken_is_renamed_when_asked_and_the_answer_says_to_what(api, problem):
+    guild = make_guild()
+    assert upload(api, guild, content=b"first").json()["filename"] == "notes.txt"
+    second = upload(api, guild, content=b"second", on_conflict="rename").json()
+    assert second["filename"] == "notes (2).txt"
+    assert upload(api, guild, content=b"third", on_conflict="rename").json()["filename"] == "notes (3).txt"
+    assert upload(api, guild, name="README", on_conflict="rename").json()["filename"] == "README"
+    assert upload(api, guild, name="README", on_conflict="rename").json()["filename"] == "README (2)"
+    download = api.get(second["url"], HTTP_X_USER_ID="user1")
+    assert b"".join(download.streaming_content) == b"second"
+    problem(upload(api, guild), 409)  # without asking, as before
+    problem(upload(api, guild, on_conflict="overwrite"), 400)
+
+
+def test_a_long_name_taken_gives_up_the_end_of_its_stem(api):
+    guild = make_guild()
+    name = "n" * 251 + ".txt"  # 255 characters
+    assert upload(api, guild, name=name).json()["filename"] == name
+    renamed = upload(api, guild, name=name, on_conflict="rename").json()["filename"]
+    assert len(renamed) == 255
+    assert renamed.endswith(" (2).txt")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from messaging.bus import MessagingInterface
-from messaging.delivery import DurableDelivery, Inbox, LeaseLost, TaskEnqueue
+from messaging.delivery import DrainPush, DurableDelivery, Inbox, LeaseLost
 from messaging.message import Message
 
 from .conftest import text_message, unique
@@ -27,7 +27,7 @@ class RecordingWaker:
     def wake(self, namespace: str, agent_ids: list[str]) -> None:
         self.woken.append((namespace, list(agent_ids)))
 
-    def task_enqueue(self, backend: object) -> TaskEnqueue | None:
+    def drain_push(self, backend: object) -> DrainPush | None:
         return None
 
 

@@ -99,6 +99,8 @@ TABLE: list[tuple[Any, ...]] = [
     ("relaunch",                     200,     200,       403,     403,     404,     404,     404,     401),
     ("history-of-launcher",          200,     200,       403,     403,     404,     404,     404,     401),
     ("history-of-one-never-joined",  404,     404,       404,     403,     404,     404,     404,     401),
+    # Browsing every topic of a guild: whoever may read every user's history (its launcher, its org's admins).
+    ("guild-history",                200,     200,       403,     403,     404,     404,     404,     401),
     ("files-list",                   200,     200,       403,     403,     404,     404,     404,     401),
     ("files-download",               200,     200,       403,     403,     404,     404,     404,     401),
     ("files-upload",                 201,     201,       403,     403,     404,     404,     404,     401),
@@ -158,6 +160,7 @@ READ_KEY = [
     ("B-read-key", "launch-shared", 403),
     ("B-read-key", "guild-list", GUILD_B),
     ("B-read-key", "guild-detail", 404),
+    ("B-read-key", "guild-history", 404),
     ("B-read-key", "syscomms", 4404),
     ("B-read-key", "run-list", RUNS_B),
     ("B-read-key", "cancel-run-of-launcher", 404),
@@ -173,6 +176,7 @@ DEVELOPMENT = [
     ("dev-named", "launch-private", 201),
     ("dev-named", "guild-detail", 200),
     ("dev-named", "history-of-launcher", 403),
+    ("dev-named", "guild-history", 403),
     ("dev-named", "files-list", 403),
     ("dev-named", "stop", 403),
     ("dev-named", "syscomms", OPEN),
@@ -183,6 +187,7 @@ DEVELOPMENT = [
     ("dev-unnamed", "blueprint-detail-private", 200),
     ("dev-unnamed", "guild-list", GUILD_A | GUILD_B),
     ("dev-unnamed", "files-list", 200),
+    ("dev-unnamed", "guild-history", 200),
     ("dev-named", "run-list", RUNS_A | RUNS_B),
     ("dev-named", "thread-of-launcher", 404),
     ("dev-named", "cancel-run-of-launcher", 403),
@@ -320,6 +325,14 @@ def history(username: str):
         if granted(response, expected, problem):
             assert response.json() == []  # nothing was said: the guild never ran
     return run
+
+
+def guild_history(api, w, who, expected, problem):
+    response = api.get(f"/api/guilds/{w.guild.id}/history", **w.headers(who))
+    if granted(response, expected, problem):
+        body = response.json()
+        assert (body["topic"], body["messages"], body["next_before_id"]) == ("default_topic", [], None)  # never ran
+        assert {"echo_topic", "user:launcher:notifications"} <= set(body["topics"])
 
 
 def files_list(api, w, who, expected, problem):
@@ -629,6 +642,7 @@ REST = {
     "guild-detail": guild_detail,
     "history-of-launcher": history("launcher"),
     "history-of-one-never-joined": history("a-member"),
+    "guild-history": guild_history,
     "files-list": files_list,
     "files-download": files_download,
     "files-upload": files_upload,

@@ -287,3 +287,39 @@ def test_the_admin_form_sent_back_with_masks_keeps_the_stored_secrets(superuser,
     blueprint.refresh_from_db()
     assert blueprint.spec == {**client_spec(blueprint.spec["agents"][0]["class_name"]),
                               "description": "edited in the admin"}
+
+
+RESOLVER_KEY = "sk-resolver-key-31c7d2"
+AGENT_RESOLVER_KEY = "sk-agent-resolver-key-8a0e"
+CONFIGURED_TOKEN = "configured-token-5fe19b"
+
+
+def test_dependency_maps_and_a_blueprints_configuration_are_masked_and_kept(api, keyed_agents, settings):
+    """A resolver's credentials (Rustic AI's dependency_map: a class and its properties) and a blueprint's configured
+    values are as secret as properties: read as masks, kept when the masks come back."""
+    settings.AUTH_DISABLED = False
+    factories.organization(ORG, owner="member")
+    spec = _without_secrets(keyed_agents)
+    spec["dependency_map"] = {"llm": {"class_name": "rustic_ai.litellm.agent_ext.llm.LiteLLMResolver",
+                                      "properties": {"model": "gpt-4o", "api_key": RESOLVER_KEY}}}
+    spec["agents"][0]["dependency_map"] = {"search": {"class_name": "x.SearchResolver",
+                                                      "properties": {"access_token": AGENT_RESOLVER_KEY}}}
+    spec["configuration"] = {"service_token": CONFIGURED_TOKEN, "region": "eu"}
+    blueprint = factories.blueprint(author="owner", org=ORG, exposure=Exposure.ORGANIZATION, spec=spec, name="resolved")
+    headers = factories.bearer("owner")
+
+    answer = api.get(f"/catalog/blueprints/{blueprint.id}", **headers)
+    text = answer.content.decode()
+    assert [key for key in (RESOLVER_KEY, AGENT_RESOLVER_KEY, CONFIGURED_TOKEN) if key in text] == []
+    read = answer.json()["spec"]
+    assert read["dependency_map"]["llm"]["properties"] == {"model": "gpt-4o", "api_key": "***"}
+    assert read["agents"][0]["dependency_map"]["search"]["properties"] == {"access_token": "***"}
+    assert read["configuration"] == {"service_token": "***", "region": "eu"}
+
+    read["description"] = "edited with the masks in place"
+    assert api.patch(f"/catalog/blueprints/{blueprint.id}", {"spec": read}, **headers).status_code == 200
+    blueprint.refresh_from_db()
+    assert blueprint.spec["description"] == "edited with the masks in place"
+    assert blueprint.spec["dependency_map"]["llm"]["properties"]["api_key"] == RESOLVER_KEY
+    assert blueprint.spec["agents"][0]["dependency_map"]["search"]["properties"]["access_token"] == AGENT_RESOLVER_KEY
+    assert blueprint.spec["configuration"]["service_token"] == CONFIGURED_TOKEN

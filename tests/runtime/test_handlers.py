@@ -26,6 +26,9 @@ def test_two_handlers_answering_one_message_both_get_through(rig):  # noqa: F811
 @pytest.mark.parametrize("agent", [
     {"id": "guild_manager", "name": "Impostor", "class_name": "rustic_ai.core.agents.testutils.echo_agent.EchoAgent"},
     {"id": "upa-someone", "name": "Impostor", "class_name": "rustic_ai.core.agents.testutils.echo_agent.EchoAgent"},
+    # A schedule's or a trigger's sender id: its messages would start runs owned by that automation's creator.
+    {"id": "schedule-Ab12", "name": "Impostor", "class_name": "rustic_ai.core.agents.testutils.echo_agent.EchoAgent"},
+    {"id": "trigger-Ab12", "name": "Impostor", "class_name": "rustic_ai.core.agents.testutils.echo_agent.EchoAgent"},
     {"name": "Manager", "class_name": "guilds.runtime.manager.GuildManagerAgent"},
     {"name": "Proxy", "class_name": "rustic_ai.core.agents.utils.user_proxy_agent.UserProxyAgent",
      "properties": {"user_id": "x"}},

@@ -44,6 +44,24 @@ def test_launch_goes_through_the_seed_statuses_to_running_with_a_health_report(r
     assert GuildAgent.objects.get(guild=guild, agent_id=echo_id).status == "running"
 
 
+def test_later_reports_keep_each_heartbeat_as_the_agent_sent_it(rig):
+    # A Celery worker saves the manager's memory between messages and loads it again: a report made after
+    # a reload shows the heartbeat as it came (the echo agent's qos_latency is null), not a copy missing keys.
+    guild = rig.create(echo_spec(), launch=False)
+    status_topic = rig.observe(guild)
+    rig.launch(guild)
+    rig.wait_status(guild, GuildStatus.RUNNING)
+
+    def ok_reports():
+        return [m for m in status_topic.of_format(formats.AGENTS_HEALTH_REPORT) if m.payload["guild_health"] == "ok"]
+
+    wait_for(lambda: len(ok_reports()) >= 4, 20, "four reports of a well guild")
+    for report in ok_reports():
+        (echo_health,) = report.payload["agents"].values()
+        assert echo_health["checkmeta"]["qos_latency"] is None, report.payload
+        assert echo_health["checkmeta"]["observed_latency"] >= 0
+
+
 
 def test_the_admin_shows_the_manager_running_in_a_running_guild(rig, admin_client):
     guild = rig.create(echo_spec())
@@ -230,6 +248,24 @@ def test_an_agent_that_stops_answering_turns_the_guild_warning_until_it_recovers
     assert since_warning() == ["WARNING", "RUNNING"]
 
 
+def test_an_agent_woken_by_a_busy_agents_send_is_not_held_up_until_that_handler_ends(rig):
+    # On the Celery engine the probe's drain task takes on, inline, the agents its sends wake: here the echo
+    # agent, woken by what the probe says before its slow handler waits. The echo answers while the probe still
+    # waits, not once it is done (a manager woken so would miss its heartbeats, and the guild its WARNING).
+    spec = with_probe()
+    spec["agents"][0]["additional_topics"].append("probe_seen")
+    guild = rig.create(spec)
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    probe_id = GuildAgent.objects.get(guild=guild, name="Probe").agent_id
+    echo_id = GuildAgent.objects.get(guild=guild, name="EchoAgent").agent_id
+    watcher = rig.observe(guild, t.agent_inbox(probe_id), t.agent_inbox("tester"))
+    watcher.publish("probe_topic", {"text": "slow: 5"})
+    echoed = watcher.wait(lambda m: m.sender.id == echo_id and m.format == "probe.started", what="the echo's answer")
+    counted = watcher.wait(lambda m: m.sender.id == probe_id and m.payload.get("text") == "count: 1",
+                           what="the probe's own answer, once its wait is over")
+    assert watcher.messages.index(echoed) < watcher.messages.index(counted)
+
+
 def test_a_handler_that_raises_sends_an_error_message_and_the_agent_keeps_running(rig):
     guild = rig.create(with_probe())
     rig.wait_status(guild, GuildStatus.RUNNING)
@@ -293,6 +329,22 @@ def test_an_unreachable_messaging_backend_puts_the_guild_in_error_and_the_server
     rig.wait_status(healthy, GuildStatus.RUNNING)
 
 
+def test_a_stored_spec_that_no_longer_validates_says_where_without_showing_its_values(rig):
+    """A guild stored before a rule it breaks (here: an agent id a schedule's messages use) goes to ERROR when
+    launched; its reason names the field, never the stored spec's values (its configuration's secrets)."""
+    guild = rig.create(echo_spec(), launch=False)
+    spec = dict(guild.spec)
+    spec["agents"] = [{**spec["agents"][0], "id": "schedule-old"}]
+    spec["configuration"] = {"service_token": "configured-token-6d21e0"}
+    Guild.objects.filter(pk=guild.pk).update(spec=spec)
+    rig.launch(guild)
+    rig.wait_status(guild, GuildStatus.ERROR)
+    guild.refresh_from_db()
+    assert guild.status_detail.startswith("cannot launch: SpecError: spec: agent id 'schedule-old' is reserved")
+    assert "configured-token-6d21e0" not in guild.status_detail
+    assert "configured-token-6d21e0" not in guild.status_changes.get(status=GuildStatus.ERROR).detail
+
+
 def test_stop_shuts_the_agents_down_and_is_final(rig):
     guild = rig.create(echo_spec())
     rig.wait_status(guild, GuildStatus.RUNNING)
@@ -307,6 +359,21 @@ def test_stop_shuts_the_agents_down_and_is_final(rig):
         guild_stop(guild_id=guild.id, user_id="testuser123")
     with pytest.raises(GuildStopped):
         guild_relaunch(guild_id=guild.id)
+
+
+def test_a_heartbeat_or_a_silence_noticed_after_a_stop_does_not_bring_an_agent_back(rig):
+    """The manager may handle an agent's last heartbeat (or notice its silence) after the agent was stopped: its
+    record stays stopped, else a drain would take it for a live agent and answer its messages."""
+    from guilds.runtime import store
+
+    guild = rig.create(echo_spec())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    echo = GuildAgent.objects.get(guild=guild, class_name__endswith="EchoAgent")
+    guild_stop(guild_id=guild.id, user_id="testuser123")
+    runtime_loop.run(store.agent_status_set(guild.id, echo.agent_id, "running"))
+    runtime_loop.run(store.agent_status_set(guild.id, echo.agent_id, "unresponsive", "no heartbeat for 1.0 s"))
+    echo.refresh_from_db()
+    assert (echo.status, echo.status_detail) == ("stopped", "")
 
 
 def test_after_a_restart_live_guilds_relaunch_with_their_state(rig):

@@ -113,6 +113,17 @@ class LiveServer:
         except ValueError:
             return status, text
 
+    def guild_reaches(self, guild_id: str, status: str, *, headers: dict[str, str], timeout: float = 30) -> dict:
+        """The guild's REST detail once it shows `status` (read by whoever `headers` sign in)."""
+        deadline = time.monotonic() + timeout
+        guild: dict = {}
+        while time.monotonic() < deadline:
+            _, guild = self.request("GET", f"/api/guilds/{guild_id}", headers=headers)
+            if guild.get("status") == status:
+                return guild
+            time.sleep(0.1)  # a poll interval, within the deadline
+        raise AssertionError(f"guild {guild_id} is {guild.get('status')}, not {status}: {guild.get('status_detail')}")
+
 
 def service_env() -> dict[str, str]:
     """In the services pass the server uses PostgreSQL's own database and the test Redis."""

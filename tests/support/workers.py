@@ -82,8 +82,10 @@ class CeleryWorkers:
         self.processes.clear()
         self._log_offsets.clear()
 
-    def log(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("worker*.log")))
+    def log(self, tail: int | None = 3000) -> str:
+        """The workers' logs, each cut to its last `tail` characters (None: whole)."""
+        return "\n".join(p.read_text(errors="replace")[-tail if tail else 0:]
+                         for p in sorted(self.log_dir.glob("worker*.log")))
 
 
 def _read_from(path: Path, offset: int) -> bytes:

@@ -47,7 +47,7 @@ class Command(BaseCommand):
         base = f"http://{host}:{port}"
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS("guildsite is ready:"))
-        self.stdout.write(f"  chat page   {base}/")
+        self.stdout.write(f"  dashboard   {base}/dashboard/   (chat: {base}/chat/)")
         self.stdout.write(f"  API docs    {base}/api/docs/   (schema: {base}/api/schema/)")
         self.stdout.write(f"  admin       {base}/admin/   user: {ADMIN_USERNAME}  {password_note}")
         self.stdout.write(f"  demo blueprint {blueprint.name} id={blueprint.id}; launch a guild from it with")

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import Error as DatabaseError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from guilds.engines.celery.agents import CeleryGuild
 from guilds.engines.celery.wire import DRAIN_SLICE_SECONDS, enqueue
@@ -39,7 +41,11 @@ logger = logging.getLogger(__name__)
 _OUTAGES = (BackendUnavailable, RedisError, OSError, DatabaseError)
 LEASE_MS = 3000  # renewed every second while draining; a dead drainer's lease lapses this fast
 BATCH = 64
-CHAIN_LIMIT = 32  # agents one drain task may take on inline; more go to the queue
+# While Redis is away (a restart) a drain waits for it this long rather than handing itself to the queue (that
+# same Redis). Given up, the inbox still holds the messages and beat's sweep wakes the agent once Redis is back.
+REDIS_WAIT_SECONDS = 60
+_REDIS_AWAY = (BackendUnavailable, RedisConnectionError, RedisTimeoutError, ConnectionError)
+CHAIN_LIMIT = 32  # agents one drain task drains inline at once; more are handed off (the lane, else the queue)
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -58,16 +64,58 @@ class _Failed(Exception):
     """Handling a message failed outside its handler (the reason is the message)."""
 
 
+class _Woken(list):
+    """The agents a drain task's work woke (DurableDelivery.woken extends it), with a signal when it grows. Once
+    the task is over (`closed`), drains it left running may still wake agents: those are handed off at once."""
+
+    def __init__(self, hand_off: Callable[[str, str], None]) -> None:
+        super().__init__()
+        self.grew = asyncio.Event()
+        self.closed = False
+        self.hand_off = hand_off
+
+    def extend(self, agents) -> None:
+        if self.closed:
+            for guild_id, agent_id in agents:
+                self.hand_off(guild_id, agent_id)
+            return
+        super().extend(agents)
+        self.grew.set()
+
+    def append(self, agent) -> None:
+        self.extend([agent])
+
+
 class Drainer:
     def __init__(self, guild_of: Callable[[str], Awaitable[CeleryGuild | None]],
-                 sweep: Callable[[str], Awaitable[None]]) -> None:
+                 sweep: Callable[[str], Awaitable[None]], hand_off: Callable[[str, str], None] = enqueue) -> None:
         self.guild_of = guild_of  # the engine's guilds in this process
         self.sweep = sweep  # wakes every agent of a guild with messages waiting (force: even if one is due)
+        self.hand_off = hand_off  # another drain for an agent, now, elsewhere (the engine's drain lane, or the queue)
         self._hosts: dict[tuple[str, str], AgentHost] = {}
+
+    def loaded(self, guild_id: str, agent_id: str) -> AgentHost | None:
+        """The agent as the last drain in this process left it, if one did (not checked against its record)."""
+        return self._hosts.get((guild_id, agent_id))
 
     def forget(self, guild_id: str) -> None:
         for key in [k for k in self._hosts if k[0] == guild_id]:
             del self._hosts[key]
+
+    async def drain_task_waiting_for_redis(self, guild_id: str, agent_id: str, *,
+                                           redelivered: bool = False) -> DrainOutcome:
+        """drain_task, started again while Redis is away (up to REDIS_WAIT_SECONDS): a drain's lease, inbox and
+        replies are all there, so nothing else could take the work on meanwhile."""
+        waited, pause = 0.0, 0.25
+        while True:
+            try:
+                return await self.drain_task(guild_id, agent_id, redelivered=redelivered)
+            except _REDIS_AWAY as exc:
+                if waited >= REDIS_WAIT_SECONDS:
+                    raise
+                logger.warning("drain of agent %s waits for Redis: %s", agent_id, exc, extra={"guild_id": guild_id})
+                await asyncio.sleep(pause)
+                waited, pause = waited + pause, min(2.0, pause * 2)
 
     async def drain_task(self, guild_id: str, agent_id: str, *, redelivered: bool = False) -> DrainOutcome:
         """A drain task's work: the agent's inbox and, in the same time slice, every agent that this work
@@ -77,18 +125,25 @@ class Drainer:
         if redelivered:  # a worker died holding this task: what it drained inline needs a drain too
             await self.sweep(guild_id)
         deadline = time.monotonic() + DRAIN_SLICE_SECONDS
-        woken: Woken = []
+        woken = _Woken(self.hand_off)
         head = asyncio.ensure_future(self.drain(guild_id, agent_id, deadline, woken))
         running: dict[asyncio.Future[DrainOutcome], tuple[str, str]] = {head: (guild_id, agent_id)}
         started = 0
         outcome = DrainOutcome()
         try:
             while running:
-                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for finished in done:
+                # Also back as soon as an agent is woken: one drain busy in a long handler must not hold up the
+                # agents its neighbours woke (a guild manager's heartbeats, say) until it ends.
+                woken.grew.clear()
+                grew = asyncio.ensure_future(woken.grew.wait())
+                try:
+                    done, _ = await asyncio.wait({*running, grew}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    grew.cancel()
+                for finished in done - {grew}:
                     drained_guild, drained_agent = running.pop(finished)
                     if finished is head:
-                        outcome = finished.result()  # its errors are the task's (tasks.drain_agent waits for Redis)
+                        outcome = finished.result()  # its errors are the task's (which waits for Redis)
                         continue
                     try:
                         step = finished.result()
@@ -98,16 +153,22 @@ class Drainer:
                         enqueue(drained_guild, drained_agent, countdown=1)
                         continue
                     outcome.handled += step.handled
-                    if step.retry_in is not None or step.more:
+                    if step.retry_in is not None:
                         enqueue(drained_guild, drained_agent, countdown=step.retry_in)
-                while started < min(len(woken), CHAIN_LIMIT) and time.monotonic() < deadline:
-                    running[asyncio.ensure_future(self.drain(*woken[started], deadline, woken))] = woken[started]
+                    elif step.more:
+                        self.hand_off(drained_guild, drained_agent)
+                while started < len(woken):  # inline while the slice and the chain allow, else handed off now
+                    if len(running) <= CHAIN_LIMIT and time.monotonic() < deadline:
+                        running[asyncio.ensure_future(self.drain(*woken[started], deadline, woken))] = woken[started]
+                    else:
+                        self.hand_off(*woken[started])
                     started += 1
         finally:
             for future in running:  # the head failed: the others finish on their own
                 future.add_done_callback(lambda f: f.cancelled() or f.exception())
             for left_guild, left_agent in woken[started:]:  # their wake flags are set: someone must drain them
-                enqueue(left_guild, left_agent)
+                self.hand_off(left_guild, left_agent)
+            woken.closed = True
         return outcome
 
     async def drain(self, guild_id: str, agent_id: str, deadline: float, woken: Woken | None = None) -> DrainOutcome:
@@ -264,7 +325,7 @@ class Drainer:
     async def _remember(self, host: AgentHost) -> None:
         memory = host.agent.export_memory()
         if memory is not None and memory != host.runtime.get(MEMORY):
-            await host.runtime_update({MEMORY: memory})
+            await host.runtime_update({MEMORY: memory}, whole=True)
 
 
 def _periodic(message: Message) -> bool:

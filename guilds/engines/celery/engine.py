@@ -1,7 +1,8 @@
 """The Celery engine: agents run in Celery workers, over Redis (GUILDSITE_EXECUTION_ENGINE=celery).
 
 No worker owns an agent. Each agent is a durable subscriber (messaging.delivery): its messages wait in
-its Redis inbox and a drain (drain.py) handles them wherever a drain task lands. The engine makes the
+its Redis inbox and a drain (drain.py) handles them in whichever worker process takes it from the drain
+lane (lane.py) or, for what is not per message, from Celery's queue. The engine makes the
 durable delivery, with its own waking policy (waking.py), and hands it to every bus it builds; the
 guild's control (agents.py) and its agents' roster (roster.py) live in Redis, so every process sees the
 same guild; beat's ticks and sweeps are in beat.py.
@@ -14,8 +15,11 @@ import functools
 import logging
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from guilds import process
 from guilds.engines.base import ExecutionEngine, note_activity
+from guilds.engines.celery import lane
 from guilds.engines.celery.agents import CeleryGuild
 from guilds.engines.celery.beat import Beat
 from guilds.engines.celery.drain import Drainer
@@ -27,15 +31,18 @@ from guilds.models import GuildStatus
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime import store, suspension
 from guilds.runtime.host import MANAGER_ID
-from guilds.runtime.manager import manager_start
-from guilds.spec import GuildSpec
+from guilds.runtime.manager import manager_start, user_proxy_id
+from guilds.runtime.user_proxy import UserProxyAgent, forwarded_copies
+from guilds.spec import SpecError, validate_guild_spec
 from messaging import topics as topic_names
 from messaging.bus import MessagingInterface
 from messaging.config import MessagingConfig
-from messaging.delivery import DurableDelivery
+from messaging.delivery import DurableDelivery, Inbox, waiting_counts
 from messaging.message import Message
 
 logger = logging.getLogger(__name__)
+
+QUEUE_DEPTH_TIMEOUT = 3.0  # seconds: past this a dashboard renders without the counts
 
 
 class CeleryEngine(ExecutionEngine):
@@ -44,8 +51,9 @@ class CeleryEngine(ExecutionEngine):
     def __init__(self, *, drains_user_proxies: bool | None = None) -> None:
         if drains_user_proxies is None:
             drains_user_proxies = process.role() == process.ProcessRole.WEB
-        self.drainer = Drainer(self.guild, functools.partial(self.sweep, force=True))
-        self.waking = Waking(self.drainer.drain, drains_user_proxies=drains_user_proxies)
+        self.drainer = Drainer(self.guild, functools.partial(self.sweep, force=True), hand_off=self._hand_off)
+        self._handing_off: set[asyncio.Task[None]] = set()
+        self.waking = Waking(self.drainer.drain, drains_user_proxies=drains_user_proxies, hand_off=self._hand_off)
         self.delivery = DurableDelivery(self.waking)
         self.beat = Beat(self.guild, self.sweep)
         self._guilds: dict[str, CeleryGuild] = {}
@@ -66,10 +74,36 @@ class CeleryEngine(ExecutionEngine):
             record = record or await store.guild_load(guild_id)
             if record is None:
                 return None
-            spec = GuildSpec.model_validate(record.spec)
+            spec = validate_guild_spec(record.spec)
             guild = self._guilds[guild_id] = CeleryGuild(guild_id, spec, self.bus(guild_id, spec.properties.messaging),
                                                          retire=self.forget)
         return guild
+
+    def _hand_off(self, guild_id: str, agent_id: str) -> None:
+        """Another drain for the agent, now, in whichever worker process takes it: by the drain lane when the
+        guild's Redis carries it, else by the queue."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            enqueue(guild_id, agent_id)
+            return
+        task = loop.create_task(self._to_lane(guild_id, agent_id))
+        self._handing_off.add(task)
+        task.add_done_callback(self._handing_off.discard)
+
+    async def _to_lane(self, guild_id: str, agent_id: str) -> None:
+        try:
+            guild = await self.guild(guild_id)
+            if guild is not None:
+                backend = await guild.backend()
+                route = self.waking.drain_push(backend)
+                if route is not None:
+                    await lane.push(backend.client, route.queue, guild_id, agent_id)
+                    return
+        except Exception as exc:  # the queue's task waits for Redis if need be
+            logger.warning("could not hand agent %s to the drain lane: %s: %s", agent_id, type(exc).__name__, exc,
+                           extra={"guild_id": guild_id})
+        enqueue(guild_id, agent_id)
 
     # --- the engine interface ------------------------------------------------------------
     def launch_guild(self, guild_id: str) -> None:
@@ -124,7 +158,10 @@ class CeleryEngine(ExecutionEngine):
 
     async def forget(self, guild_id: str) -> None:
         """Nothing of the guild runs any more: its agents' subscriptions go, and its ticks."""
-        guild = await self.guild(guild_id)
+        try:
+            guild = await self.guild(guild_id)
+        except SpecError:  # a stored spec a later rule refuses: it could not launch, so nothing of it subscribed
+            guild = None
         if guild is not None:
             try:
                 await guild.stop_all_agents()
@@ -137,9 +174,71 @@ class CeleryEngine(ExecutionEngine):
         for key in [k for k in self._buses if k[0] == guild_id]:
             del self._buses[key]  # (sockets may still hold it; its backend closes with its last user)
 
+    async def forward_for_user(self, guild_id: str, user_id: str, message: Message) -> bool:
+        """In the web process, once a drain here has loaded the user's proxy (its tag is known) and while none
+        of its drains is due here: the socket routes the message into the guild itself, one store instead of
+        four round trips (into the proxy's inbox, its lease, its forward, its acknowledgement). The socket asks
+        only once the proxy carried a message of its own since the guild last changed status, and while nothing
+        it queued since waits (guilds.consumers): the proxy is up, and the socket's messages keep their order."""
+        proxy_id = user_proxy_id(user_id)
+        if not self.waking.drains_user_proxies or self.waking.draining_here(guild_id, proxy_id):
+            return False
+        host = self.drainer.loaded(guild_id, proxy_id)
+        if host is None or not isinstance(host.agent, UserProxyAgent):
+            return False
+        arrived = message.model_copy(update={"topic_published_to": topic_names.user_inbox(user_id)})
+        try:
+            copies = forwarded_copies(arrived, proxy=host.tag, proxy_class_name=host.class_name,
+                                      spec=host.guild.spec, user_id=user_id)
+        except Exception:  # the proxy meets it too, and answers the user as it does for any failure
+            logger.exception("routing a user's message failed; it goes to their proxy",
+                             extra={"guild_id": guild_id})
+            return False
+        for outgoing in copies:
+            await host.guild.bus.publish(outgoing)
+        return True
+
     async def running_agent_ids(self, guild_id: str) -> list[str]:
         guild = await self.guild(guild_id)
         return await guild.running_agent_ids() if guild is not None else []
+
+    async def queue_depths(self, agents: list[tuple[str, str]],
+                           configs: dict[str, MessagingConfig | None]) -> dict[tuple[str, str], int]:
+        """The agents' inboxes in Redis: one pipeline per Redis their guilds use (one, on most sites), at most
+        QUEUE_DEPTH_TIMEOUT seconds. A guild whose Redis cannot be asked is left out (logged), not raised.
+        Read through each guild's bus (its config is given), never by loading the guild: a dashboard's web
+        process would otherwise load and keep every guild it ever showed."""
+        by_guild: dict[str, list[str]] = {}
+        for guild_id, agent_id in agents:
+            by_guild.setdefault(guild_id, []).append(agent_id)
+        asked: dict[int, tuple[Any, list[tuple[tuple[str, str], Inbox]]]] = {}  # by backend: its client, inboxes
+        for guild_id, agent_ids in by_guild.items():
+            bus = self.bus(guild_id, configs.get(guild_id))
+            try:
+                backend = await bus.get_backend()
+                client = backend.client
+            except Exception as exc:
+                logger.warning("queue depths of guild %s unknown: %s: %s", guild_id, type(exc).__name__, exc,
+                               extra={"guild_id": guild_id})
+                continue
+            _, inboxes = asked.setdefault(id(backend), (client, []))
+            inboxes += [((guild_id, agent_id), self.delivery.inbox(backend, guild_id, agent_id)) for agent_id in agent_ids]
+        depths: dict[tuple[str, str], int] = {}
+        for counted in await asyncio.gather(*(self._count(client, inboxes) for client, inboxes in asked.values())):
+            depths.update(counted)
+        return depths
+
+    @staticmethod
+    async def _count(client: Any, inboxes: list[tuple[tuple[str, str], Inbox]]) -> dict[tuple[str, str], int]:
+        try:
+            async with asyncio.timeout(QUEUE_DEPTH_TIMEOUT):
+                counts = await waiting_counts(client, [inbox for _, inbox in inboxes])
+        except (RedisError, OSError, TimeoutError) as exc:
+            guild_ids = sorted({agent[0] for agent, _ in inboxes})
+            logger.warning("queue depths unknown, Redis did not answer: %s: %s", type(exc).__name__, exc,
+                           extra={"guild_ids": guild_ids})
+            return {}
+        return {agent: count for (agent, _), count in zip(inboxes, counts, strict=True)}
 
     async def suspend_idle(self, idle: float | None = None) -> list[str]:
         """Beat's task (guilds.tasks.suspend_idle_guilds), in a worker: the guilds with managers here."""

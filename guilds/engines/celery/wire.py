@@ -1,19 +1,11 @@
-"""The drain task as Celery's Redis transport carries it, so that the store script can push one itself.
-
-Built once by Celery's own message builder, with durable delivery's markers where the store script
-writes the task id, the guild and the agent. tests/runtime/test_celery_wire.py compares it with what
-`apply_async` sends, so a Celery upgrade that changes the message fails there, not in production.
-"""
+"""The drain task on Celery's queue: for drains put off (a countdown), drains a failure handed back, beat's sweeps,
+and wherever the drain lane cannot go (guilds.engines.celery.lane carries the per-message path)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
-from functools import cache
-
-from messaging.delivery.durable import AGENT_MARK, NAMESPACE_MARK, TASK_ID_MARK
 
 logger = logging.getLogger(__name__)
 
@@ -29,23 +21,6 @@ def celery_app():
 
 def task_queue() -> str:
     return celery_app().conf.task_default_queue
-
-
-@cache
-def drain_task_template(queue: str) -> tuple[str, str]:
-    """(list key, message) of a drain task on `queue`."""
-    headers, properties, body, _ = celery_app().amqp.as_task_v2(
-        TASK_ID_MARK, DRAIN_TASK, args=(NAMESPACE_MARK, AGENT_MARK), kwargs={}, ignore_result=True,
-        origin="guildsite-store-script")
-    message = {
-        "body": json.dumps(body),  # no body_encoding: the transport takes it as it is
-        "content-encoding": "utf-8",
-        "content-type": "application/json",
-        "headers": headers,
-        "properties": {**properties, "delivery_mode": 2, "priority": 0, "delivery_tag": TASK_ID_MARK,
-                       "delivery_info": {"exchange": "", "routing_key": queue}},
-    }
-    return queue, json.dumps(message)
 
 
 def send_drain(guild_id: str, agent_id: str, countdown: float | None = None) -> None:
