@@ -130,6 +130,9 @@ def actor_from_credential(credential: str) -> Actor:
         raise CredentialError("the token was issued to another username: sign in again")
     if not stamp_matches(user, claims.get("pwd", "")):
         raise CredentialError("the password changed since this token was issued: sign in again")
+    sign_in = claims.get("sid")
+    if sign_in is not None and (not isinstance(sign_in, int) or accounts.signed_out(user_pk=user.pk, sign_in=sign_in)):
+        raise CredentialError("this sign-in was logged out: sign in again")
     return Actor(user=user, development=auth_disabled(), expires_at=float(claims["exp"]))
 
 
@@ -251,7 +254,9 @@ def origin_allowed(origin: str | None, host: str | None) -> bool:
     if origin in settings.CSRF_TRUSTED_ORIGINS:
         return True
     parsed = urlparse(origin)
-    return parsed.scheme in {"http", "https"} and bool(host) and parsed.netloc.lower() == (host or "").lower()
+    # Served over HTTPS, the site's pages are https ones: a page at http://<host> is whoever sits on the path.
+    schemes = {"https"} if settings.GUILDSITE_HTTPS else {"http", "https"}
+    return parsed.scheme in schemes and bool(host) and parsed.netloc.lower() == (host or "").lower()
 
 
 def _session_user(session_key: str) -> AbstractBaseUser | None:

@@ -231,11 +231,11 @@ def api_key_revoke(*, key: ApiKey) -> None:
 
 def token_pair_issue(*, user: AbstractBaseUser) -> dict[str, object]:
     """`{"access", "refresh", "expires_in"}` for a user who proved who they are."""
-    access, expires_in = tokens.access_token_encode(user=user)
     refresh = tokens.new_refresh_token()
-    RefreshToken.objects.create(user=user, token_hash=tokens.secret_hash(refresh),
-                                password_stamp=tokens.password_stamp(user),
-                                expires_at=timezone.now() + timedelta(seconds=settings.GUILDSITE_REFRESH_TOKEN_SECONDS))
+    record = RefreshToken.objects.create(
+        user=user, token_hash=tokens.secret_hash(refresh), password_stamp=tokens.password_stamp(user),
+        expires_at=timezone.now() + timedelta(seconds=settings.GUILDSITE_REFRESH_TOKEN_SECONDS))
+    access, expires_in = tokens.access_token_encode(user=user, sign_in=record.pk)
     return {"access": access, "refresh": refresh, "expires_in": expires_in}
 
 
@@ -257,12 +257,18 @@ def _live_refresh(refresh: str) -> RefreshToken:
 
 def access_token_refresh(*, refresh: str) -> dict[str, object]:
     record = _live_refresh(refresh)
-    access, expires_in = tokens.access_token_encode(user=record.user)
+    access, expires_in = tokens.access_token_encode(user=record.user, sign_in=record.pk)
     return {"access": access, "expires_in": expires_in}
 
 
+def signed_out(*, user_pk: int, sign_in: int) -> bool:
+    """Whether the sign-in an access token came from was logged out (or is gone)."""
+    return not RefreshToken.objects.filter(pk=sign_in, user_id=user_pk, revoked_at__isnull=True).exists()
+
+
 def refresh_token_revoke(*, refresh: str) -> None:
-    """Revoke a refresh token (again is harmless); CredentialError for one that never existed."""
+    """Revoke a refresh token, and with it the access tokens issued from it (again is harmless); CredentialError
+    for one that never existed."""
     record = RefreshToken.objects.filter(token_hash=tokens.secret_hash(refresh)).first()
     if record is None:
         raise tokens.CredentialError("unknown refresh token")

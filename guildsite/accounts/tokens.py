@@ -62,12 +62,16 @@ def stamp_matches(user: AbstractBaseUser, stamp: str) -> bool:
     return hmac.compare_digest(password_stamp(user), stamp or "")
 
 
-def access_token_encode(*, user: AbstractBaseUser, lifetime: timedelta | None = None) -> tuple[str, int]:
-    """(token, seconds until it expires)."""
+def access_token_encode(*, user: AbstractBaseUser, lifetime: timedelta | None = None,
+                        sign_in: int | None = None) -> tuple[str, int]:
+    """(token, seconds until it expires). `sign_in`, the refresh token's row it comes from: logging that sign-in
+    out ends the token too."""
     lifetime = settings_lifetime() if lifetime is None else lifetime
     now = datetime.now(UTC)
     claims = {"sub": str(user.pk), "username": user.get_username(), "iss": ISSUER, "typ": ACCESS, "iat": now,
               "exp": now + lifetime, "jti": secrets.token_hex(8), "pwd": password_stamp(user)}
+    if sign_in is not None:
+        claims["sid"] = sign_in
     return jwt.encode(claims, settings.GUILDSITE_JWT_SECRET, algorithm=ALGORITHM), int(lifetime.total_seconds())
 
 

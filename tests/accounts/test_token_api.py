@@ -164,6 +164,19 @@ def test_logout_revokes_only_that_sign_in(api, person, sign_in):
     assert api.post("/api/auth/token/refresh", {"refresh": laptop["refresh"]}).status_code == 200
 
 
+def test_logout_ends_that_sign_ins_access_tokens_at_once(api, problem, person, sign_in):
+    username = person("alice")
+    phone, laptop = sign_in(username).json(), sign_in(username).json()
+    refreshed = api.post("/api/auth/token/refresh", {"refresh": phone["refresh"]}).json()["access"]
+    assert _me(api, refreshed).status_code == 200
+
+    api.post("/api/auth/logout", {"refresh": phone["refresh"]})
+
+    for access in (phone["access"], refreshed):
+        assert "logged out" in _refused(problem, _me(api, access))["detail"]
+    assert _me(api, laptop["access"]).status_code == 200
+
+
 def test_logging_out_twice_is_harmless(api, problem, person, sign_in):
     pair = sign_in(person("alice")).json()
 

@@ -162,6 +162,21 @@ async def test_the_session_cookie_works_only_from_the_sites_own_pages(guild):
 
 
 @pytest.mark.usefixtures("auth_on")
+async def test_a_site_served_over_https_takes_the_session_only_from_its_https_pages(guild, settings):
+    from channels.db import database_sync_to_async
+
+    settings.GUILDSITE_HTTPS = True
+    cookie = await database_sync_to_async(session_cookie)("testuser123")
+    # A page at http://<the site's host> is whoever sits on the network path, not the site.
+    payload, code = await refusal(socket(sys_path(guild.id), headers=[
+        (b"host", b"testserver"), (b"origin", b"http://testserver"), (b"cookie", cookie)]))
+    assert code == 4401
+    assert "http://testserver" in payload["error_message"]
+    await opened(socket(sys_path(guild.id), headers=[
+        (b"host", b"testserver"), (b"origin", b"https://testserver"), (b"cookie", cookie)]))
+
+
+@pytest.mark.usefixtures("auth_on")
 async def test_a_user_has_at_most_the_configured_number_of_sockets(guild, settings):
     settings.GUILDSITE_WS_MAX_PER_USER = 2
     first = socket(sys_path(guild.id), token_of="testuser123")
@@ -245,6 +260,22 @@ async def test_an_open_socket_loses_what_its_user_lost(guild, change, expected):
     await database_sync_to_async(take_away)("colleague", change)
     payload, code = await closed_later(communicator)
     assert (code, payload["error_type"]) == expected
+
+
+@pytest.mark.usefixtures("auth_on", "recheck_often")
+async def test_a_socket_opened_with_a_sign_ins_token_closes_when_that_sign_in_logs_out(guild):
+    from channels.db import database_sync_to_async
+
+    from guildsite.accounts import services
+
+    pair = await database_sync_to_async(lambda: services.token_pair_issue(user=factories.user("colleague")))()
+    communicator = socket(user_path(guild.id, "colleague"), query=f"?token={pair['access']}")
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected
+    await database_sync_to_async(services.refresh_token_revoke)(refresh=pair["refresh"])
+    payload, code = await closed_later(communicator)
+    assert (code, payload["error_type"]) == (4401, "UNAUTHENTICATED")
+    assert "logged out" in payload["error_message"]
 
 
 def take_away(username: str, change: str) -> None:
