@@ -150,6 +150,11 @@ class MessageTrackingClient(Client):
     def waiting(self) -> int:
         return len(self._heap)
 
+    @property
+    def busy(self) -> bool:
+        """Whether a message waits or is being handled."""
+        return not self._idle.is_set()
+
     async def _drain(self) -> None:
         while True:
             while self._heap:

@@ -219,8 +219,17 @@ def derive_id(parent_id: int, agent_id: str, index: int, priority: int) -> int:
 # --- the process-wide generator ------------------------------------------------------
 
 _process_lock = threading.Lock()
-_process_node: tuple[int, int] | None = None  # (pid, node)
-_process_generator: tuple[int, IdGenerator] | None = None  # (pid, generator)
+_process_node: int | None = None
+_process_generator: IdGenerator | None = None
+
+
+def _forget_in_child() -> None:
+    global _process_lock, _process_node, _process_generator
+    _process_lock, _process_node, _process_generator = threading.Lock(), None, None
+
+
+# A forked child allocates its own node (told at the fork: asking for the pid on every id is a system call).
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _allocate_node() -> int:
@@ -248,29 +257,26 @@ def process_node_id() -> int:
     any machine get distinct nodes (modulo 512); otherwise, or if Redis fails, at random.
     """
     global _process_node
-    pid = os.getpid()
     current = _process_node
-    if current is not None and current[0] == pid:
-        return current[1]
+    if current is not None:
+        return current
     with _process_lock:
-        if _process_node is None or _process_node[0] != pid:
-            node = _allocate_node()
-            _process_node = (pid, node)
-            logger.debug("message id node %d allocated for pid %d", node, pid)
-        return _process_node[1]
+        if _process_node is None:
+            _process_node = _allocate_node()
+            logger.debug("message id node %d allocated for pid %d", _process_node, os.getpid())
+        return _process_node
 
 
 def _generator() -> IdGenerator:
     global _process_generator
-    pid = os.getpid()
     current = _process_generator
-    if current is not None and current[0] == pid:
-        return current[1]
+    if current is not None:
+        return current
     node = process_node_id()
     with _process_lock:
-        if _process_generator is None or _process_generator[0] != pid:
-            _process_generator = (pid, IdGenerator(node))
-        return _process_generator[1]
+        if _process_generator is None:
+            _process_generator = IdGenerator(node)
+        return _process_generator
 
 
 def new_id(priority: int = Priority.NORMAL) -> int:

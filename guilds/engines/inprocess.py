@@ -19,8 +19,9 @@ from guilds.engines.runners import RunnerLeases
 from guilds.models import GuildStatus
 from guilds.runtime import activity, store, suspension
 from guilds.runtime import loop as runtime_loop
-from guilds.runtime.host import MANAGER_ID, AgentHost
-from guilds.runtime.manager import HEALTH_TICK, manager_start
+from guilds.runtime.host import MANAGER_ID, AgentHost, LiveDelivery
+from guilds.runtime.manager import HEALTH_TICK, manager_start, user_proxy_id
+from guilds.runtime.user_proxy import UserProxyAgent, forward_for_proxy
 from guilds.spec import AgentSpec, GuildSpec, validate_guild_spec
 from messaging import topics as topic_names
 from messaging.bus import MessagingInterface
@@ -184,6 +185,17 @@ class InProcessEngine(ExecutionEngine):
                 await self.suspend_idle()
             except Exception:
                 logger.exception("looking for idle guilds failed")
+
+    async def forward_for_user(self, guild_id: str, user_id: str, message: Message) -> bool:
+        """While the user's proxy runs here with nothing waiting or under way, the socket routes the message into
+        the guild itself: one store instead of two, and no turn through the proxy's queue. Order holds: the proxy
+        has none of the user's messages left (and the socket asks only then: guilds.consumers)."""
+        guild = self.guilds.get(guild_id)
+        proxy = guild.hosts.get(user_proxy_id(user_id)) if guild is not None else None
+        if proxy is None or not proxy.started or not isinstance(proxy.agent, UserProxyAgent) \
+                or not isinstance(proxy.delivery, LiveDelivery) or proxy.delivery.busy:
+            return False
+        return await forward_for_proxy(proxy, user_id, message)
 
     async def running_agent_ids(self, guild_id: str) -> list[str]:
         guild = self.guilds.get(guild_id)

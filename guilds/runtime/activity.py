@@ -158,12 +158,20 @@ class Activity:
 
 
 _activity: Activity | None = None
-_pid: int | None = None
+
+
+def _forget_in_child() -> None:
+    global _activity
+    _activity = None
+
+
+# A forked worker gets its own (told at the fork: asking for the pid on every publish is a system call).
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def activity() -> Activity:
-    """This process's (a forked worker gets its own)."""
-    global _activity, _pid
-    if _activity is None or _pid != os.getpid():
-        _activity, _pid = Activity(), os.getpid()
+    """This process's."""
+    global _activity
+    if _activity is None:
+        _activity = Activity()
     return _activity

@@ -84,6 +84,11 @@ class LiveDelivery:
         """Messages queued for the agent, not counting the one it is handling."""
         return self.client.waiting if self.client is not None else 0
 
+    @property
+    def busy(self) -> bool:
+        """Whether a message waits for the agent or is being handled."""
+        return self.client is not None and self.client.busy
+
     @staticmethod
     async def _handle(host: AgentHost, message: Message) -> None:
         """Failures inside a handler are the agent's (it answers with an error); one outside a handler is

@@ -21,7 +21,15 @@ T = TypeVar("T")
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
-_pid: int | None = None
+
+
+def _forget_in_child() -> None:
+    # A forked child (a Celery worker process) must not reuse its parent's loop, whose thread it does not have.
+    global _loop, _lock
+    _loop, _lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _start_thread() -> asyncio.AbstractEventLoop:
@@ -39,22 +47,27 @@ def _start_thread() -> asyncio.AbstractEventLoop:
 
 
 def runtime_loop() -> asyncio.AbstractEventLoop:
-    global _loop, _pid
+    loop = _loop
+    if loop is not None and not loop.is_closed():
+        return loop
+    return _started()
+
+
+def _started() -> asyncio.AbstractEventLoop:
+    global _loop
     with _lock:
-        # A forked child (a Celery worker process) must not reuse its parent's loop.
-        if _loop is None or _pid != os.getpid() or _loop.is_closed():
+        if _loop is None or _loop.is_closed():
             _loop = _start_thread()
-            _pid = os.getpid()
         return _loop
 
 
 def install(loop: asyncio.AbstractEventLoop) -> None:
     """Use `loop` (a server's own, long-lived loop) as the runtime loop of this process."""
-    global _loop, _pid
+    global _loop
     with _lock:
-        if _loop is not None and _loop is not loop and _pid == os.getpid():
+        if _loop is not None and _loop is not loop:
             raise RuntimeError("a runtime loop is already running in this process")
-        _loop, _pid = loop, os.getpid()
+        _loop = loop
 
 
 def in_loop(loop: asyncio.AbstractEventLoop) -> bool:

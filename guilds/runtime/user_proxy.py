@@ -10,6 +10,7 @@ replies name it in `in_response_to` and `thread`.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
@@ -22,7 +23,10 @@ from messaging.ids import derive_id
 from messaging.message import AgentTag, Message
 
 if TYPE_CHECKING:
+    from guilds.runtime.host import AgentHost
     from guilds.spec import GuildSpec
+
+logger = logging.getLogger(__name__)
 
 
 class UserProxyAgent(Agent):
@@ -98,3 +102,19 @@ def forwarded_copies(message: Message, *, proxy: AgentTag, proxy_class_name: str
         ))
     copies.reverse()
     return copies
+
+
+async def forward_for_proxy(proxy: AgentHost, user_id: str, message: Message) -> bool:
+    """The proxy's work for a message its user sent, done by the caller (the user's socket, in the process where
+    the proxy is loaded and has nothing of its own to do): its copies published on the guild's bus as the proxy
+    would. False if routing it failed: then it goes to the proxy, which answers the user as for any failure."""
+    arrived = message.model_copy(update={"topic_published_to": topic_names.user_inbox(user_id)})
+    try:
+        copies = forwarded_copies(arrived, proxy=proxy.tag, proxy_class_name=proxy.class_name,
+                                  spec=proxy.guild.spec, user_id=user_id)
+    except Exception:
+        logger.exception("routing a user's message failed; it goes to their proxy", extra={"guild_id": proxy.guild.guild_id})
+        return False
+    for outgoing in copies:
+        await proxy.guild.bus.publish(outgoing)
+    return True

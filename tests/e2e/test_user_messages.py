@@ -1,7 +1,7 @@
 """What a user sends on their socket reaches the guild in the order sent, none lost: one at a time and in a
-burst. In production the user's proxy carries the first message from its inbox and the socket carries the rest
-into the guild itself (guilds.engines.celery.engine.CeleryEngine.forward_for_user); in-process, the proxy
-carries them all."""
+burst. The user's proxy carries the first message from its inbox and the socket carries the rest into the guild
+itself (the engines' `forward_for_user`: in production once a drain in the web process has loaded the proxy,
+in-process while the proxy has nothing to do)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,5 @@ def test_a_users_messages_reach_the_guild_in_order_one_at_a_time_and_in_a_burst(
         "GET", f"/api/guilds/{guild_id}/history?topic=user:orderly:inbox&limit=100", headers=HEADERS)
     assert status == 200, inbox
     through_the_inbox = len(inbox["messages"])
-    if guildsite_server.workers is not None:  # production: after the first, the socket carried most of them
-        assert 1 <= through_the_inbox < 25, through_the_inbox
-    else:
-        assert through_the_inbox == 50
+    print(f"{through_the_inbox} of 50 went through the inbox")
+    assert 1 <= through_the_inbox < 25, through_the_inbox  # after the first, the socket carried most of them

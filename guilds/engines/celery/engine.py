@@ -32,7 +32,7 @@ from guilds.runtime import loop as runtime_loop
 from guilds.runtime import store, suspension
 from guilds.runtime.host import MANAGER_ID
 from guilds.runtime.manager import manager_start, user_proxy_id
-from guilds.runtime.user_proxy import UserProxyAgent, forwarded_copies
+from guilds.runtime.user_proxy import UserProxyAgent, forward_for_proxy
 from guilds.spec import SpecError, validate_guild_spec
 from messaging import topics as topic_names
 from messaging.bus import MessagingInterface
@@ -186,17 +186,7 @@ class CeleryEngine(ExecutionEngine):
         host = self.drainer.loaded(guild_id, proxy_id)
         if host is None or not isinstance(host.agent, UserProxyAgent):
             return False
-        arrived = message.model_copy(update={"topic_published_to": topic_names.user_inbox(user_id)})
-        try:
-            copies = forwarded_copies(arrived, proxy=host.tag, proxy_class_name=host.class_name,
-                                      spec=host.guild.spec, user_id=user_id)
-        except Exception:  # the proxy meets it too, and answers the user as it does for any failure
-            logger.exception("routing a user's message failed; it goes to their proxy",
-                             extra={"guild_id": guild_id})
-            return False
-        for outgoing in copies:
-            await host.guild.bus.publish(outgoing)
-        return True
+        return await forward_for_proxy(host, user_id, message)
 
     async def running_agent_ids(self, guild_id: str) -> list[str]:
         guild = await self.guild(guild_id)
