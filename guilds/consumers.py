@@ -451,7 +451,7 @@ class UserCommsConsumer(GuildSocket):
         message = frames.user_message(frame, user_id=self.user_id, user_name=self.user_name)
         # Straight into the guild when the engine can do it here (the proxy's work without its round trips),
         # else through the user's inbox, as always: then the proxy carries it once it is up.
-        if self.proxy_proven and not self.unforwarded and await runtime_loop.arun(
+        if self.proxy_proven and self.unforwarded is not None and not self.unforwarded and await runtime_loop.arun(
                 self.engine.forward_for_user(self.guild_id, self.user_id, message)):
             return
         if self.unforwarded is not None:

@@ -188,8 +188,8 @@ class InProcessEngine(ExecutionEngine):
 
     async def forward_for_user(self, guild_id: str, user_id: str, message: Message) -> bool:
         """While the user's proxy runs here with nothing waiting or under way, the socket routes the message into
-        the guild itself: one store instead of two, and no turn through the proxy's queue. Order holds: the proxy
-        has none of the user's messages left (and the socket asks only then: guilds.consumers)."""
+        the guild itself: one store instead of two, and no turn through the proxy's queue. The socket's own
+        messages keep their order: it asks only once none of them waits for the proxy (guilds.consumers)."""
         guild = self.guilds.get(guild_id)
         proxy = guild.hosts.get(user_proxy_id(user_id)) if guild is not None else None
         if proxy is None or not proxy.started or not isinstance(proxy.agent, UserProxyAgent) \

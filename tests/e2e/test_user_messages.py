@@ -1,7 +1,8 @@
 """What a user sends on their socket reaches the guild in the order sent, none lost: one at a time and in a
-burst. The user's proxy carries the first message from its inbox and the socket carries the rest into the guild
-itself (the engines' `forward_for_user`: in production once a drain in the web process has loaded the proxy,
-in-process while the proxy has nothing to do)."""
+burst. The user's proxy carries the first message from its inbox; after it the socket carries a message into the
+guild itself when the engine can (`forward_for_user`: in production once a drain in the web process has loaded the
+proxy; in-process while the proxy has nothing to do, which during a burst depends on the loop's interleaving, so
+its count is not asserted here: tests/runtime/test_lifecycle.py is its deterministic test)."""
 
 from __future__ import annotations
 
@@ -53,5 +54,6 @@ def test_a_users_messages_reach_the_guild_in_order_one_at_a_time_and_in_a_burst(
         "GET", f"/api/guilds/{guild_id}/history?topic=user:orderly:inbox&limit=100", headers=HEADERS)
     assert status == 200, inbox
     through_the_inbox = len(inbox["messages"])
-    print(f"{through_the_inbox} of 50 went through the inbox")
-    assert 1 <= through_the_inbox < 25, through_the_inbox  # after the first, the socket carried most of them
+    assert through_the_inbox >= 1  # the first, before the proxy was proven
+    if guildsite_server.workers is not None:  # production: after the first, the socket carried most of them
+        assert through_the_inbox < 25, through_the_inbox

@@ -87,6 +87,35 @@ def test_a_user_message_reaches_the_echo_agent_without_routes_and_the_echo_reach
     assert own.payload == {"text": "Hello Echo!"}
 
 
+@pytest.mark.parametrize("rig", ["inprocess"], indirect=True)  # the Celery engine's is the web process's (e2e)
+def test_while_their_proxy_has_nothing_to_do_a_users_message_goes_straight_into_the_guild(rig):
+    from guilds.runtime.manager import user_proxy_id
+    from messaging.message import AgentTag, Message
+
+    guild = rig.create(echo_spec())
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    user = rig.observe(guild, t.user_notifications("testuser123"), t.user_inbox("testuser123"))
+
+    def sent(text: str) -> Message:
+        return Message.create(sender=AgentTag(id="testuser123", name="testuser123"), topics=t.user_inbox("testuser123"),
+                              payload={"text": text}, format="text")
+
+    # No proxy yet: the message is left to the user's inbox.
+    assert runtime_loop.run(rig.engine.forward_for_user(guild.id, "testuser123", sent("Too early"))) is False
+    rig.join(guild, "testuser123", "Test User")
+    hosts = rig.engine.guilds[guild.id].hosts
+    wait_for(lambda: (proxy := hosts.get(user_proxy_id("testuser123"))) is not None and proxy.started
+             and not proxy.delivery.busy, what="the user's proxy, idle")
+
+    message = sent("Straight in")
+    assert runtime_loop.run(rig.engine.forward_for_user(guild.id, "testuser123", message)) is True
+    echo = user.wait(lambda m: m.payload.get("text") == "Echo: Straight in", what="the echo")
+    assert echo.in_response_to == message.id
+    own = user.wait(lambda m: m.id == message.id, what="the user's own message, as the guild got it")
+    assert own.sender.id == user_proxy_id("testuser123")  # sent on as the proxy would
+    assert [m for m in user.messages if m.topic_published_to == t.user_inbox("testuser123")] == []  # not via the inbox
+
+
 def user_sends(rig, guild, user_id: str, text: str, format: str = "text"):
     from messaging.message import AgentTag
 
