@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from guilds.runtime import routing
+from guilds.runtime import formats, routing
 from guilds.runtime.agent import ANY_FORMAT, Agent, handles
 from guilds.runtime.context import HandlerContext
+from guilds.spec import USER_PROXY_ID_PREFIX
 from messaging import topics as topic_names
 from messaging.ids import derive_id
 from messaging.message import AgentTag, Message
+
+PROXY_INBOX_PREFIX = topic_names.agent_inbox(USER_PROXY_ID_PREFIX)
 
 if TYPE_CHECKING:
     from guilds.runtime.host import AgentHost
@@ -68,7 +71,36 @@ class UserProxyAgent(Agent):
         message = ctx.message
         if message.sender.id == self.id:
             return
-        await self.host.publish(message.model_copy(update={"topics": [topic_names.user_notifications(self.user_id)]}))
+        await self.host.publish(for_user(message, self.user_id))
+
+
+def for_user(message: Message, user_id: str) -> Message:
+    """What a proxy passes on to its user for a message addressed to it: the message itself, on the user's
+    notifications."""
+    return message.model_copy(update={"topics": [topic_names.user_notifications(user_id)]})
+
+
+def passed_on_by_proxies(message: Message) -> list[tuple[str, str, str, Message]]:
+    """Durable delivery's stand-in for users' proxies (messaging.delivery.StandIn): for each proxy's inbox among
+    the message's topics, the copy the proxy would pass on to its user, its whole handling of it. Not when
+    another of the message's topics reaches the same proxy (it handles a message once, as the first topic
+    gave it), nor for a health check (a proxy answers none), nor for the proxy's own message."""
+    if formats.canonical_format(message.format) == formats.HEALTH_CHECK_REQUEST:
+        return []
+    topics = message.topic_list
+    passed_on = []
+    for topic in topics:
+        if not topic.startswith(PROXY_INBOX_PREFIX):
+            continue
+        proxy_id = topic.removeprefix(topic_names.AGENT_INBOX_PREFIX)
+        user_id = proxy_id.removeprefix(USER_PROXY_ID_PREFIX)
+        also_reaching = {topic_names.agent_self_inbox(proxy_id), topic_names.user_inbox(user_id),
+                         topic_names.USER_MESSAGE_BROADCAST}
+        if proxy_id == message.sender.id or not also_reaching.isdisjoint(topics):
+            continue
+        notifications = topic_names.user_notifications(user_id)
+        passed_on.append((topic, proxy_id, notifications, for_user(message, user_id)))
+    return passed_on
 
 
 def forwarded_copies(message: Message, *, proxy: AgentTag, proxy_class_name: str, spec: GuildSpec,

@@ -5,13 +5,15 @@ message of their topics into their inboxes (scripts.FANOUT), atomically with sto
 ones with nothing due — by pushing their drains onto a list itself when the engine names one (its drain
 lane; so no crash comes between storing and asking for a drain), else by telling the engine
 (`Waker.wake`). A publish may instead collect the woken agents (a drain that takes them on next, in the
-same process).
+same process). A stand-in (`StandIn`) lets the store script do an idle subscriber's whole handling of a
+message for it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from messaging.delivery import scripts
@@ -53,17 +55,27 @@ class Waker(Protocol):
     def drain_push(self, backend: RedisStore) -> DrainPush | None: ...
 
 
+# For a message being stored: (topic, subscriber's agent id, copy's topic, copy) for each subscriber whose whole
+# handling of the message would be to store that copy (a user's proxy passing a reply on to its user). While
+# nothing waits for that subscriber, the store script stores the copy for it instead of filling its inbox: the
+# same outcome, without a drain (scripts.FANOUT).
+StandIn = Callable[[Message], list[tuple[str, str, str, Message]]]
+
+
 @dataclass(frozen=True)
 class StoreExtension:
-    """What the backend's store script runs after storing a message in each topic (see scripts.FANOUT)."""
+    """What the backend's store script runs after storing a message in each topic (see scripts.FANOUT), and
+    the conditional copies it may store (logical topic, message), numbered from 1 in its arguments."""
 
     lua: str
     args: list[Any]
+    copies: list[tuple[str, Message]] = field(default_factory=list)
 
 
 class DurableDelivery:
-    def __init__(self, waker: Waker) -> None:
+    def __init__(self, waker: Waker, stand_in: StandIn | None = None) -> None:
         self.waker = waker
+        self.stand_in = stand_in
 
     def store_extension(self, backend: RedisStore, namespace: str, message: Message, *,
                         collecting: bool) -> StoreExtension:
@@ -73,10 +85,14 @@ class DurableDelivery:
         if template and not _PLAIN_ID.match(namespace):  # cannot go into the template: the waker wakes all
             queue, template = "", ""
         template = template.replace(NAMESPACE_MARK, namespace)
-        return StoreExtension(scripts.FANOUT, [
+        stand_ins = self.stand_in(message) if self.stand_in is not None else []
+        args: list[Any] = [
             namespace_prefix(backend.key_prefix, namespace), message.sender.id or "", inbox_score(message),
-            str(message.id), WAKE_TTL_MS, queue, template, caller_wakes,
-        ])
+            str(message.id), WAKE_TTL_MS, queue, template, caller_wakes, len(stand_ins),
+        ]
+        for number, (topic, agent_id, _, _) in enumerate(stand_ins, 1):
+            args += [topic, agent_id, number]
+        return StoreExtension(scripts.FANOUT, args, [(topic, copy) for _, _, topic, copy in stand_ins])
 
     def woken(self, namespace: str, agent_ids: list[str], collect: Woken | None) -> None:
         """Agents with work newly due: to `collect` (a drain takes them next) or to the waker."""

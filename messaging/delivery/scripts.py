@@ -14,15 +14,24 @@ from redis.exceptions import NoScriptError
 
 # Run by the store script after it stored a message in a topic: `after_store(topic, json)`. Its
 # arguments are the table D: durable prefix, sender id, inbox score, message id, wake flag ttl ms,
-# drain list key, drain template, id prefix of agents the caller wakes itself. A new message goes into
-# the inbox of every durable subscriber of the topic (but the sender's own, except on its self inbox);
-# an agent with nothing due yet gets its wake flag and, with a template, its drain pushed on the list
-# (the engine's drain lane) in the same step (so no crash comes between storing and asking for a
-# drain), as long as its id can go into the template as it is; `delivery_result()` lists the agents the
-# caller must wake.
+# drain list key, drain template, id prefix of agents the caller wakes itself, then the stand-ins: their
+# count and, per stand-in, topic, agent id and conditional copy number. A new message goes into the inbox
+# of every durable subscriber of the topic (but the sender's own, except on its self inbox); an agent with
+# nothing due yet gets its wake flag and, with a template, its drain pushed on the list (the engine's drain
+# lane) in the same step (so no crash comes between storing and asking for a drain), as long as its id can
+# go into the template as it is; `delivery_result()` lists the agents the caller must wake. A subscriber
+# with a stand-in for the topic and nothing waiting or under way (no wake flag, an empty inbox) gets its
+# copy stored for it instead (the copy's own subscribers served in turn): its order holds, as it would have
+# handled the message next.
 FANOUT = """
 local dprefix, sender, score, mid = D[1], D[2], D[3], D[4]
 local wake_ttl, queue, template, caller_wakes = D[5], D[6], D[7], D[8]
+local stand_ins = {}
+for i = 0, tonumber(D[9]) - 1 do
+  local topic = D[10 + 3 * i]
+  stand_ins[topic] = stand_ins[topic] or {}
+  stand_ins[topic][D[11 + 3 * i]] = tonumber(D[12 + 3 * i])
+end
 local woken = {}
 local function enqueued(agent)
   if queue == '' or not string.find(agent, '^[%w_.@+-]+$') then
@@ -34,11 +43,23 @@ local function enqueued(agent)
   redis.call('LPUSH', queue, (string.gsub(template, '@AGENT@', agent)))
   return true
 end
+local function idle(agent)
+  return redis.call('EXISTS', dprefix .. 'wake:' .. agent) == 0 and redis.call('ZCARD', dprefix .. 'inbox:' .. agent) == 0
+end
 local function after_store(topic, json)
   local self_inbox = string.sub(topic, 1, 17) == 'agent_self_inbox:'
   for _, agent in ipairs(redis.call('SMEMBERS', dprefix .. 'subs:' .. topic)) do
     if (self_inbox and agent == sender) or ((not self_inbox) and agent ~= sender) then
-      if redis.call('ZADD', dprefix .. 'inbox:' .. agent, 'NX', score, mid) == 1 then
+      local copy = stand_ins[topic] and stand_ins[topic][agent]
+      local copy_topic, copy_json
+      if copy then
+        copy_topic, copy_json = copy_of(copy)
+      end
+      if copy and copy_json ~= '' and idle(agent) then
+        if store_copy(copy) then
+          after_store(copy_topic, copy_json)
+        end
+      elseif redis.call('ZADD', dprefix .. 'inbox:' .. agent, 'NX', score, mid) == 1 then
         redis.call('HSET', dprefix .. 'box:' .. agent, mid, json)
         if redis.call('SET', dprefix .. 'wake:' .. agent, '1', 'NX', 'PX', wake_ttl) and not enqueued(agent) then
           table.insert(woken, agent)

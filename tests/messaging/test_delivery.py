@@ -180,3 +180,66 @@ async def test_an_ephemeral_publish_reaches_live_subscribers_and_no_inbox(bus, i
     assert await inbox.size() == 0
     assert waker.woken == []
     assert await bus.get_messages("work") == []
+
+
+def passing_work_on(message: Message) -> list[tuple[str, str, str, Message]]:
+    """A stand-in: agent-1's whole handling of what comes on "work" is passing it on to "passed-on"."""
+    if "work" not in message.topic_list:
+        return []
+    return [("work", "agent-1", "passed-on", message.model_copy(update={"topics": ["passed-on"]}))]
+
+
+@pytest.fixture
+async def standing_in(make_config, waker):
+    bus = MessagingInterface(unique(), make_config(), delivery=DurableDelivery(waker, stand_in=passing_work_on))
+    inbox = bus.delivery.inbox(await bus.get_backend(), bus.namespace, "agent-1")
+    await inbox.subscribe(["work", "other"])
+    yield bus, inbox
+    await bus.shutdown()
+
+
+async def test_an_idle_subscriber_has_its_copy_stored_for_it_instead_of_a_drain(standing_in, waker):
+    bus, inbox = standing_in
+    sent = await bus.publish(text_message("someone", "work", "one"))
+    assert await inbox.size() == 0
+    assert waker.woken == []  # no drain: the store did the work
+    [copy] = await bus.get_messages("passed-on")
+    assert (copy.id, copy.payload, copy.sender.id, copy.topic_published_to) == (sent.id, {"text": "one"},
+                                                                                 "someone", "passed-on")
+    await bus.publish(sent)  # stored again (a sender's handling run again): nothing doubles
+    assert len(await bus.get_messages("passed-on")) == 1
+
+
+async def test_a_subscriber_with_something_waiting_gets_the_message_itself_so_its_order_holds(standing_in, waker):
+    bus, inbox = standing_in
+    earlier = await bus.publish(text_message("someone", "other", "first"))
+    later = await bus.publish(text_message("someone", "work", "second"))
+    taken, _, _, batch = await inbox.begin("drainer", 3000, 10)
+    assert taken
+    assert ids(batch) == [earlier.id, later.id]
+    assert await bus.get_messages("passed-on") == []
+    assert waker.woken == [(bus.namespace, ["agent-1"])]
+    assert await inbox.step("drainer", ids(batch), 10) is None  # handled: idle again
+    after = await bus.publish(text_message("someone", "work", "third"))
+    assert [m.id for m in await bus.get_messages("passed-on")] == [after.id]
+
+
+async def test_while_a_drain_is_under_way_the_subscriber_gets_the_message_itself(standing_in):
+    bus, inbox = standing_in
+    first = await bus.publish(text_message("someone", "other", "first"))
+    taken, _, _, batch = await inbox.begin("drainer", 3000, 10)
+    assert taken
+    assert ids(batch) == [first.id]
+    # The first handled, its removal not yet stepped: the agent is still at work on it.
+    second = await bus.publish(text_message("someone", "work", "second"))
+    assert await bus.get_messages("passed-on") == []
+    assert ids(await inbox.step("drainer", ids(batch), 10)) == [second.id]
+
+
+async def test_a_copy_too_large_to_store_leaves_the_message_to_the_subscriber(standing_in):
+    bus, inbox = standing_in
+    message = text_message("someone", "work", "x" * 200)
+    bus.max_message_bytes = len(message.model_copy(update={"topic_published_to": "work"}).to_json()) + 1
+    await bus.publish(message)  # its copy, on a longer topic name, is over the limit
+    assert await bus.get_messages("passed-on") == []
+    assert await inbox.size() == 1

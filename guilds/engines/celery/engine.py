@@ -32,7 +32,7 @@ from guilds.runtime import loop as runtime_loop
 from guilds.runtime import store, suspension
 from guilds.runtime.host import MANAGER_ID
 from guilds.runtime.manager import manager_start, user_proxy_id
-from guilds.runtime.user_proxy import UserProxyAgent, forward_for_proxy
+from guilds.runtime.user_proxy import UserProxyAgent, forward_for_proxy, passed_on_by_proxies
 from guilds.spec import SpecError, validate_guild_spec
 from messaging import topics as topic_names
 from messaging.bus import MessagingInterface
@@ -54,7 +54,7 @@ class CeleryEngine(ExecutionEngine):
         self.drainer = Drainer(self.guild, functools.partial(self.sweep, force=True), hand_off=self._hand_off)
         self._handing_off: set[asyncio.Task[None]] = set()
         self.waking = Waking(self.drainer.drain, drains_user_proxies=drains_user_proxies, hand_off=self._hand_off)
-        self.delivery = DurableDelivery(self.waking)
+        self.delivery = DurableDelivery(self.waking, stand_in=passed_on_by_proxies)
         self.beat = Beat(self.guild, self.sweep)
         self._guilds: dict[str, CeleryGuild] = {}
         self._buses: dict[tuple[str, str], MessagingInterface] = {}

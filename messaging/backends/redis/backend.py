@@ -40,10 +40,10 @@ from messaging.backends.base import MessageHandler, MessagingBackend, site_bound
 from messaging.backends.redis.connection import NETWORK_ERRORS, LeanBlockingPool, connection_options
 from messaging.backends.redis.subscriber import EPHEMERAL, Subscriber, entry_id
 from messaging.backends.redis.writer import StoreWriter, store_script
-from messaging.errors import BackendUnavailable, InvalidBackendConfig, InvalidMessage
+from messaging.errors import BackendUnavailable, InvalidBackendConfig, InvalidMessage, PayloadTooLarge
 from messaging.ids import id_timestamp_ms
 from messaging.message import Message
-from messaging.topics import history_limit, split_namespaced
+from messaging.topics import history_limit, namespaced, split_namespaced
 
 if TYPE_CHECKING:
     from messaging.delivery import StoreExtension
@@ -156,10 +156,16 @@ class RedisMessagingBackend(MessagingBackend):
         if not topics:
             return []
         extension_args = extension.args if extension is not None else []
-        args: list[Any] = [len(extension_args), *extension_args, self.message_ttl_ms]
-        for topic, logical, data in topic_copies(namespace, topics, message, max_bytes):
+        args: list[Any] = [len(extension_args), *extension_args, self.message_ttl_ms, len(topics)]
+        copies = topic_copies(namespace, topics, message, max_bytes)
+        for copy_topic, copy in extension.copies if extension is not None else ():
+            try:
+                copies += topic_copies(namespace, [namespaced(namespace, copy_topic)], copy, max_bytes)
+            except PayloadTooLarge:  # not stored for the subscriber: it gets the message itself
+                copies.append((namespaced(namespace, copy_topic), copy_topic, b""))
+        for topic, logical, data in copies:
             args += [f"e:{topic}", self.channel(topic), data, logical, history_limit(logical, self.max_history)]
-        keys = [self.message_key(namespace, message.id)] + [self.stream_key(t) for t in topics]
+        keys = [self.message_key(namespace, message.id)] + [self.stream_key(topic) for topic, _, _ in copies]
         source = store_script(extension.lua if extension is not None else None)
         stored, *woken = await self.writer.store(source, keys, args, f"message {message.id} for {topics}")
         if stored != len(topics):

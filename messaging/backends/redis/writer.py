@@ -4,7 +4,8 @@ The script stores a message in each of its topics' streams (MAXLEN, age trim, ke
 its stream entry id per topic in the message's hash (by-id lookups, position-based since queries),
 and PUBLISHes "<entry id> <JSON>" on each topic's channel, all or nothing: it checks key types before
 writing. A store extension (durable delivery's fan-out, messaging.delivery) runs after each topic
-is stored, in the same atomic step; its arguments come first, so the script's own follow at `o`.
+is stored, in the same atomic step; its arguments come first, so the script's own follow at `o`. It may
+also store a conditional copy the extension came with (`store_copy`): see durable delivery's stand-ins.
 Writes queued while one is in flight go together in the next pipeline, so concurrent publishers
 share round trips; a lone publisher pays one.
 """
@@ -29,22 +30,25 @@ local function after_store(topic, json) end
 local function delivery_result() return {} end
 """
 
-# KEYS[1] = message hash, KEYS[2..] = topic streams. ARGV = extension argument count, the extension's
-# arguments (table D), then: ttl_ms, and per topic: hash field, channel, JSON, logical topic, history limit.
-# Returns {stored, what the extension's delivery_result() lists...}.
+# KEYS[1] = message hash, KEYS[2..] = topic streams: the message's own topics, then its conditional copies'.
+# ARGV = extension argument count, the extension's arguments (table D), then: ttl_ms, how many of the topics are
+# the message's own, and per topic: hash field, channel, JSON, logical topic, history limit. A conditional copy
+# (the same message as another topic's subscriber would store it) is stored only when the extension asks
+# (`store_copy`); an empty JSON marks one that cannot be stored. Returns {stored, what the extension's
+# delivery_result() lists...}.
 _STORE = """
 local dcount = tonumber(ARGV[1])
 local D = {}
 for i = 1, dcount do D[i] = ARGV[i + 1] end
 local o = dcount + 1
-@EXTENSION@
 local ttl = tonumber(ARGV[o + 1])
-local n = (#ARGV - o - 1) / 5
+local n = tonumber(ARGV[o + 2])
+local all = (#ARGV - o - 2) / 5
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'none' and kind ~= 'hash' then
   return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' is a ' .. kind)
 end
-for i = 1, n do
+for i = 1, all do
   kind = redis.call('TYPE', KEYS[i + 1])['ok']
   if kind ~= 'none' and kind ~= 'stream' then
     return redis.error_reply('WRONGTYPE ' .. KEYS[i + 1] .. ' is a ' .. kind)
@@ -52,24 +56,43 @@ for i = 1, n do
 end
 local now = redis.call('TIME')
 local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - ttl
+local function topic_args(i)
+  local base = o + 2 + (i - 1) * 5
+  return ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 5]
+end
+local function store_topic(i)
+  local field, channel, json, _, maxlen = topic_args(i)
+  if redis.call('HEXISTS', KEYS[1], field) == 1 then
+    return false
+  end
+  local eid = redis.call('XADD', KEYS[i + 1], 'MAXLEN', maxlen, '*', 'm', json)
+  if cutoff > 0 then
+    redis.call('XTRIM', KEYS[i + 1], 'MINID', cutoff)
+  end
+  redis.call('PEXPIRE', KEYS[i + 1], ttl)
+  redis.call('HSET', KEYS[1], field, eid)
+  redis.call('PUBLISH', channel, eid .. ' ' .. json)
+  return true
+end
+-- Conditional copy j: its logical topic and JSON ('' if it cannot be stored), and storing it.
+local function copy_of(j)
+  local _, _, json, topic = topic_args(n + j)
+  return topic, json
+end
+local function store_copy(j)
+  return store_topic(n + j)
+end
+@EXTENSION@
 local stored = 0
 for i = 1, n do
-  local base = o + 1 + (i - 1) * 5
-  local field, channel, json, topic, maxlen = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 5]
-  if redis.call('HEXISTS', KEYS[1], field) == 0 then
-    local eid = redis.call('XADD', KEYS[i + 1], 'MAXLEN', maxlen, '*', 'm', json)
-    if cutoff > 0 then
-      redis.call('XTRIM', KEYS[i + 1], 'MINID', cutoff)
-    end
-    redis.call('PEXPIRE', KEYS[i + 1], ttl)
-    redis.call('HSET', KEYS[1], field, eid)
-    redis.call('PUBLISH', channel, eid .. ' ' .. json)
+  if store_topic(i) then
     stored = stored + 1
+    local _, _, json, topic = topic_args(i)
     after_store(topic, json)
   end
 end
 if stored > 0 then
-  redis.call('HSETNX', KEYS[1], 'json', ARGV[o + 4])
+  redis.call('HSETNX', KEYS[1], 'json', ARGV[o + 5])
   redis.call('PEXPIRE', KEYS[1], ttl)
 end
 local result = {stored}
