@@ -22,6 +22,10 @@ Delivery rules (all of them live in this module):
 * with durable delivery (agents in Celery workers, `messaging.delivery`), given to the bus by the
   engine that builds it, a stored message also goes into its durable subscribers' inboxes, in the same
   atomic step, and the agents with work newly due are woken (or collected by the publisher);
+* a stand-in (`messaging.delivery.StandIn`, given by the engine) does a subscriber's whole handling of a
+  message for it while it has nothing waiting or under way: with durable delivery, in the store script;
+  for a local client, when the backend hands messages out as it stores them (in-process), by publishing
+  its copy right after the message, which the client then does not get;
 * `enrich_with_history=N`: before delivery, the last N `message_history[*].origin`
   messages are loaded by id and put, as JSON strings, in `session_state["enriched_history"]`
   (such a message is handed out after that lookup, so it may overtake or be overtaken by
@@ -40,7 +44,7 @@ from functools import partial
 from messaging.backends.base import MessagingBackend
 from messaging.clients import Client, RecentIds
 from messaging.config import MessagingConfig, create_backend, site_default_config
-from messaging.delivery import DurableDelivery, Woken
+from messaging.delivery import DurableDelivery, StandIn, Woken
 from messaging.errors import InvalidMessage, MessagingError
 from messaging.message import Message
 from messaging.topics import is_self_inbox, namespaced
@@ -118,7 +122,7 @@ def _release(shared: _SharedBackend) -> bool:
 class MessagingInterface:
     def __init__(self, namespace: str, config: MessagingConfig | None = None, *,
                  delivery: DurableDelivery | None = None,
-                 on_publish: Callable[[str, Message], None] | None = None):
+                 on_publish: Callable[[str, Message], None] | None = None, stand_in: StandIn | None = None):
         if not namespace or ":" in namespace:
             raise ValueError(f"namespace must be non-empty and contain no ':', got {namespace!r}")
         from django.conf import settings
@@ -127,6 +131,7 @@ class MessagingInterface:
         self.delivery = delivery
         # Told of every publish (namespace, message), synchronously: the engine's activity record. Keep it cheap.
         self.on_publish = on_publish
+        self.stand_in = stand_in
         self.config = config if config is not None else site_default_config()
         self.config.canonical()  # UnknownBackend now rather than at first use
         self.max_message_bytes: int = settings.GUILDSITE_MESSAGE_MAX_BYTES
@@ -277,9 +282,18 @@ class MessagingInterface:
         if ephemeral:
             await backend.broadcast(self.namespace, full, message, self.max_message_bytes)
             return message
-        extension = None if self.delivery is None else self.delivery.store_extension(
-            backend, self.namespace, message, collecting=collect_woken is not None)
+        stand_ins = self.stand_in(message) if self.stand_in is not None else []
+        local_copies: list[Message] = []
+        if self.delivery is not None:
+            extension = self.delivery.store_extension(backend, self.namespace, message,
+                                                      collecting=collect_woken is not None, stand_ins=stand_ins)
+        else:
+            extension = None
+            if stand_ins and backend.hands_out_on_store:
+                local_copies = self._standing_in_locally(message, stand_ins)
         woken = await backend.store_message(self.namespace, full, message, self.max_message_bytes, extension)
+        for copy in local_copies:
+            await self.publish(copy)
         if woken:  # durable subscribers (agents in Celery workers) with work newly due
             self.delivery.woken(self.namespace, woken, collect_woken)
         if logger.isEnabledFor(logging.DEBUG):
@@ -288,6 +302,24 @@ class MessagingInterface:
                 sender.id if sender is not None else message.sender.id,
             )
         return message
+
+    def _standing_in_locally(self, message: Message, stand_ins: list[tuple[str, str, str, Message]]) -> list[Message]:
+        """The copies to publish for local clients with a stand-in and nothing waiting or under way, each client
+        marked as handed the message (the store then passes it by). Published right after the message, with no
+        wait on I/O between (the backend hands out as it stores): nothing can come before them, so the client's
+        order holds."""
+        copies = []
+        for topic, client_id, copy_topic, copy in stand_ins:
+            client, recent = self._clients.get(client_id), self._recent.get(client_id)
+            if (client is None or recent is None or topic not in self._topics_of[client_id]
+                    or getattr(client, "busy", True) or message.id in recent):
+                continue
+            stored_as = copy.model_copy(update={"topic_published_to": copy_topic}).to_json()
+            if len(stored_as) > self.max_message_bytes:
+                continue  # it could not be stored: the client gets the message itself, and answers as it does
+            recent.add(message.id)
+            copies.append(copy)
+        return copies
 
     # --- history ---------------------------------------------------------------------
 

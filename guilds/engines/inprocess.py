@@ -21,7 +21,7 @@ from guilds.runtime import activity, store, suspension
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime.host import MANAGER_ID, AgentHost, LiveDelivery
 from guilds.runtime.manager import HEALTH_TICK, manager_start, user_proxy_id
-from guilds.runtime.user_proxy import UserProxyAgent, forward_for_proxy
+from guilds.runtime.user_proxy import UserProxyAgent, forward_for_proxy, passed_on_by_proxies
 from guilds.spec import AgentSpec, GuildSpec, validate_guild_spec
 from messaging import topics as topic_names
 from messaging.bus import MessagingInterface
@@ -117,7 +117,8 @@ class InProcessEngine(ExecutionEngine):
         key = (guild_id, config.model_dump_json() if config is not None else "")
         bus = self._buses.get(key)
         if bus is None:
-            bus = self._buses[key] = MessagingInterface(guild_id, config, on_publish=note_activity)
+            bus = self._buses[key] = MessagingInterface(guild_id, config, on_publish=note_activity,
+                                                        stand_in=passed_on_by_proxies)
         return bus
 
     def launch_guild(self, guild_id: str) -> None:

@@ -67,6 +67,10 @@ def site_bounded(max_history: int | None, message_ttl: float | None) -> tuple[in
 
 
 class MessagingBackend(ABC):
+    # Whether this process's subscribers have a stored message by the time store_message returns (so a bus
+    # knows, between two publishes, everything its local clients have been handed).
+    hands_out_on_store = False
+
     @abstractmethod
     async def store_message(self, namespace: str, topics: list[str], message: Message,
                             max_bytes: int | None = None, extension: StoreExtension | None = None) -> list[str]:

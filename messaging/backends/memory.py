@@ -133,6 +133,8 @@ def reset_memory_store() -> None:
 
 
 class InMemoryMessagingBackend(MessagingBackend):
+    hands_out_on_store = True  # the loop's own subscribers are called from store_message itself
+
     def __init__(self, max_history: int | None = None, message_ttl: float | None = None):
         self.max_history, self.message_ttl = site_bounded(max_history, message_ttl)
         self._topics: set[str] = set()

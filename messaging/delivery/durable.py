@@ -5,8 +5,8 @@ message of their topics into their inboxes (scripts.FANOUT), atomically with sto
 ones with nothing due — by pushing their drains onto a list itself when the engine names one (its drain
 lane; so no crash comes between storing and asking for a drain), else by telling the engine
 (`Waker.wake`). A publish may instead collect the woken agents (a drain that takes them on next, in the
-same process). A stand-in (`StandIn`) lets the store script do an idle subscriber's whole handling of a
-message for it.
+same process). The bus's stand-in (`StandIn`) lets the store script do an idle subscriber's whole handling
+of a message for it.
 """
 
 from __future__ import annotations
@@ -55,10 +55,10 @@ class Waker(Protocol):
     def drain_push(self, backend: RedisStore) -> DrainPush | None: ...
 
 
-# For a message being stored: (topic, subscriber's agent id, copy's topic, copy) for each subscriber whose whole
-# handling of the message would be to store that copy (a user's proxy passing a reply on to its user). While
-# nothing waits for that subscriber, the store script stores the copy for it instead of filling its inbox: the
-# same outcome, without a drain (scripts.FANOUT).
+# For a message being published: (topic, subscriber's id, copy's topic, copy) for each subscriber whose whole
+# handling of the message would be to publish that copy (a user's proxy passing a reply on to its user). While
+# nothing waits for that subscriber, the copy is stored for it instead (here, by the store script: FANOUT; for
+# local clients, by the bus): the same outcome, without the subscriber's turn.
 StandIn = Callable[[Message], list[tuple[str, str, str, Message]]]
 
 
@@ -73,19 +73,17 @@ class StoreExtension:
 
 
 class DurableDelivery:
-    def __init__(self, waker: Waker, stand_in: StandIn | None = None) -> None:
+    def __init__(self, waker: Waker) -> None:
         self.waker = waker
-        self.stand_in = stand_in
 
-    def store_extension(self, backend: RedisStore, namespace: str, message: Message, *,
-                        collecting: bool) -> StoreExtension:
+    def store_extension(self, backend: RedisStore, namespace: str, message: Message, *, collecting: bool,
+                        stand_ins: list[tuple[str, str, str, Message]] = ()) -> StoreExtension:
         enqueue = None if collecting else self.waker.drain_push(backend)
         queue, template, caller_wakes = ("", "", "") if enqueue is None else (
             enqueue.queue, enqueue.template, enqueue.caller_wakes)
         if template and not _PLAIN_ID.match(namespace):  # cannot go into the template: the waker wakes all
             queue, template = "", ""
         template = template.replace(NAMESPACE_MARK, namespace)
-        stand_ins = self.stand_in(message) if self.stand_in is not None else []
         args: list[Any] = [
             namespace_prefix(backend.key_prefix, namespace), message.sender.id or "", inbox_score(message),
             str(message.id), WAKE_TTL_MS, queue, template, caller_wakes, len(stand_ins),

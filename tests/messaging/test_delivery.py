@@ -191,7 +191,7 @@ def passing_work_on(message: Message) -> list[tuple[str, str, str, Message]]:
 
 @pytest.fixture
 async def standing_in(make_config, waker):
-    bus = MessagingInterface(unique(), make_config(), delivery=DurableDelivery(waker, stand_in=passing_work_on))
+    bus = MessagingInterface(unique(), make_config(), delivery=DurableDelivery(waker), stand_in=passing_work_on)
     inbox = bus.delivery.inbox(await bus.get_backend(), bus.namespace, "agent-1")
     await inbox.subscribe(["work", "other"])
     yield bus, inbox

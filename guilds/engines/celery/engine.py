@@ -54,7 +54,7 @@ class CeleryEngine(ExecutionEngine):
         self.drainer = Drainer(self.guild, functools.partial(self.sweep, force=True), hand_off=self._hand_off)
         self._handing_off: set[asyncio.Task[None]] = set()
         self.waking = Waking(self.drainer.drain, drains_user_proxies=drains_user_proxies, hand_off=self._hand_off)
-        self.delivery = DurableDelivery(self.waking, stand_in=passed_on_by_proxies)
+        self.delivery = DurableDelivery(self.waking)
         self.beat = Beat(self.guild, self.sweep)
         self._guilds: dict[str, CeleryGuild] = {}
         self._buses: dict[tuple[str, str], MessagingInterface] = {}
@@ -65,7 +65,7 @@ class CeleryEngine(ExecutionEngine):
         bus = self._buses.get(key)
         if bus is None:
             bus = self._buses[key] = MessagingInterface(guild_id, config, delivery=self.delivery,
-                                                        on_publish=note_activity)
+                                                        on_publish=note_activity, stand_in=passed_on_by_proxies)
         return bus
 
     async def guild(self, guild_id: str, record: Any = None) -> CeleryGuild | None:
