@@ -283,16 +283,22 @@ class MessagingInterface:
             await backend.broadcast(self.namespace, full, message, self.max_message_bytes)
             return message
         stand_ins = self.stand_in(message) if self.stand_in is not None else []
-        local_copies: list[Message] = []
+        standing_in: list[tuple[str, Message]] = []
         if self.delivery is not None:
             extension = self.delivery.store_extension(backend, self.namespace, message,
                                                       collecting=collect_woken is not None, stand_ins=stand_ins)
         else:
             extension = None
             if stand_ins and backend.hands_out_on_store:
-                local_copies = self._standing_in_locally(message, stand_ins)
-        woken = await backend.store_message(self.namespace, full, message, self.max_message_bytes, extension)
-        for copy in local_copies:
+                standing_in = self._standing_in_locally(message, stand_ins)
+        try:
+            woken = await backend.store_message(self.namespace, full, message, self.max_message_bytes, extension)
+        except BaseException:
+            for client_id, _ in standing_in:  # nothing was stored: a later publish of it reaches them
+                if (recent := self._recent.get(client_id)) is not None:
+                    recent.discard(message.id)
+            raise
+        for _, copy in standing_in:
             await self.publish(copy)
         if woken:  # durable subscribers (agents in Celery workers) with work newly due
             self.delivery.woken(self.namespace, woken, collect_woken)
@@ -303,12 +309,13 @@ class MessagingInterface:
             )
         return message
 
-    def _standing_in_locally(self, message: Message, stand_ins: list[tuple[str, str, str, Message]]) -> list[Message]:
-        """The copies to publish for local clients with a stand-in and nothing waiting or under way, each client
-        marked as handed the message (the store then passes it by). Published right after the message, with no
-        wait on I/O between (the backend hands out as it stores): nothing can come before them, so the client's
-        order holds."""
-        copies = []
+    def _standing_in_locally(self, message: Message,
+                             stand_ins: list[tuple[str, str, str, Message]]) -> list[tuple[str, Message]]:
+        """(client id, copy) for each local client with a stand-in and nothing waiting or under way, each
+        client marked as handed the message (the store then passes it by). The copies are published right after
+        the message, with no wait on I/O between (the backend hands out as it stores): nothing can come before
+        them, so the client's order holds."""
+        standing_in = []
         for topic, client_id, copy_topic, copy in stand_ins:
             client, recent = self._clients.get(client_id), self._recent.get(client_id)
             if (client is None or recent is None or topic not in self._topics_of[client_id]
@@ -318,8 +325,8 @@ class MessagingInterface:
             if len(stored_as) > self.max_message_bytes:
                 continue  # it could not be stored: the client gets the message itself, and answers as it does
             recent.add(message.id)
-            copies.append(copy)
-        return copies
+            standing_in.append((client_id, copy))
+        return standing_in
 
     # --- history ---------------------------------------------------------------------
 

@@ -66,6 +66,10 @@ class RecentIds:
         self._added += 1
         return True
 
+    def discard(self, message_id: int) -> None:
+        """Forget one id now (it was remembered for something that did not happen)."""
+        self._ids.discard(message_id)
+
     def _forget(self, until: int) -> None:
         """Forget the ids added before the `until`-th."""
         while self._forgotten < until and self._order:

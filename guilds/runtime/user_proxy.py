@@ -81,11 +81,13 @@ def for_user(message: Message, user_id: str) -> Message:
 
 
 def passed_on_by_proxies(message: Message) -> list[tuple[str, str, str, Message]]:
-    """Durable delivery's stand-in for users' proxies (messaging.delivery.StandIn): for each proxy's inbox among
-    the message's topics, the copy the proxy would pass on to its user, its whole handling of it. Not when
-    another of the message's topics reaches the same proxy (it handles a message once, as the first topic
-    gave it), nor for a health check (a proxy answers none), nor for the proxy's own message."""
-    if formats.canonical_format(message.format) == formats.HEALTH_CHECK_REQUEST:
+    """The bus's stand-in for users' proxies (messaging.delivery.StandIn): for each proxy's inbox among the
+    message's topics, the copy the proxy would pass on to its user, its whole handling of it. Not when another
+    of the message's topics reaches the same proxy (it handles a message once, as the first topic gave it) or
+    is the user's notifications (the message's own copy goes there), nor for a health check (a proxy answers
+    none), a message to be enriched with its history (the proxy's copy may carry it), or the proxy's own."""
+    if (formats.canonical_format(message.format) == formats.HEALTH_CHECK_REQUEST
+            or message.enrich_with_history > 0):
         return []
     topics = message.topic_list
     passed_on = []
@@ -94,11 +96,11 @@ def passed_on_by_proxies(message: Message) -> list[tuple[str, str, str, Message]
             continue
         proxy_id = topic.removeprefix(topic_names.AGENT_INBOX_PREFIX)
         user_id = proxy_id.removeprefix(USER_PROXY_ID_PREFIX)
+        notifications = topic_names.user_notifications(user_id)
         also_reaching = {topic_names.agent_self_inbox(proxy_id), topic_names.user_inbox(user_id),
-                         topic_names.USER_MESSAGE_BROADCAST}
+                         topic_names.USER_MESSAGE_BROADCAST, notifications}
         if proxy_id == message.sender.id or not also_reaching.isdisjoint(topics):
             continue
-        notifications = topic_names.user_notifications(user_id)
         passed_on.append((topic, proxy_id, notifications, for_user(message, user_id)))
     return passed_on
 
@@ -136,16 +138,21 @@ def forwarded_copies(message: Message, *, proxy: AgentTag, proxy_class_name: str
     return copies
 
 
-async def forward_for_proxy(proxy: AgentHost, user_id: str, message: Message) -> bool:
+async def forward_for_proxy(proxy: AgentHost, user_id: str, message: Message, *, one_store_only: bool = False) -> bool:
     """The proxy's work for a message its user sent, done by the caller (the user's socket, in the process where
     the proxy is loaded and has nothing of its own to do): its copies published on the guild's bus as the proxy
-    would. False if routing it failed: then it goes to the proxy, which answers the user as for any failure."""
+    would. False if routing it failed: then it goes to the proxy, which answers the user as for any failure.
+    With `one_store_only`, also False when it makes several copies: stored one by one, from outside the proxy,
+    they would leave the proxy looking idle to the stand-in (passed_on_by_proxies) between them, and a fast
+    reply to an early copy could reach the user before their own message."""
     arrived = message.model_copy(update={"topic_published_to": topic_names.user_inbox(user_id)})
     try:
         copies = forwarded_copies(arrived, proxy=proxy.tag, proxy_class_name=proxy.class_name,
                                   spec=proxy.guild.spec, user_id=user_id)
     except Exception:
         logger.exception("routing a user's message failed; it goes to their proxy", extra={"guild_id": proxy.guild.guild_id})
+        return False
+    if one_store_only and len(copies) > 1:
         return False
     for outgoing in copies:
         await proxy.guild.bus.publish(outgoing)

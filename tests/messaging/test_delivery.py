@@ -236,6 +236,18 @@ async def test_while_a_drain_is_under_way_the_subscriber_gets_the_message_itself
     assert ids(await inbox.step("drainer", ids(batch), 10)) == [second.id]
 
 
+async def test_a_drain_still_due_with_its_inbox_emptied_keeps_the_message_for_the_subscriber(standing_in):
+    bus, inbox = standing_in
+    first = await bus.publish(text_message("someone", "other", "first"))
+    taken, _, _, batch = await inbox.begin("drainer", 3000, 10)
+    assert taken
+    assert ids(batch) == [first.id]
+    await inbox.step("drainer", ids(batch), 0)  # handled and removed, the drain not over (its slice ran out)
+    assert await inbox.size() == 0
+    second = await bus.publish(text_message("someone", "work", "second"))
+    assert await bus.get_messages("passed-on") == []  # its drain is due: the message waits for it
+    assert ids(await inbox.step("drainer", [], 10)) == [second.id]
+
 async def test_a_copy_too_large_to_store_leaves_the_message_to_the_subscriber(standing_in):
     bus, inbox = standing_in
     message = text_message("someone", "work", "x" * 200)

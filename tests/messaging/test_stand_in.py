@@ -10,6 +10,7 @@ import pytest
 from messaging.bus import MessagingInterface
 from messaging.clients import MessageTrackingClient
 from messaging.config import memory_config
+from messaging.errors import PayloadTooLarge
 from messaging.message import Message
 
 from .conftest import Collector, text_message, unique, wait_until
@@ -85,3 +86,17 @@ async def test_a_copy_too_large_to_store_leaves_the_message_to_the_client(rig):
     await bus.publish(message)
     await wait_until(lambda: agent.handled == ["x" * 200], what="agent-1 handling it")
     assert user.received == []  # its own copy was too large too
+
+
+async def test_a_message_refused_by_the_store_is_not_taken_as_handed_to_the_client(rig):
+    bus, agent, user = rig
+    message = text_message("someone", ["work", "a-topic-with-a-long-name-" + "n" * 100], "too large at first")
+    copy = message.model_copy(update={"topics": ["passed-on"], "topic_published_to": "passed-on"})
+    bus.max_message_bytes = len(copy.to_json()) + 10  # room for its copy, not for the message
+    with pytest.raises(PayloadTooLarge):
+        await bus.publish(message)
+    assert user.received == []
+    bus.max_message_bytes = 1_000_000
+    await bus.publish(message)  # sent again: the copy goes out for the client now
+    assert texts(user.received) == ["too large at first"]
+    assert agent.handled == []

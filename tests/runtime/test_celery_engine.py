@@ -53,7 +53,7 @@ def test_a_reply_to_a_user_is_passed_on_by_the_store_while_their_proxy_is_idle_a
     user = rig.observe(guild, t.user_notifications("u1"))
     inbox = runtime_loop.run(runtime_loop.run(rig.engine.guild(guild.id)).inbox("upa-u1"))
     # The proxy cannot drain while the test holds its lease (as a drain elsewhere would).
-    wait_for(lambda: runtime_loop.run(inbox.begin("the-test", 1000, 0))[0], what="the proxy's lease")
+    wait_for(lambda: runtime_loop.run(inbox.begin("the-test", 10_000, 0))[0], what="the proxy's lease")
     agent = AgentTag(id="some-agent", name="Some Agent")
 
     def shown() -> list[str]:
@@ -66,4 +66,5 @@ def test_a_reply_to_a_user_is_passed_on_by_the_store_while_their_proxy_is_idle_a
     assert shown() == ["first"]
     assert runtime_loop.run(inbox.size()) == 2  # the second waits behind the broadcast
     runtime_loop.run(inbox.release_lease("the-test"))
-    wait_for(lambda: shown() == ["first", "to every user", "second"], what="the proxy passing both on, in order")
+    wait_for(lambda: shown() == ["first", "to every user", "second"], timeout=20,
+             what="the proxy passing both on, in order")

@@ -116,6 +116,38 @@ def test_while_their_proxy_has_nothing_to_do_a_users_message_goes_straight_into_
     assert [m for m in user.messages if m.topic_published_to == t.user_inbox("testuser123")] == []  # not via the inbox
 
 
+
+@pytest.mark.parametrize("rig", ["inprocess"], indirect=True)
+def test_a_message_the_routes_copy_several_times_goes_straight_in_only_where_the_copies_cannot_be_overtaken(rig):
+    # Production's sockets ask for one store only: copies stored one by one from outside the proxy would leave it
+    # looking idle to the stand-in between them, so a reply to an early copy could pass the user's own message.
+    from guilds.runtime.manager import USER_PROXY_CLASS, user_proxy_id
+    from guilds.runtime.user_proxy import forward_for_proxy
+    from messaging.message import AgentTag, Message
+
+    spec = echo_spec(routes={"steps": [
+        {"agent_type": USER_PROXY_CLASS, "destination": {"topics": "echo_topic"}},
+        {"agent_type": USER_PROXY_CLASS, "destination": {"topics": "elsewhere"}},
+    ]})
+    guild = rig.create(spec)
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    elsewhere = rig.observe(guild, "elsewhere")
+    rig.join(guild, "testuser123", "Test User")
+    hosts = rig.engine.guilds[guild.id].hosts
+    proxy = wait_for(lambda: (host := hosts.get(user_proxy_id("testuser123"))) is not None and host.started and host,
+                     what="the user's proxy")
+
+    def sent(text: str) -> Message:
+        return Message.create(sender=AgentTag(id="testuser123", name="testuser123"), topics=t.user_inbox("testuser123"),
+                              payload={"text": text}, format="text")
+
+    assert runtime_loop.run(forward_for_proxy(proxy, "testuser123", sent("Left to the proxy"), one_store_only=True)) is False
+    assert runtime_loop.run(forward_for_proxy(proxy, "testuser123", sent("Straight in"))) is True
+    copy = elsewhere.wait(lambda m: m.payload.get("text") == "Straight in", what="the second route's copy")
+    assert copy.sender.id == user_proxy_id("testuser123")
+    assert [m for m in elsewhere.messages if m.payload.get("text") == "Left to the proxy"] == []
+
+
 def user_sends(rig, guild, user_id: str, text: str, format: str = "text"):
     from messaging.message import AgentTag
 

@@ -34,3 +34,8 @@ def test_nothing_is_done_for_a_proxy_whose_handling_would_differ():
     # The same message on another of the proxy's topics: the proxy handles it once, as that topic may give it.
     for other in (t.user_inbox("ann"), t.USER_MESSAGE_BROADCAST, t.agent_self_inbox("upa-ann")):
         assert passed_on_by_proxies(message([t.agent_inbox("upa-ann"), other])) == []
+    # Its own copy goes to the user's notifications already (storing the proxy's there first would replace it).
+    assert passed_on_by_proxies(message([t.agent_inbox("upa-ann"), t.user_notifications("ann")])) == []
+    # To be enriched with its history on the way: the proxy's copy may carry it.
+    enriched = message([t.agent_inbox("upa-ann")]).model_copy(update={"enrich_with_history": 2})
+    assert passed_on_by_proxies(enriched) == []

@@ -186,7 +186,7 @@ class CeleryEngine(ExecutionEngine):
         host = self.drainer.loaded(guild_id, proxy_id)
         if host is None or not isinstance(host.agent, UserProxyAgent):
             return False
-        return await forward_for_proxy(host, user_id, message)
+        return await forward_for_proxy(host, user_id, message, one_store_only=True)
 
     async def running_agent_ids(self, guild_id: str) -> list[str]:
         guild = await self.guild(guild_id)
