@@ -26,7 +26,7 @@ from django.conf import settings
 
 from guilds.engines import bus_of, engine_for_spec
 from guilds.models import AgentKind, Guild, GuildStatus
-from guilds.runtime import formats
+from guilds.runtime import formats, store
 from guilds.runtime import loop as runtime_loop
 from guilds.runtime.activity import activity
 from guilds.runtime.manager import user_proxy_id
@@ -527,9 +527,17 @@ class SysCommsConsumer(GuildSocket):
         await super().disconnect(code)
 
     async def _latest_report(self) -> Message | None:
+        """The last report, with the guild's status read after it: the manager writes a new status before it
+        reports it, so a socket opening between the two would otherwise hear the status before."""
         recent = await self.bus.get_messages(topic_names.GUILD_STATUS_TOPIC, limit=50)
         reports = [m for m in recent if m.format == formats.AGENTS_HEALTH_REPORT]
-        return reports[-1] if reports else None
+        if not reports:
+            return None
+        latest = reports[-1]
+        status = await store.guild_status(self.guild_id)
+        if status and status != latest.payload.get("guild_status"):
+            latest = latest.model_copy(update={"payload": {**latest.payload, "guild_status": status}})
+        return latest
 
     async def deliver(self, message: Message, data: bytes | None = None) -> None:
         if message.format == formats.AGENTS_HEALTH_REPORT:

@@ -7,7 +7,11 @@ import json
 import pytest
 from channels.testing import WebsocketCommunicator
 
+from guilds.models import Guild, GuildStatus
+from guilds.runtime import formats
 from guildsite.asgi import application
+from messaging import topics as topic_names
+from tests.runtime.conftest import echo_spec
 from tests.sockets.conftest import REPORT, syscomms, usercomms
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -245,3 +249,23 @@ async def test_a_report_lists_the_guilds_agents_and_the_users_own_proxy_not_othe
                 assert "upa-testuser123" in report["payload"]["agents"]
                 assert "upa-ann" not in report["payload"]["agents"]
                 assert any(entry["name"] == "EchoAgent" for entry in report["payload"]["agents"].values())
+
+
+@pytest.fixture
+def guild_between_status_and_report(rig):
+    """A guild the manager has just moved to RUNNING in the database but not yet reported as RUNNING (nothing
+    runs it here, so no report comes after)."""
+    guild = rig.create(echo_spec(), launch=False)
+    Guild.objects.filter(pk=guild.id).update(status=GuildStatus.RUNNING)
+    rig.observe(guild).publish(topic_names.GUILD_STATUS_TOPIC, format=formats.AGENTS_HEALTH_REPORT,
+                               payload={"agents": {}, "guild_health": "starting", "guild_status": "STARTING"})
+    return guild
+
+
+async def test_a_socket_opening_between_a_status_move_and_its_report_hears_the_new_status(
+        guild_between_status_and_report):
+    async with syscomms(guild_between_status_and_report.id) as system:
+        first = await system.receive(timeout=2)
+        assert first["format"] == REPORT
+        assert first["payload"]["guild_status"] == "RUNNING"
+        assert first["payload"]["guild_health"] == "starting"  # the report's own health: no "ok" from a status

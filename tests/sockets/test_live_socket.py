@@ -68,7 +68,8 @@ async def test_a_member_who_leaves_the_organisation_stops_following_its_topics_a
 async def test_an_expired_token_closes_the_socket_4401(settings):
     settings.AUTH_DISABLED = False
     await sync_to_async(factories.organization)("org-a", bob="member")
-    token = await sync_to_async(factories.token)("bob", lifetime=timedelta(seconds=1))
+    # A JWT's exp is whole seconds (cut down): a 1 s token could have expired before the socket opened.
+    token = await sync_to_async(factories.token)("bob", lifetime=timedelta(seconds=3))
     async with Socket(f"/api/ws?token={token}") as bob:
         await bob.until(lambda f: f["type"] == "subscribe_ack", what="the user topic joined")
         error = await bob.until(lambda f: f["type"] == "error", timeout=15, what="the error")

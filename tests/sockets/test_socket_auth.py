@@ -227,7 +227,8 @@ async def closed_later(communicator: WebsocketCommunicator, timeout: float = 10)
 def short_token(guild):
     from datetime import timedelta
 
-    return factories.token("colleague", lifetime=timedelta(seconds=1))
+    # A JWT's exp is whole seconds (cut down): a 1 s token could have expired before the socket opened.
+    return factories.token("colleague", lifetime=timedelta(seconds=3))
 
 
 @pytest.mark.usefixtures("auth_on")
