@@ -45,3 +45,27 @@ def test_a_drain_that_loses_its_lease_stops_and_the_new_holder_goes_on(rig, cele
     watcher.wait(lambda m: m.format == "probe.state", timeout=20, what="the next message, by the new holder")
     released = [m for m in watcher.messages if m.format == "probe.released" and m.in_response_to == hold.id]
     assert len({m.id for m in released}) == 1  # the held message ran again, to the same (one) reply
+
+
+def test_a_lease_that_lapses_with_nobody_taking_over_is_drained_again_at_once(rig, celery_workers):  # noqa: F811
+    spec = echo_spec()
+    spec["agents"].append({"name": "Probe", "class_name": PROBE, "additional_topics": ["probe_topic"],
+                           "listen_to_default_topic": False})
+    guild = rig.create(spec)
+    rig.wait_status(guild, GuildStatus.RUNNING)
+    watcher = rig.observe(guild, t.agent_inbox("tester"))
+    probe = GuildAgent.objects.get(guild=guild, name="Probe").agent_id
+    inbox = runtime_loop.run(_inbox(rig, guild.id, probe))
+
+    watcher.publish("probe_topic", {"seconds": 30, "until": "release"}, format="probe.hold")
+    wait_for(lambda: runtime_loop.run(inbox.redis.get(inbox.keys.lease)), what="a drain to hold the agent")
+    # The lease lapses (as in a stall longer than it) and no other drain takes the agent. The wake flag stays set
+    # for a minute, so neither a new message nor beat's sweep wakes the agent: only the drain that lost it can.
+    runtime_loop.run(inbox.redis.delete(inbox.keys.lease))
+    runtime_loop.run(inbox.redis.set(inbox.keys.wake, "1", px=60_000))
+    watcher.publish("probe_topic", {"patch": {"after": True}}, format="probe.state")
+    Guild.objects.filter(pk=guild.pk).update(state={"release": True})
+
+    wait_for(lambda: f"drain of agent {probe} lost its lease" in celery_workers.log(), timeout=20,
+             what="the drain to notice it lost the lease")
+    watcher.wait(lambda m: m.format == "probe.state", timeout=20, what="the next message, drained again at once")

@@ -246,6 +246,9 @@ class Drainer:
                            extra={"guild_id": guild_id})
             self._hosts.pop((guild_id, agent_id), None)
             released = True
+            # Drained again at once: a lease that merely lapsed (a stall) has no other holder, and the wake flag,
+            # still set, keeps new messages from waking anyone until it lapses too. A spare finds the lease held.
+            outcome.more = True
             return outcome
         except BaseException:
             self._hosts.pop((guild_id, agent_id), None)  # its state may be half-updated: reload next time
