@@ -4,6 +4,7 @@ few tools for the LLM agent's tests; it records the Authorization header of ever
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 import threading
 import time
@@ -73,6 +74,8 @@ class ToolServer:
         async def recording(scope: dict, receive: Any, send: Any) -> None:
             if scope["type"] != "http":
                 return await app(scope, receive, send)
+            if scope["path"] == self.path:  # served at the SDK's own path
+                scope = {**scope, "path": "/mcp", "raw_path": b"/mcp"}
             headers = dict(scope.get("headers") or [])
             value = headers.get(b"authorization")
             self.authorizations.append(value.decode() if value is not None else None)
@@ -85,7 +88,9 @@ class ToolServer:
             await app(scope, reading, send)
 
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        # A path of its own: a port a later test's server reuses must not meet a listing workers kept for this one.
+        self.path = f"/mcp/{secrets.token_hex(6)}"
+        self.url = f"http://127.0.0.1:{self.port}{self.path}"
         self._server = uvicorn.Server(uvicorn.Config(recording, host="127.0.0.1", port=self.port, log_level="warning",
                                                      lifespan="on"))
         self._thread = threading.Thread(target=self._server.run, daemon=True, name="mcp-test-server")
