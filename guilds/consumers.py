@@ -528,7 +528,8 @@ class SysCommsConsumer(GuildSocket):
 
     async def _latest_report(self) -> Message | None:
         """The last report, with the guild's status read after it: the manager writes a new status before it
-        reports it, so a socket opening between the two would otherwise hear the status before."""
+        reports it, so a socket opening between the two would otherwise hear the status before. (Its health
+        and agents stay the report's; a guild ended since, which no report may follow, says so in its health.)"""
         recent = await self.bus.get_messages(topic_names.GUILD_STATUS_TOPIC, limit=50)
         reports = [m for m in recent if m.format == formats.AGENTS_HEALTH_REPORT]
         if not reports:
@@ -536,7 +537,10 @@ class SysCommsConsumer(GuildSocket):
         latest = reports[-1]
         status = await store.guild_status(self.guild_id)
         if status and status != latest.payload.get("guild_status"):
-            latest = latest.model_copy(update={"payload": {**latest.payload, "guild_status": status}})
+            payload = {**latest.payload, "guild_status": status}
+            if status in (GuildStatus.STOPPED, GuildStatus.ERROR):
+                payload["guild_health"] = status.lower()
+            latest = latest.model_copy(update={"payload": payload})
         return latest
 
     async def deliver(self, message: Message, data: bytes | None = None) -> None:

@@ -144,6 +144,10 @@ class Inbox:
     async def size(self) -> int:
         return await self.redis.zcard(self.keys.inbox)
 
+    async def lease_held(self) -> bool:
+        """Whether some drain holds the agent now."""
+        return bool(await self.redis.exists(self.keys.lease))
+
     async def renew_lease(self, token: str, ttl_ms: int) -> bool:
         return bool(await scripts.run(self.redis, scripts.RENEW_LEASE, 1, self.keys.lease, token, ttl_ms))
 

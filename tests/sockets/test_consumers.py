@@ -251,21 +251,37 @@ async def test_a_report_lists_the_guilds_agents_and_the_users_own_proxy_not_othe
                 assert any(entry["name"] == "EchoAgent" for entry in report["payload"]["agents"].values())
 
 
-@pytest.fixture
-def guild_between_status_and_report(rig):
-    """A guild the manager has just moved to RUNNING in the database but not yet reported as RUNNING (nothing
-    runs it here, so no report comes after)."""
+def moved_but_not_reported(rig, status: str) -> Guild:
+    """A guild the manager has just moved to `status` in the database, its last report still saying STARTING
+    (nothing runs it here, so no report comes after)."""
     guild = rig.create(echo_spec(), launch=False)
-    Guild.objects.filter(pk=guild.id).update(status=GuildStatus.RUNNING)
+    Guild.objects.filter(pk=guild.id).update(status=status)
     rig.observe(guild).publish(topic_names.GUILD_STATUS_TOPIC, format=formats.AGENTS_HEALTH_REPORT,
                                payload={"agents": {}, "guild_health": "starting", "guild_status": "STARTING"})
     return guild
 
 
+@pytest.fixture
+def guild_between_status_and_report(rig):
+    return moved_but_not_reported(rig, GuildStatus.RUNNING)
+
+
+@pytest.fixture
+def guild_failed_after_its_report(rig):
+    return moved_but_not_reported(rig, GuildStatus.ERROR)
+
+
 async def test_a_socket_opening_between_a_status_move_and_its_report_hears_the_new_status(
         guild_between_status_and_report):
     async with syscomms(guild_between_status_and_report.id) as system:
-        first = await system.receive(timeout=2)
+        first = await system.receive()
         assert first["format"] == REPORT
         assert first["payload"]["guild_status"] == "RUNNING"
         assert first["payload"]["guild_health"] == "starting"  # the report's own health: no "ok" from a status
+
+
+async def test_a_guild_that_failed_after_its_last_report_is_reported_in_error(guild_failed_after_its_report):
+    async with syscomms(guild_failed_after_its_report.id) as system:
+        first = await system.receive()
+        assert first["format"] == REPORT
+        assert (first["payload"]["guild_status"], first["payload"]["guild_health"]) == ("ERROR", "error")

@@ -7,8 +7,8 @@ for the next drain; the re-run derives the same outgoing ids and storing is idem
 nothing is doubled. Every handling begun counts an attempt of its message; a failure outside the
 handler (the message cannot be decoded, the agent cannot be loaded, the process died) is retried with
 back-off, and after GUILDSITE_DELIVERY_MAX_ATTEMPTS the message goes to the guild's dead letters and the
-agent goes on with the next. A drain whose lease is lost (another holds the agent now) stops before
-handling anything more.
+agent goes on with the next. A drain whose lease is lost stops before handling anything more: another
+drain that holds the agent now goes on, and a lease that merely lapsed has the agent drained again.
 """
 
 from __future__ import annotations
@@ -240,15 +240,18 @@ class Drainer:
                 else:  # the last of the batch: removed and the next batch taken in one step
                     pending = await inbox.step(token, [message_id], BATCH)
         except LeaseLost:
-            # Our lease lapsed (Redis or this process stalled) and another drain has the agent now:
-            # it handles what is left, including the message in hand (same derived ids, no doubles).
-            logger.warning("drain of agent %s lost its lease; another drain goes on", agent_id,
-                           extra={"guild_id": guild_id})
+            # Our lease lapsed (Redis or this process stalled). Another drain that took the agent over handles
+            # what is left, including the message in hand (same derived ids, no doubles). A lease that merely
+            # lapsed has no holder, and the wake flag, still set, keeps new messages from waking anyone until it
+            # lapses too: then the agent is drained again after the message's back-off.
             self._hosts.pop((guild_id, agent_id), None)
             released = True
-            # Drained again at once: a lease that merely lapsed (a stall) has no other holder, and the wake flag,
-            # still set, keeps new messages from waking anyone until it lapses too. A spare finds the lease held.
-            outcome.more = True
+            held = await inbox.lease_held()
+            logger.warning("drain of agent %s lost its lease; %s", agent_id,
+                           "another drain goes on" if held else "nobody holds it: drained again",
+                           extra={"guild_id": guild_id})
+            if not held:
+                outcome.retry_in = backoff_seconds(pending.attempts if pending is not None else 1)
             return outcome
         except BaseException:
             self._hosts.pop((guild_id, agent_id), None)  # its state may be half-updated: reload next time
