@@ -17,15 +17,21 @@ async def _inbox(guild_rig, guild_id: str, agent_id: str):
     return await (await guild_rig.engine.guild(guild_id)).inbox(agent_id)
 
 
-def test_a_drain_that_loses_its_lease_stops_and_the_new_holder_goes_on(rig, celery_workers):  # noqa: F811
+def _probe_of(guild_rig):
+    """A running guild with the probe agent: (guild, an observer of the tester's inbox, probe id, its inbox)."""
     spec = echo_spec()
     spec["agents"].append({"name": "Probe", "class_name": PROBE, "additional_topics": ["probe_topic"],
                            "listen_to_default_topic": False})
-    guild = rig.create(spec)
-    rig.wait_status(guild, GuildStatus.RUNNING)
-    watcher = rig.observe(guild, t.agent_inbox("tester"))
+    guild = guild_rig.create(spec)
+    guild_rig.wait_status(guild, GuildStatus.RUNNING)
+    watcher = guild_rig.observe(guild, t.agent_inbox("tester"))
     probe = GuildAgent.objects.get(guild=guild, name="Probe").agent_id
-    inbox = runtime_loop.run(_inbox(rig, guild.id, probe))
+    inbox = runtime_loop.run(_inbox(guild_rig, guild.id, probe))
+    return guild, watcher, probe, inbox
+
+
+def test_a_drain_that_loses_its_lease_stops_and_the_new_holder_goes_on(rig, celery_workers):  # noqa: F811
+    guild, watcher, probe, inbox = _probe_of(rig)
 
     hold = watcher.publish("probe_topic", {"seconds": 30, "until": "release"}, format="probe.hold")
     wait_for(lambda: runtime_loop.run(inbox.redis.get(inbox.keys.lease)), what="a drain to hold the agent")
@@ -48,14 +54,7 @@ def test_a_drain_that_loses_its_lease_stops_and_the_new_holder_goes_on(rig, cele
 
 
 def test_a_lease_that_lapses_with_nobody_taking_over_is_drained_again_at_once(rig, celery_workers):  # noqa: F811
-    spec = echo_spec()
-    spec["agents"].append({"name": "Probe", "class_name": PROBE, "additional_topics": ["probe_topic"],
-                           "listen_to_default_topic": False})
-    guild = rig.create(spec)
-    rig.wait_status(guild, GuildStatus.RUNNING)
-    watcher = rig.observe(guild, t.agent_inbox("tester"))
-    probe = GuildAgent.objects.get(guild=guild, name="Probe").agent_id
-    inbox = runtime_loop.run(_inbox(rig, guild.id, probe))
+    guild, watcher, probe, inbox = _probe_of(rig)
 
     watcher.publish("probe_topic", {"seconds": 30, "until": "release"}, format="probe.hold")
     wait_for(lambda: runtime_loop.run(inbox.redis.get(inbox.keys.lease)), what="a drain to hold the agent")

@@ -224,12 +224,18 @@ async def test_a_subscriber_with_something_waiting_gets_the_message_itself_so_it
     assert [m.id for m in await bus.get_messages("passed-on")] == [after.id]
 
 
-async def test_while_a_drain_is_under_way_the_subscriber_gets_the_message_itself(standing_in):
-    bus, inbox = standing_in
+async def _first_in_hand(bus, inbox):
+    """A message for the subscriber, taken by a drain: its batch."""
     first = await bus.publish(text_message("someone", "other", "first"))
     taken, _, _, batch = await inbox.begin("drainer", 3000, 10)
     assert taken
     assert ids(batch) == [first.id]
+    return batch
+
+
+async def test_while_a_drain_is_under_way_the_subscriber_gets_the_message_itself(standing_in):
+    bus, inbox = standing_in
+    batch = await _first_in_hand(bus, inbox)
     # The first handled, its removal not yet stepped: the agent is still at work on it.
     second = await bus.publish(text_message("someone", "work", "second"))
     assert await bus.get_messages("passed-on") == []
@@ -238,10 +244,7 @@ async def test_while_a_drain_is_under_way_the_subscriber_gets_the_message_itself
 
 async def test_a_drain_still_due_with_its_inbox_emptied_keeps_the_message_for_the_subscriber(standing_in):
     bus, inbox = standing_in
-    first = await bus.publish(text_message("someone", "other", "first"))
-    taken, _, _, batch = await inbox.begin("drainer", 3000, 10)
-    assert taken
-    assert ids(batch) == [first.id]
+    batch = await _first_in_hand(bus, inbox)
     await inbox.step("drainer", ids(batch), 0)  # handled and removed, the drain not over (its slice ran out)
     assert await inbox.size() == 0
     second = await bus.publish(text_message("someone", "work", "second"))
