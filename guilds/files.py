@@ -32,15 +32,17 @@ class GuildIsStopped(FileRejected):
     """A stopped guild is final: nothing there could read a new file."""
 
 
-MAX_NAME_CHARS = 255  # what file systems take
+MAX_NAME_BYTES = 255  # what file systems take, counted in UTF-8 bytes
+# Kept whole when a taken name is renamed: "logs.tar.gz" becomes "logs (2).tar.gz", not "logs.tar (2).gz".
+COMPOUND_EXTENSIONS = (".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst")
 
 
 def _safe_name(name: str) -> str:
     cleaned = unicodedata.normalize("NFC", os.path.basename((name or "").replace("\\", "/"))).strip()
     if not cleaned or cleaned in {".", ".."} or cleaned.startswith(".") or any(ord(c) < 32 for c in cleaned):
         raise FileRejected(f"'{name}' is not a usable file name")
-    if len(cleaned) > MAX_NAME_CHARS:
-        raise FileRejected(f"file names are limited to {MAX_NAME_CHARS} characters")
+    if len(cleaned.encode()) > MAX_NAME_BYTES:
+        raise FileRejected(f"file names are limited to {MAX_NAME_BYTES} bytes in UTF-8")
     return cleaned
 
 
@@ -75,12 +77,22 @@ def guild_file_upload(*, guild: Guild, user_id: str, upload: UploadedFile, metad
     raise FileExists(f"a file named '{name}' already exists in this guild")
 
 
+def _split_extension(name: str) -> tuple[str, str]:
+    compound = next((e for e in COMPOUND_EXTENSIONS if name.lower().endswith(e) and len(name) > len(e)), None)
+    if compound is not None:
+        return name[:-len(compound)], name[-len(compound):]
+    stem, dot, extension = name.rpartition(".")
+    return (stem, dot + extension) if dot and stem else (name, "")
+
+
 def _candidates(name: str, count: int) -> list[str]:
-    stem, dot, extension = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
+    stem, extension = _split_extension(name)
     made = [name]
     for n in range(2, count + 1):
-        suffix = f" ({n}){dot}{extension}"
-        made.append(f"{stem[:MAX_NAME_CHARS - len(suffix)]}{suffix}")  # a long name gives up the end of its stem
+        suffix = f" ({n}){extension}"
+        room = MAX_NAME_BYTES - len(suffix.encode())
+        # A long name gives up the end of its stem, never half a character.
+        made.append(stem.encode()[:room].decode(errors="ignore") + suffix)
     return made
 
 

@@ -93,3 +93,23 @@ def test_a_long_name_taken_gives_up_the_end_of_its_stem(api):
     renamed = upload(api, guild, name=name, on_conflict="rename").json()["filename"]
     assert len(renamed) == 255
     assert renamed.endswith(" (2).txt")
+
+
+def test_the_name_limit_is_the_file_systems_255_bytes_not_characters(api, problem):
+    guild = make_guild()
+    widest = "文" * 83 + ".txt"  # 253 bytes in UTF-8: stored
+    assert upload(api, guild, name=widest).json()["filename"] == widest
+    assert "255 bytes" in str(problem(upload(api, guild, name="文" * 84 + ".txt"), 400))  # 256 bytes: refused
+    renamed = upload(api, guild, name=widest, on_conflict="rename").json()["filename"]
+    assert renamed.endswith(" (2).txt")
+    assert len(renamed.encode()) <= 255
+    download = api.get(f"/api/guilds/{guild.id}/files/{renamed}", HTTP_X_USER_ID="user1")
+    assert b"".join(download.streaming_content) == b"hello guild"
+
+
+def test_a_compound_extension_stays_whole_when_renamed(api):
+    guild = make_guild()
+    assert upload(api, guild, name="logs.tar.gz").json()["filename"] == "logs.tar.gz"
+    assert upload(api, guild, name="logs.tar.gz", on_conflict="rename").json()["filename"] == "logs (2).tar.gz"
+    assert upload(api, guild, name="v1.2.notes.txt").json()["filename"] == "v1.2.notes.txt"
+    assert upload(api, guild, name="v1.2.notes.txt", on_conflict="rename").json()["filename"] == "v1.2.notes (2).txt"
