@@ -77,6 +77,106 @@
 
   const form = document.getElementById("blueprint-form");
   if (form) blueprintForm(form);
+  const manage = document.getElementById("blueprint-manage");
+  if (manage) blueprintManage(manage);
+
+  // === sharing and deleting (the page shows them to those who may change the blueprint) =================
+  function blueprintManage(section) {
+    const id = section.dataset.blueprintId;
+    const path = `/catalog/blueprints/${encodeURIComponent(id)}`;
+    const list = document.getElementById("shared-list");
+    let shared = JSON.parse(document.getElementById("blueprint-shared-with").textContent);
+
+    function render() {
+      list.replaceChildren(...shared.map((organization) => {
+        const item = document.createElement("li");
+        item.dataset.organization = organization;
+        const name = document.createElement("code");
+        name.textContent = organization;
+        const stop = document.createElement("button");
+        stop.type = "button";
+        stop.className = "unshare";
+        stop.textContent = "Stop sharing";
+        stop.setAttribute("aria-label", `Stop sharing with ${organization}`);
+        item.append(name, " ", stop);
+        return item;
+      }));
+      document.getElementById("shared-none").hidden = shared.length > 0;
+      const fact = document.getElementById("facts-shared-with");
+      if (fact) fact.replaceChildren(...(shared.length ? shared.flatMap((organization, position) => {
+        const code = document.createElement("code");
+        code.textContent = organization;
+        return position ? [", ", code] : [code];
+      }) : ["—"]));
+    }
+    render();
+
+    const input = document.getElementById("share-org");
+    const error = document.getElementById("share-error");
+    document.getElementById("share-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const organization = input.value.trim();
+      error.textContent = "";
+      input.removeAttribute("aria-invalid");
+      if (!organization) {
+        error.textContent = "Give the id of the organisation to share it with.";
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+        return;
+      }
+      const submit = document.getElementById("share-submit");
+      submit.disabled = true;
+      try {
+        await api("POST", `${path}/share/`, { organization_id: organization });
+        if (!shared.includes(organization)) shared = [...shared, organization].sort();
+        render();
+        input.value = "";
+        toast(`Shared with ${organization}.`);
+      } catch (problem) {
+        const messages = Object.values(problem.data?.errors || {}).flat();
+        error.textContent = messages.length ? messages.join(" ") : problem.message;
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+      } finally {
+        submit.disabled = false;
+      }
+    });
+    list.addEventListener("click", async (event) => {
+      const button = event.target.closest("button.unshare");
+      if (!button) return;
+      const organization = button.closest("li").dataset.organization;
+      button.disabled = true;
+      try {
+        await api("DELETE", `${path}/share/${encodeURIComponent(organization)}`);
+        shared = shared.filter((other) => other !== organization);
+        render();
+        input.focus();
+        toast(`No longer shared with ${organization}.`);
+      } catch (problem) {
+        button.disabled = false;
+        toast(problem.message);
+      }
+    });
+
+    const dialog = document.getElementById("bp-delete-dialog");
+    document.getElementById("blueprint-delete").addEventListener("click", () => {
+      document.getElementById("bp-delete-error").textContent = "";
+      dialog.showModal();
+    });
+    document.getElementById("bp-delete-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const confirmButton = document.getElementById("bp-delete-confirm");
+      confirmButton.disabled = true;
+      try {
+        await api("DELETE", path);
+        sessionStorage.setItem("guildsite.toast", `Deleted ${section.dataset.blueprintName}.`);
+        location.assign("/dashboard/catalog/");
+      } catch (problem) {
+        document.getElementById("bp-delete-error").textContent = problem.message;
+        confirmButton.disabled = false;
+      }
+    });
+  }
 
   // === the blueprint form ===============================================================================
   function blueprintForm(form) {

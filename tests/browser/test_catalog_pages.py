@@ -60,14 +60,15 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def signed_in_page(server: LiveServer, browser, path: str = "/dashboard/catalog/", **context):  # noqa: F811
+def signed_in_page(server: LiveServer, browser, path: str = "/dashboard/catalog/", user: str = "boss",  # noqa: F811
+                   **context):
     from playwright.sync_api import expect
 
     page = browser.new_page(**context)
     page.goto(server.base + path)
     expect(page).to_have_url(re.compile(r"/accounts/login/\?next="))
-    page.fill("input[name=username]", "boss")
-    page.fill("input[name=password]", "boss-password-123")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", f"{user}-password-123")
     page.click("#sign-in button[type=submit]")
     expect(page).to_have_url(server.base + path)
     return page
@@ -228,4 +229,57 @@ def test_another_organisations_private_blueprint_is_not_found(site, browser):  #
     theirs = site.blueprints["Eve's own"]
     response = page.goto(f"{site.base}/dashboard/catalog/blueprints/{theirs}/")
     assert response.status == 404
+    page.close()
+
+
+def test_sharing_then_unsharing_and_deleting_a_blueprint(site, browser):  # noqa: F811
+    from playwright.sync_api import expect
+
+    status, made = site.request("POST", "/catalog/blueprints/", {
+        "name": "Short-lived", "organization_id": ORG, "exposure": "shared", "spec": {**ECHO, "name": "Short-lived"}},
+        headers=auth(site.token))
+    assert status == 201, made
+    path = f"/catalog/blueprints/{made['id']}"
+    page = signed_in_page(site, browser, path=f"/dashboard{path}/", viewport={"width": 1280, "height": 900})
+    expect(page.locator("#shared-none")).to_be_visible()
+
+    page.fill("#share-org", "nowhere")
+    page.click("#share-submit")  # the API's answer, at the field
+    expect(page.locator("#share-error")).to_contain_text("organisation 'nowhere' not found")
+    expect(page.locator("#share-org")).to_have_attribute("aria-invalid", "true")
+    page.fill("#share-org", "elsewhere")
+    page.click("#share-submit")
+    expect(page.locator("#shared-list li[data-organization=elsewhere]")).to_be_visible()
+    expect(page.locator("#facts-shared-with")).to_have_text("elsewhere")
+    expect(page.locator("#share-error")).to_have_text("")
+    assert site.request("GET", path, headers=auth(site.token))[1]["shared_with"] == ["elsewhere"]
+    assert_accessible(page, "blueprint sharing")
+    page.locator("#blueprint-manage").screenshot(path=str(ARTIFACTS / "blueprint-sharing-desktop.png"))
+
+    page.click("#shared-list button[aria-label='Stop sharing with elsewhere']")
+    expect(page.locator("#shared-none")).to_be_visible()
+    expect(page.locator("#facts-shared-with")).to_have_text("—")
+    assert site.request("GET", path, headers=auth(site.token))[1]["shared_with"] == []
+
+    page.click("#blueprint-delete")
+    expect(page.locator("#bp-delete-dialog")).to_be_visible()
+    page.click("#bp-delete-dialog .cancel")  # nothing happens without the confirmation
+    expect(page.locator("#bp-delete-dialog")).to_be_hidden()
+    assert site.request("GET", path, headers=auth(site.token))[0] == 200
+    page.click("#blueprint-delete")
+    page.click("#bp-delete-confirm")
+    expect(page).to_have_url(f"{site.base}/dashboard/catalog/")
+    expect(page.locator("#toasts")).to_contain_text("Deleted Short-lived")
+    assert site.request("GET", path, headers=auth(site.token))[0] == 404
+    page.close()
+
+
+def test_a_reader_who_may_not_change_a_blueprint_gets_no_sharing_or_delete(site, browser):  # noqa: F811
+    from playwright.sync_api import expect
+
+    shared = site.blueprints["Redis echo"]  # shared with eve's organisation: she reads it
+    page = signed_in_page(site, browser, path=f"/dashboard/catalog/blueprints/{shared}/", user="eve")
+    expect(page.locator("#spec-readonly")).to_be_visible()
+    expect(page.locator("#blueprint-manage")).to_have_count(0)
+    expect(page.locator("#blueprint-delete")).to_have_count(0)
     page.close()
