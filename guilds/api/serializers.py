@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from guilds.models import Guild
+from guilds.runtime.registry import AgentClassError, resolve_agent_class
 from guildsite.redaction import redact_spec
 
 _SUMMARY_FIELDS = [
@@ -46,10 +47,23 @@ class GuildSummarySerializer(serializers.ModelSerializer):
 
 class GuildDetailSerializer(GuildSummarySerializer):
     spec = serializers.SerializerMethodField(help_text='The spec the guild runs, with its agents\' ids; secrets as "***".')
+    thread_agent_ids = serializers.SerializerMethodField(
+        help_text="Its agents that keep a thread per conversation (LLM agents, subclasses included): GET /api/threads.")
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_spec(self, guild: Guild) -> dict[str, Any]:
         return redact_spec(guild.spec)
 
+    def get_thread_agent_ids(self, guild: Guild) -> list[str]:
+        kept = []
+        for agent in guild.spec.get("agents", []):
+            try:
+                keeps = resolve_agent_class(agent.get("class_name", "")).keeps_threads
+            except AgentClassError:  # a class gone since launch: it keeps nothing now
+                continue
+            if keeps and agent.get("id"):
+                kept.append(agent["id"])
+        return kept
+
     class Meta(GuildSummarySerializer.Meta):
-        fields = [*_SUMMARY_FIELDS[:3], "spec", *_SUMMARY_FIELDS[3:]]
+        fields = [*_SUMMARY_FIELDS[:3], "spec", *_SUMMARY_FIELDS[3:], "thread_agent_ids"]

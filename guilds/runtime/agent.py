@@ -130,6 +130,9 @@ class Agent:
     # them), so a relaunch resumes exactly there. For rare, important topics only.
     keeps_catch_up_cursor: ClassVar[bool] = False
 
+    # Keeps a thread per conversation (GET /api/threads): the chat page shows its conversations.
+    keeps_threads: ClassVar[bool] = False
+
     # Records its handlings as runs itself (an LLM agent, with tokens and cost); otherwise its host records the
     # handling of a message a trigger sent (guilds.runtime.runs).
     records_runs: ClassVar[bool] = False

@@ -107,7 +107,6 @@
   // --- conversations with the guild's LLM agents ---------------------------------------------
   // A conversation is a conversation id on what you send; an LLM agent keeps one thread per conversation
   // (GET /api/threads). Without LLM agents the page keeps seed 000's one conversation, the guild's id.
-  const LLM_CLASSES = new Set(["guilds.agents.llm.LLMAgent", "rustic_ai.litellm.agent.LiteLLMAgent"]);  // registry ALIASES
   const conversation = {
     key: () => `guildsite.conversation.${params.get("guild")}`,
     current: () => localStorage.getItem(conversation.key()) || params.get("guild"),
@@ -116,7 +115,8 @@
   };
 
   async function setUpThreads(guild) {
-    const agents = ((guild.spec && guild.spec.agents) || []).filter((a) => LLM_CLASSES.has(a.class_name));
+    const keeping = new Set(guild.thread_agent_ids || []);  // the server knows which classes keep threads
+    const agents = ((guild.spec && guild.spec.agents) || []).filter((a) => keeping.has(a.id));
     if (!agents.length) return;
     conversation.active = true;
     $("threads-panel").hidden = false;

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from guilds.agents.llm import LLMAgent
 from guilds.models import Guild, GuildStatus
 from tests.factories import guild as make_guild
 
@@ -97,3 +98,23 @@ def test_list_limit(api, problem):
     assert len(response.json()) == 2
     assert 'rel="next"' in response["Link"]
     assert "limit" in problem(api.get("/api/guilds?limit=abc"), 400)["errors"]
+
+
+class TutorAgent(LLMAgent):
+    """An LLM agent of a site's own, as a team would subclass it."""
+
+
+def test_detail_names_the_agents_that_keep_threads_whatever_their_class_is_called(api, settings):
+    settings.GUILDSITE_AGENT_PACKAGES = [*settings.GUILDSITE_AGENT_PACKAGES, "tests.guilds_api"]
+    agents = [{"name": name, "class_name": class_name} for name, class_name in (
+        ("Echo", "rustic_ai.core.agents.testutils.echo_agent.EchoAgent"),
+        ("Ours", "guilds.agents.llm.LLMAgent"),
+        ("Original", "rustic_ai.litellm.agent.LiteLLMAgent"),
+        ("Tutor", "tests.guilds_api.test_guilds_api.TutorAgent"))]
+    guild = make_guild(spec={"name": "Mixed", "agents": agents})
+
+    body = api.get(f"/api/guilds/{guild.id}").json()
+
+    ids_by_name = {agent["name"]: agent["id"] for agent in body["spec"]["agents"]}
+    assert body["thread_agent_ids"] == [ids_by_name["Ours"], ids_by_name["Original"], ids_by_name["Tutor"]]
+    assert api.get(f"/api/guilds/{make_guild().id}").json()["thread_agent_ids"] == []

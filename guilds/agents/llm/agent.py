@@ -115,6 +115,7 @@ class LLMAgent(Agent):
 
     Properties: ClassVar[type[BaseModel]] = LLMProperties
     records_runs: ClassVar[bool] = True
+    keeps_threads: ClassVar[bool] = True
 
     # --- the call's settings -------------------------------------------------------------
     def _call_settings(self) -> CallSettings:
