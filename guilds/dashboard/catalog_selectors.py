@@ -50,7 +50,7 @@ def catalog_blueprint_rows(*, actor: Actor) -> list[BlueprintRow]:
     blueprints = catalog.blueprint_list(actor=actor).select_related("organization").prefetch_related("shared_with")
     rows = []
     for blueprint in blueprints[:BLUEPRINTS_SHOWN]:
-        changeable = blueprint_changeable(actor, blueprint)
+        changeable = permissions.may_change_readable_blueprint(actor, blueprint)  # readable: it is in the list
         rows.append(BlueprintRow(blueprint=blueprint, changeable=changeable,
                                  shared_with=visible_shared_with(actor, blueprint, changeable=changeable),
                                  needs=blueprint_needs(blueprint.spec)))

@@ -111,3 +111,20 @@ def test_the_form_never_widens_a_blueprint_by_itself(client, catalog):
     old = client.get(f"/dashboard/catalog/blueprints/{catalog['ours'].pk}/").content.decode()
     assert '<option value="organization" selected>' in old
     assert '<option value="public" selected>' not in old
+
+
+def test_the_lists_query_count_does_not_grow_with_blueprints(client, catalog):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    signed_in(client, "alice").get("/dashboard/catalog/")  # sessions, content types: cached from here on
+    with CaptureQueriesContext(connection) as few:
+        client.get("/dashboard/catalog/")
+    for number in range(20):
+        factories.blueprint(author="alice" if number % 2 else "boss", org="acme", exposure=Exposure.ORGANIZATION,
+                            name=f"More {number}")
+    with CaptureQueriesContext(connection) as many:
+        html = client.get("/dashboard/catalog/").content.decode()
+    assert html.count("More ") >= 20
+    assert html.count('class="button edit"') == 10 + 2  # hers: ten new, two from the fixture (not boss's, an admin's)
+    assert len(many) == len(few), [query["sql"][:120] for query in many.captured_queries]
