@@ -89,10 +89,13 @@ def _candidates(name: str, count: int) -> list[str]:
     stem, extension = _split_extension(name)
     made = [name]
     for n in range(2, count + 1):
-        suffix = f" ({n}){extension}"
-        room = MAX_NAME_BYTES - len(suffix.encode())
-        # A long name gives up the end of its stem, never half a character.
-        made.append(stem.encode()[:room].decode(errors="ignore") + suffix)
+        number = f" ({n})"
+        # A long name gives up the end of its stem, never half a character; an extension too long to leave a
+        # stem room is treated as part of the stem.
+        kept_stem, kept_extension = (stem, extension) if len((number + extension).encode()) < MAX_NAME_BYTES \
+            else (name, "")
+        room = MAX_NAME_BYTES - len((number + kept_extension).encode())
+        made.append(kept_stem.encode()[:room].decode(errors="ignore").rstrip() + number + kept_extension)
     return made
 
 

@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from guilds.models import Guild
-from guilds.runtime.registry import AgentClassError, resolve_agent_class
+from guilds.runtime.registry import agent_class_or_none
 from guildsite.redaction import redact_spec
 
 _SUMMARY_FIELDS = [
@@ -55,15 +55,9 @@ class GuildDetailSerializer(GuildSummarySerializer):
         return redact_spec(guild.spec)
 
     def get_thread_agent_ids(self, guild: Guild) -> list[str]:
-        kept = []
-        for agent in guild.spec.get("agents", []):
-            try:
-                keeps = resolve_agent_class(agent.get("class_name", "")).keeps_threads
-            except AgentClassError:  # a class gone since launch: it keeps nothing now
-                continue
-            if keeps and agent.get("id"):
-                kept.append(agent["id"])
-        return kept
+        agents = [agent for agent in (guild.spec or {}).get("agents") or [] if isinstance(agent, dict)]
+        return [agent["id"] for agent in agents
+                if agent.get("id") and getattr(agent_class_or_none(agent.get("class_name")), "keeps_threads", False)]
 
     class Meta(GuildSummarySerializer.Meta):
         fields = [*_SUMMARY_FIELDS[:3], "spec", *_SUMMARY_FIELDS[3:], "thread_agent_ids"]

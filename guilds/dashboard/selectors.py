@@ -16,14 +16,14 @@ from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from guilds.agents.llm import LLMAgent
 from guilds.external import presence
 from guilds.external.registry import EXTERNAL_CLASS
 from guilds.models import AgentKind, DeadLetter, ExternalSeat, Guild, GuildAgent, Run, Schedule
-from guilds.runtime.registry import canonical_class_name
+from guilds.runtime.registry import agent_class_or_none, canonical_class_name
 from guildsite import permissions
 from guildsite.identity import Actor
 
-LLM_CLASS = "guilds.agents.llm.LLMAgent"
 ACTIVE_STATUSES = frozenset({"REQUESTED", "PENDING_LAUNCH", "STARTING", "RUNNING", "WARNING"})
 # A relaunch starts agents that are gone (ERROR, or an agent lost in WARNING); a STOPPED guild stays stopped.
 RELAUNCHABLE_STATUSES = frozenset({"ERROR", "WARNING"})
@@ -110,12 +110,10 @@ class GuildRow:
 
 
 def agent_kind(class_name: str) -> str:
-    canonical = canonical_class_name(class_name)
-    if canonical == EXTERNAL_CLASS:
+    if canonical_class_name(class_name) == EXTERNAL_CLASS:
         return "external"
-    if canonical == LLM_CLASS:
-        return "llm"
-    return "built-in"
+    found = agent_class_or_none(class_name)
+    return "llm" if found is not None and issubclass(found, LLMAgent) else "built-in"  # subclasses too
 
 
 def day_start(now: datetime, zone: tzinfo) -> datetime:

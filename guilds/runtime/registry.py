@@ -42,6 +42,17 @@ def resolve_agent_class(name: str) -> type:
     return cls
 
 
+def agent_class_or_none(name: object) -> type | None:
+    """The agent class a stored spec names, or None where it names none that can run here now (a class removed
+    since launch, a hand-edited row): for showing a guild, never for running one."""
+    if not isinstance(name, str):
+        return None
+    try:
+        return resolve_agent_class(name)
+    except AgentClassError:
+        return None
+
+
 @lru_cache(maxsize=256)
 def _resolved(name: str) -> type:
     from guilds.runtime.agent import Agent

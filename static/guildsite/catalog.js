@@ -30,6 +30,11 @@
     }
     return data;
   }
+  // What a failed call says: the API's field messages, else its detail.
+  function problemText(problem) {
+    const messages = Object.values(problem.data?.errors || {}).flat();
+    return messages.length ? messages.join(" ") : problem.message;
+  }
   const newKey = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(36).slice(2)}`);
 
   // --- launch (both pages) --------------------------------------------------------------------------
@@ -68,8 +73,7 @@
       result.hidden = false;
       toast(`Launched ${name}.`);
     } catch (problem) {
-      const messages = Object.values(problem.data?.errors || {}).flat();
-      error.textContent = messages.length ? messages.join(" ") : problem.message;
+      error.textContent = problemText(problem);
     } finally {
       submit.disabled = false;
     }
@@ -113,6 +117,7 @@
 
     const input = document.getElementById("share-org");
     const error = document.getElementById("share-error");
+    input.addEventListener("input", () => { input.removeAttribute("aria-invalid"); error.textContent = ""; });
     document.getElementById("share-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       const organization = input.value.trim();
@@ -133,8 +138,7 @@
         input.value = "";
         toast(`Shared with ${organization}.`);
       } catch (problem) {
-        const messages = Object.values(problem.data?.errors || {}).flat();
-        error.textContent = messages.length ? messages.join(" ") : problem.message;
+        error.textContent = problemText(problem);
         input.setAttribute("aria-invalid", "true");
         input.focus();
       } finally {
@@ -154,7 +158,7 @@
         toast(`No longer shared with ${organization}.`);
       } catch (problem) {
         button.disabled = false;
-        toast(problem.message);
+        toast(problemText(problem), "error");
       }
     });
 
@@ -172,7 +176,7 @@
         sessionStorage.setItem("guildsite.toast", `Deleted ${section.dataset.blueprintName}.`);
         location.assign("/dashboard/catalog/");
       } catch (problem) {
-        document.getElementById("bp-delete-error").textContent = problem.message;
+        document.getElementById("bp-delete-error").textContent = problemText(problem);
         confirmButton.disabled = false;
       }
     });

@@ -263,6 +263,7 @@ def test_sharing_then_unsharing_and_deleting_a_blueprint(site, browser):  # noqa
 
     page.click("#blueprint-delete")
     expect(page.locator("#bp-delete-dialog")).to_be_visible()
+    expect(page.locator("#bp-delete-dialog .cancel")).to_be_focused()  # Enter at once deletes nothing
     page.click("#bp-delete-dialog .cancel")  # nothing happens without the confirmation
     expect(page.locator("#bp-delete-dialog")).to_be_hidden()
     assert site.request("GET", path, headers=auth(site.token))[0] == 200
@@ -270,6 +271,7 @@ def test_sharing_then_unsharing_and_deleting_a_blueprint(site, browser):  # noqa
     page.click("#bp-delete-confirm")
     expect(page).to_have_url(f"{site.base}/dashboard/catalog/")
     expect(page.locator("#toasts")).to_contain_text("Deleted Short-lived")
+    expect(page.locator(f"tr[data-blueprint-id='{made['id']}']")).to_have_count(0)
     assert site.request("GET", path, headers=auth(site.token))[0] == 404
     page.close()
 

@@ -113,3 +113,15 @@ def test_a_compound_extension_stays_whole_when_renamed(api):
     assert upload(api, guild, name="logs.tar.gz", on_conflict="rename").json()["filename"] == "logs (2).tar.gz"
     assert upload(api, guild, name="v1.2.notes.txt").json()["filename"] == "v1.2.notes.txt"
     assert upload(api, guild, name="v1.2.notes.txt", on_conflict="rename").json()["filename"] == "v1.2.notes (2).txt"
+
+
+def test_a_name_taken_with_an_extension_too_long_to_keep_is_still_renamed_within_the_limit(api):
+    guild = make_guild()
+    name = "ab." + "x" * 251  # 254 bytes, nearly all extension
+    assert upload(api, guild, name=name).json()["filename"] == name
+    renamed = upload(api, guild, name=name, on_conflict="rename").json()["filename"]
+    assert renamed.startswith("ab.xxx")
+    assert renamed.endswith(" (2)")
+    assert len(renamed.encode()) <= 255
+    assert upload(api, guild, name="x.TAR.GZ").json()["filename"] == "x.TAR.GZ"
+    assert upload(api, guild, name="x.TAR.GZ", on_conflict="rename").json()["filename"] == "x (2).TAR.GZ"

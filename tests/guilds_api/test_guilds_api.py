@@ -8,6 +8,7 @@ import pytest
 
 from guilds.agents.llm import LLMAgent
 from guilds.models import Guild, GuildStatus
+from guilds.runtime.registry import _resolved
 from tests.factories import guild as make_guild
 
 pytestmark = pytest.mark.django_db
@@ -104,8 +105,15 @@ class TutorAgent(LLMAgent):
     """An LLM agent of a site's own, as a team would subclass it."""
 
 
-def test_detail_names_the_agents_that_keep_threads_whatever_their_class_is_called(api, settings):
+@pytest.fixture
+def tutor_package(settings):
+    """This module's agents resolvable, for this test only (resolved classes are cached by name)."""
     settings.GUILDSITE_AGENT_PACKAGES = [*settings.GUILDSITE_AGENT_PACKAGES, "tests.guilds_api"]
+    yield
+    _resolved.cache_clear()
+
+
+def test_detail_names_the_agents_that_keep_threads_whatever_their_class_is_called(api, tutor_package):
     agents = [{"name": name, "class_name": class_name} for name, class_name in (
         ("Echo", "rustic_ai.core.agents.testutils.echo_agent.EchoAgent"),
         ("Ours", "guilds.agents.llm.LLMAgent"),
@@ -118,3 +126,12 @@ def test_detail_names_the_agents_that_keep_threads_whatever_their_class_is_calle
     ids_by_name = {agent["name"]: agent["id"] for agent in body["spec"]["agents"]}
     assert body["thread_agent_ids"] == [ids_by_name["Ours"], ids_by_name["Original"], ids_by_name["Tutor"]]
     assert api.get(f"/api/guilds/{make_guild().id}").json()["thread_agent_ids"] == []
+
+
+def test_an_llm_agent_of_a_sites_own_class_is_shown_as_an_llm_agent(tutor_package):
+    from guilds.dashboard.selectors import agent_kind
+
+    assert agent_kind("tests.guilds_api.test_guilds_api.TutorAgent") == "llm"
+    assert agent_kind("rustic_ai.litellm.agent.LiteLLMAgent") == "llm"
+    assert agent_kind("rustic_ai.core.agents.testutils.echo_agent.EchoAgent") == "built-in"
+    assert agent_kind("guilds.agents.gone.Agent") == "built-in"  # a class removed since launch
