@@ -98,9 +98,9 @@ async def drive(server: LiveServer, users: int, seconds: float, max_messages: in
         await user.run(time.perf_counter() + 1, 3)
         user.latencies.clear()
         user.sent = user.received = 0
-    started = time.perf_counter()
+    started, client_cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(u.run(started + seconds, max_messages) for u in crowd))
-    elapsed = time.perf_counter() - started
+    elapsed, client_cpu = time.perf_counter() - started, time.process_time() - client_cpu
     latencies = [lat for u in crowd for lat in u.latencies]
     await asyncio.gather(*(u.close() for u in crowd))
     sent = sum(u.sent for u in crowd)
@@ -108,7 +108,10 @@ async def drive(server: LiveServer, users: int, seconds: float, max_messages: in
     return {"users": users, "launch_to_running_ms": round(launch_ms, 1), "sent": sent, "echoed": received,
             "lost": sent - received, "echoes_per_s": round(received / elapsed, 1),
             "p50_ms": round(percentile(latencies, 50), 2), "p90_ms": round(percentile(latencies, 90), 2),
-            "p99_ms": round(percentile(latencies, 99), 2)}
+            "p99_ms": round(percentile(latencies, 99), 2),
+            # This process's own CPU per echo: the machine's speed at the time (its code never changes), so
+            # runs on a machine whose speed drifts can be compared (echoes/s × this is nearly constant).
+            "client_us_per_echo": round(client_cpu / received * 1e6) if received else None}
 
 
 def services_answer() -> bool:
@@ -171,10 +174,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--max-messages", type=int, default=5000, help="per user, a bound on the loop")
     add_service_arguments(parser)
     rows = in_both_modes(run_mode, parser.parse_args(argv))
-    print(f"\n{'mode':<10}{'users':>6}{'launch ms':>11}{'echo/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'lost':>6}")
+    print(f"\n{'mode':<10}{'users':>6}{'launch ms':>11}{'echo/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'lost':>6}"
+          f"{'client us/echo':>16}")
     for row in rows:
         print(f"{row['mode']:<10}{row['users']:>6}{row['launch_to_running_ms']:>11}{row['echoes_per_s']:>9}"
-              f"{row['p50_ms']:>9}{row['p90_ms']:>9}{row['p99_ms']:>9}{row['lost']:>6}")
+              f"{row['p50_ms']:>9}{row['p90_ms']:>9}{row['p99_ms']:>9}{row['lost']:>6}{row['client_us_per_echo']:>16}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "sockets.json").write_text(json.dumps(rows, indent=2))
     return rows

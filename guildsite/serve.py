@@ -1,12 +1,13 @@
 """`python -m guildsite.serve [daphne's arguments]`: the web process. It says it is one (guilds.process), then
 runs daphne, whose loading of guildsite.asgi then shares daphne's loop and relaunches the live guilds.
 
-Three things of the WebSocket edge are set here, where daphne's server is made: a protocol error (a text
+Four things of the WebSocket edge are set here, where daphne's server is made: a protocol error (a text
 frame that is not UTF-8, a frame over GUILDSITE_WS_FRAME_HARD_MAX_BYTES) closes the socket with its code
 (1007, 1009) and a close frame instead of dropping the connection (which a client sees as 1006), that
 hard limit is daphne's message and frame limit, and each socket's write buffer is flow-controlled
 (guilds.sockets.flow): a client that does not read makes frames wait in its consumer's bounded outbox,
-not in twisted's unbounded buffer.
+not in twisted's unbounded buffer. A socket's frame is sent at once while nothing waits in its buffer
+(guildsite.eager_writes).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main() -> None:
 
     from guilds.sockets.flow import SCOPE_EXTENSION, WriteFlow
     from guildsite.body_limit import LimitedRequest
+    from guildsite.eager_writes import send_without_waiting
 
     class FlowControlledProtocol(WebSocketProtocol):
         def connectionMade(self) -> None:
@@ -47,6 +49,7 @@ def main() -> None:
             self.write_flow = WriteFlow()
             self.transport.unregisterProducer()
             self.transport.registerProducer(self.write_flow, True)
+            send_without_waiting(self.transport)
 
         def sendClose(self, code: int | None = None, reason: str | None = None) -> None:
             # RFC 6455 lets a server close with 1008 (policy: too many sockets) and 1011 (the guild's bus is
