@@ -110,7 +110,7 @@ async def drive(server: LiveServer, users: int, seconds: float, max_messages: in
             "p50_ms": round(percentile(latencies, 50), 2), "p90_ms": round(percentile(latencies, 90), 2),
             "p99_ms": round(percentile(latencies, 99), 2),
             # This process's own CPU per echo: the machine's speed at the time (its code never changes), so
-            # runs on a machine whose speed drifts can be compared (echoes/s × this is nearly constant).
+            # runs on a machine whose speed drifts can be compared (echoes per second times this is nearly constant).
             "client_us_per_echo": round(client_cpu / received * 1e6) if received else None}
 
 

@@ -9,34 +9,52 @@ not take. In a 20-user production echo run that took about a tenth of the web pr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 from typing import Any
 
 from twisted.internet import tcp
 
-# The buffer state read here is twisted's own (twisted.internet.abstract.FileDescriptor, pinned in
-# requirements.txt); a transport without it keeps twisted's buffered write.
-_BUFFER_STATE = ("dataBuffer", "offset", "_tempDataBuffer", "_writeDisconnected", "_writeDisconnecting")
+logger = logging.getLogger(__name__)
+
+# The state read here is twisted's own (twisted.internet.abstract.FileDescriptor and tcp.Connection, pinned
+# in requirements.txt); a transport without it keeps twisted's buffered write.
+_STATE = ("dataBuffer", "offset", "_tempDataBuffer", "_writeDisconnected", "_writeDisconnecting", "_aborting", "TLS",
+          "disconnecting", "connected")
 
 
-def send_without_waiting(transport: Any) -> bool:
-    """Make `transport.write` send at once while nothing is buffered; False (left as it is) for a transport
-    that is not plain TCP (TLS wraps it) or lacks the buffer state read here."""
-    if not isinstance(transport, tcp.Connection) or not all(hasattr(transport, name) for name in _BUFFER_STATE):
-        return False
-    buffered_write: Callable[[bytes], None] = transport.write
+class _SendsAtOnce:
+    """Mixed into the transport's own class: `write` sends at once while nothing is buffered."""
 
-    def write(data: bytes) -> None:
-        if (data and transport.connected and not transport.disconnecting and not transport._writeDisconnected
-                and not transport._writeDisconnecting and not transport._tempDataBuffer
-                and transport.offset == len(transport.dataBuffer)):
-            sent = transport.writeSomeData(data)
+    def write(self, data: bytes) -> None:
+        if (type(data) is bytes and data and self.connected and not self.disconnecting and not self._aborting
+                and not self.TLS and not self._writeDisconnected and not self._writeDisconnecting
+                and not self._tempDataBuffer and self.offset == len(self.dataBuffer)):
+            sent = self.writeSomeData(data)
             if isinstance(sent, int) and sent > 0:
                 if sent == len(data):
                     return
                 data = data[sent:]
             # Not all taken, or an error: twisted's own path buffers the rest (or finds the connection lost).
-        buffered_write(data)
+        super().write(data)
 
-    transport.write = write
+
+_CLASSES: dict[type, type] = {}
+
+
+def send_without_waiting(transport: Any) -> bool:
+    """Make `transport.write` send at once while nothing is buffered; False (left as it is) for a transport
+    that is not twisted's own socket connection (TLS and proxy protocols wrap it)."""
+    cls = type(transport)
+    if not issubclass(cls, tcp.Connection):
+        return False
+    if issubclass(cls, _SendsAtOnce):
+        return True
+    if not all(hasattr(transport, name) for name in _STATE):
+        logger.warning("this twisted's transport lacks the buffer state guildsite.eager_writes reads: frames wait "
+                       "for the loop's next turn")
+        return False
+    eager = _CLASSES.get(cls)
+    if eager is None:
+        eager = _CLASSES[cls] = type(f"SendsAtOnce{cls.__name__}", (_SendsAtOnce, cls), {})
+    transport.__class__ = eager
     return True
