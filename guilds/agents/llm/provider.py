@@ -14,9 +14,13 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
+if TYPE_CHECKING:
+    import openai
+
+# `openai` is imported where a call needs it, not here: it costs every process that sets Django up about 0.3 s
+# of CPU and 30 MB, and most processes (web, beat, webhooks) never call a model.
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +74,8 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OrderedDict[tuple
 
 
 def _client(call: CallSettings) -> openai.AsyncOpenAI:
+    import openai
+
     loop = asyncio.get_running_loop()
     clients = _clients.setdefault(loop, OrderedDict())
     key = (call.base_url, call.api_key, call.timeout)
@@ -85,6 +91,8 @@ def _client(call: CallSettings) -> openai.AsyncOpenAI:
 
 
 def _retryable(exc: Exception) -> bool:
+    import openai
+
     if isinstance(exc, openai.APIConnectionError):  # also APITimeoutError
         return True
     if isinstance(exc, openai.APIStatusError):
@@ -107,6 +115,8 @@ def _wait_for(exc: Exception, attempt: int, base: float) -> float:
 
 
 def _describe(exc: Exception, call: CallSettings) -> ProviderError:
+    import openai
+
     if isinstance(exc, openai.APITimeoutError):
         return ProviderError(f"the model provider at {call.base_url} did not answer within {call.timeout:g} s",
                              error_type="LLM_TIMEOUT")
@@ -124,6 +134,8 @@ async def stream_chat(call: CallSettings, messages: list[dict[str, Any]],
     """Stream one completion into `result` (a new one if None), handing each content delta to `on_token`;
     usage from the final chunk. Raises ProviderError once retries are spent (or at once for a 4xx other than
     429). Cancelling the call closes the provider's stream; `result.parts` holds what had come."""
+    import openai
+
     client = _client(call)
     request: dict[str, Any] = {"model": call.model, "messages": messages, "stream": True,
                                "stream_options": {"include_usage": True}}
