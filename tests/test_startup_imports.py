@@ -36,3 +36,43 @@ def test_setting_the_site_up_leaves_the_llm_sdks_unloaded():
     assert "loaded:\n" in done.stdout, done.stdout
     # the LLM agent's own module is loaded (budgets and the catalog use it): the SDKs stay out all the same
     assert "agents: True" in done.stdout, done.stdout
+
+
+LOAD_WHILE_THE_LOOP_RUNS = """
+import asyncio
+import sys
+import django
+django.setup()
+from guilds.agents.llm import sdks
+
+async def main():
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    beating = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0)
+    before = ticks
+    await sdks.load("openai", "mcp", "mcp.client.streamable_http")
+    beating.cancel()
+    print("loaded:", all(name in sys.modules for name in ("openai", "mcp", "mcp.client.streamable_http")))
+    print("ticks while loading:", ticks - before)
+
+asyncio.run(main())
+"""
+
+
+def test_the_first_call_loads_the_sdks_while_the_event_loop_goes_on():
+    """A process's first call to a model or a tool imports the SDKs on a thread: the loop carrying its other agents
+    and sockets keeps running meanwhile."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "guildsite.settings", "DEBUG": "1"}
+    done = subprocess.run([sys.executable, "-c", LOAD_WHILE_THE_LOOP_RUNS], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "loaded: True" in done.stdout, done.stdout
+    ticks = int(done.stdout.split("ticks while loading:")[1])
+    assert ticks > 10, done.stdout  # on the loop itself, the import would leave it no turn at all

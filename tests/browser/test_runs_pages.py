@@ -202,6 +202,9 @@ def test_a_running_run_is_cancelled_from_its_page_and_its_status_follows(site, r
     assert status == 202, sent
     eventually(lambda: server.request("GET", f"/api/runs/{sent['run_id']}", headers=auth(server))[1],
                lambda run: run.get("status") == "running", "the run running")
+    # A run is "running" before it calls the model; a cancel then ends it with no call at all. This one is
+    # about a call in progress, so the model's stream is open first.
+    assert provider.holding.wait(15), "the model's stream never opened"
     page = signed_in_page(server, browser, f"/dashboard/runs/{sent['run_id']}/")
     expect(page.locator("#run-status")).to_contain_text("Running")
     page.click("#run-cancel")

@@ -40,6 +40,7 @@ class FakeLLM:
         # `make bench` (CLOCK_MONOTONIC is one clock for every process on the machine).
         self.first_delta_at: dict[str, float] = {}
         self.requests: list[dict[str, Any]] = []
+        self.holding = threading.Event()  # a held stream's first deltas are sent; it waits (Answer.hold_after)
         self.hung_up = threading.Event()  # a client closed a held stream (Answer.hold_after)
         self._lock = threading.Lock()
         fake = self
@@ -100,6 +101,7 @@ class FakeLLM:
 
             def _hold(self) -> None:
                 """Wait for the client to close the connection (a read sees its end), and note that it did."""
+                fake.holding.set()
                 self.connection.settimeout(HOLD_MAX_SECONDS)
                 try:
                     while self.connection.recv(1024):

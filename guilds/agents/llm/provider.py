@@ -16,11 +16,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import openai
+from guilds.agents.llm import sdks
 
-# `openai` is imported where a call needs it, not here: it costs every process that sets Django up about 0.3 s
-# of CPU and 30 MB, and most processes (web, beat, webhooks) never call a model.
+if TYPE_CHECKING:
+    import openai  # loaded by the first call (guilds.agents.llm.sdks), not at start
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +133,7 @@ async def stream_chat(call: CallSettings, messages: list[dict[str, Any]],
     """Stream one completion into `result` (a new one if None), handing each content delta to `on_token`;
     usage from the final chunk. Raises ProviderError once retries are spent (or at once for a 4xx other than
     429). Cancelling the call closes the provider's stream; `result.parts` holds what had come."""
+    await sdks.load("openai")
     import openai
 
     client = _client(call)

@@ -20,14 +20,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
-from guilds.agents.llm import guards
+from guilds.agents.llm import guards, sdks
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # loaded by the first call to a server (guilds.agents.llm.sdks), not at start
     import mcp
     import mcp_types
 
-# The MCP SDK is imported where a server is called, not here: it costs every process that sets Django up about
-# 0.3 s of CPU and 35 MB, and most processes never call a tool.
+_MCP_MODULES = ("mcp", "mcp.client.streamable_http", "mcp.shared._httpx_utils")
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +169,7 @@ def _http(server: McpServer) -> Any:
 
 
 async def _call(server: McpServer, name: str, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
+    await sdks.load(*_MCP_MODULES)
     async with asyncio.timeout(settings.GUILDSITE_MCP_TIMEOUT_SECONDS), _http(server) as http, \
             _client(server, http) as client:
         return await client.call_tool(name, arguments)
@@ -185,6 +185,7 @@ async def _listing(server: McpServer) -> list[mcp_types.Tool]:
     kept = _listings.get(key)
     if kept is not None and kept[0] > now:
         return kept[1]
+    await sdks.load(*_MCP_MODULES)
     tools: list[mcp_types.Tool] = []
     async with asyncio.timeout(settings.GUILDSITE_MCP_TIMEOUT_SECONDS), _http(server) as http, \
             _client(server, http) as client:
